@@ -1,0 +1,3 @@
+"""cio-connector: Kafka ↔ Customer.io."""
+
+__version__ = "0.1.0"

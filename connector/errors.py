@@ -1,0 +1,86 @@
+"""The exception tree. Every error says whether retrying can help.
+
+    ConnectorError
+    ├── ConfigError                 bad or missing setting; exit 2 with one line naming the key
+    ├── DecodeError                 record bytes are not a usable message (dead-letter)
+    ├── MappingError                message cannot become a Customer.io operation (dead-letter)
+    ├── DeliveryError               a request to Customer.io did not succeed
+    │   ├── TransientDeliveryError  408/429/5xx, timeouts, connection errors: retry, then backpressure
+    │   ├── PermanentDeliveryError  400/404/413/422: the payload is rejected (dead-letter)
+    │   └── AuthError               401/403: the workspace is misconfigured; stop it, never dead-letter
+    ├── BrokerUnavailableError      Kafka did not acknowledge in time (webhooks answer 503)
+    └── SignatureError              webhook signature missing or wrong (401)
+
+Foreign exceptions (aiohttp, aiokafka) are translated at the module that wraps the library, so nothing
+above ``sink/client.py`` or ``kafka.py`` catches them.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(ConnectorError):
+    """A setting is invalid or missing. ``str()`` is the one line shown to the user."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class DecodeError(ConnectorError):
+    """Record bytes cannot be decoded into messages."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MappingError(ConnectorError):
+    """A decoded message cannot be turned into a valid operation."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeliveryError(ConnectorError):
+    """A Customer.io request failed. ``status`` is the HTTP status, or None for network errors."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientDeliveryError(DeliveryError):
+    """Retrying later may succeed."""
+
+    retriable = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The request itself is rejected; resending it unchanged cannot succeed."""
+
+
+class AuthError(DeliveryError):
+    """Credentials were rejected; the workspace must stop until an operator fixes them."""
+
+
+class BrokerUnavailableError(ConnectorError):
+    """Kafka did not accept or acknowledge a record in time."""
+
+    retriable = True
+
+
+class SignatureError(ConnectorError):
+    """A webhook's signature headers are missing or do not match any configured key."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Kafka → Customer.io Track API."""

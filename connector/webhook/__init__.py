@@ -1,0 +1,1 @@
+"""Customer.io reporting webhooks → Kafka."""
