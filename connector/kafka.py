@@ -238,7 +238,7 @@ class Producer:
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka rejected the record: {exc}") from exc
 
-    async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes, Headers]]) -> None:
+    async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         """Produce several records and wait until all are acknowledged."""
         try:
             futures = [

@@ -1,0 +1,347 @@
+"""Delivery to one workspace: ordering lanes, batching, retries, flow control and credential failures.
+
+A person's operations always travel through the same lane (hash of ``order_key``), and a lane sends one
+batch at a time and retries it until it is resolved, so Customer.io sees each person's operations in
+Kafka order however many lanes run concurrently. Outcomes of a request:
+
+    200            every operation delivered
+    207            items named by batch_index rejected (dead-letter), the rest delivered; never resent
+    400/413/422    split the batch in halves and resend until the bad items stand alone (dead-letter)
+    401/403/3xx    credentials or region wrong: the workspace stops (not ready), nothing is dead-lettered,
+                   its records stay uncommitted, and the held batch is re-tried as a probe periodically
+    408/429/5xx,   retried with full-jitter backoff (Retry-After honoured, capped) for as long as it takes;
+    network        the workspace reports itself congested so the runner pauses its partitions
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
+from connector.logs import get_logger
+from connector.metrics import Metrics
+from connector.sink.batcher import Batch, Batcher
+from connector.sink.client import BatchResponse, CustomerIOClient, Labels
+from connector.sink.limits import ConcurrencyLimiter, RateLimiter
+from connector.sink.model import Operation
+from connector.sink.retry import RetryPolicy
+from connector.sink.tickets import DeadLetterReason, Ticket
+
+log = get_logger("sink.delivery")
+
+FAILING_AFTER_ATTEMPTS = 3  # consecutive transient failures before the workspace reports congestion
+
+
+class Destination(Protocol):
+    """Where a workspace's batches go (``region.ResolvedWorkspace`` satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def track_url(self) -> str: ...
+    @property
+    def track_auth(self) -> str: ...
+
+
+class DeliveryTuning(Protocol):
+    """The sink settings delivery uses (``config.SinkSettings`` satisfies it)."""
+
+    batch_max_operations: int
+    batch_max_bytes: int
+    linger_seconds: float
+    lanes_per_workspace: int
+    auth_reprobe_seconds: float
+    max_buffered_operations: int
+
+
+class _Lane:
+    __slots__ = ("batcher", "ready", "wakeup")
+
+    def __init__(self, batcher: Batcher[Ticket]) -> None:
+        self.batcher = batcher
+        self.ready: deque[Batch[Ticket]] = deque()
+        self.wakeup = asyncio.Event()
+
+
+class WorkspaceDelivery:
+    """Sends one workspace's operations; resolves each operation's ticket exactly once."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        client: CustomerIOClient,
+        tuning: DeliveryTuning,
+        policy: RetryPolicy,
+        *,
+        rate_per_second: float,
+        max_in_flight: int,
+        metrics: Metrics,
+        is_current: Callable[[Ticket], bool],
+    ) -> None:
+        self.destination = destination
+        self.name = destination.name
+        self._client = client
+        self._tuning = tuning
+        self._policy = policy
+        self._metrics = metrics
+        self._is_current = is_current
+        self._labels = Labels(destination.name, destination.region)
+        self._lanes = [
+            _Lane(Batcher(tuning.batch_max_operations, tuning.batch_max_bytes, tuning.linger_seconds))
+            for _ in range(tuning.lanes_per_workspace)
+        ]
+        self._rate = RateLimiter(rate_per_second, on_wait=self._on_rate_wait)
+        in_flight_gauge = metrics.in_flight_requests.labels(self.name)
+        limit_gauge = metrics.concurrency_limit.labels(self.name)
+
+        def on_concurrency(in_flight: int, limit: float) -> None:
+            in_flight_gauge.set(in_flight)
+            limit_gauge.set(limit)
+
+        self._concurrency = ConcurrencyLimiter(max_in_flight, on_change=on_concurrency)
+        limit_gauge.set(self._concurrency.aimd.limit)
+        self._buffered_gauge = metrics.operations_buffered.labels(self.name)
+        self._ready_gauge = metrics.workspace_ready.labels(self.name)
+        self._ready_gauge.set(1)
+        self._delivered = metrics.operations.labels(self.name, "delivered")
+        self._rejected = metrics.operations.labels(self.name, "dead_lettered")
+        self._delay = metrics.end_to_end_delay.labels(self.name)
+        self.buffered = 0
+        self.failing = False
+        self.stopped_reason: str | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- state seen by the runner -----------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """False while the workspace's credentials are rejected."""
+        return self.stopped_reason is None
+
+    @property
+    def congested(self) -> bool:
+        """True when the runner should stop fetching records for this workspace."""
+        return (
+            self.stopped_reason is not None
+            or self.failing
+            or self.buffered >= self._tuning.max_buffered_operations
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one sender per lane and the linger ticker."""
+        self._tasks = [asyncio.create_task(self._run_lane(lane), name=f"lane-{self.name}") for lane in self._lanes]
+        self._tasks.append(asyncio.create_task(self._linger(), name=f"linger-{self.name}"))
+
+    async def drain(self, timeout: float) -> bool:
+        """Flush every open batch and wait until all operations are resolved; False on timeout."""
+        self.flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Cancel the senders (unresolved operations stay unresolved: their offsets are not committed)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # --- intake -----------------------------------------------------------------------------------
+
+    def submit(self, operation: Operation, ticket: Ticket) -> None:
+        """Queue one operation; the ticket is released once it is delivered or rejected."""
+        ticket.hold(self.name)
+        self.buffered += 1
+        self._idle.clear()
+        lane = self._lanes[zlib.crc32(operation.order_key.encode()) % len(self._lanes)]
+        full = lane.batcher.add(operation, ticket, time.monotonic())
+        if full is not None:
+            lane.ready.append(full)
+            lane.wakeup.set()
+
+    def flush(self) -> None:
+        """Close every open batch now."""
+        for lane in self._lanes:
+            batch = lane.batcher.flush()
+            if batch is not None:
+                lane.ready.append(batch)
+                lane.wakeup.set()
+
+    def publish_gauges(self) -> None:
+        """Refresh gauges that are cheaper to sample than to track per operation."""
+        self._buffered_gauge.set(self.buffered)
+
+    # --- senders ----------------------------------------------------------------------------------
+
+    async def _linger(self) -> None:
+        period = max(0.01, self._tuning.linger_seconds / 2)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for lane in self._lanes:
+                batch = lane.batcher.due(now)
+                if batch is not None:
+                    lane.ready.append(batch)
+                    lane.wakeup.set()
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        while True:
+            if not lane.ready:
+                lane.wakeup.clear()
+                await lane.wakeup.wait()
+                continue
+            batch = lane.ready[0]
+            current = batch.select(self._is_current)
+            self._abandon(len(batch) - len(current))
+            if len(current):
+                await self._deliver(current)
+            lane.ready.popleft()
+
+    async def _deliver(self, batch: Batch[Ticket]) -> None:
+        """Send ``batch`` until every item is resolved; only cancellation interrupts it."""
+        attempt = 0
+        probing = False  # after a credential failure this lane re-sends its batch as the probe
+        body = batch.body()
+        while True:
+            if not probing:
+                await self._resumed.wait()
+            await self._rate.acquire()
+            await self._concurrency.acquire()
+            backpressure = False
+            try:
+                response = await self._client.post_batch(
+                    self.destination.track_url, self.destination.track_auth, body, self._labels
+                )
+            except TransientDeliveryError as exc:
+                backpressure = True
+                attempt += 1
+                await self._on_transient(exc, attempt, len(batch))
+                continue
+            except AuthError as exc:
+                await self._on_auth_failure(exc)
+                probing = True
+                continue
+            except PermanentDeliveryError as exc:
+                await self._on_rejected_batch(batch, exc)
+                return
+            finally:
+                await self._concurrency.release(backpressure=backpressure)
+            self._on_accepted(batch, response)
+            return
+
+    async def _on_transient(self, exc: TransientDeliveryError, attempt: int, size: int) -> None:
+        cause = "network" if exc.status is None else ("429" if exc.status == 429 else f"{exc.status // 100}xx")
+        self._metrics.retries.labels(self.name, cause).inc()
+        if attempt >= FAILING_AFTER_ATTEMPTS and not self.failing:
+            self.failing = True
+            log.warning("Workspace failing; pausing its partitions.", workspace=self.name, error=str(exc))
+        delay = self._policy.delay(attempt, exc.retry_after)
+        log.info(
+            "Batch delivery failed; retrying.",
+            workspace=self.name,
+            attempt=attempt,
+            status=exc.status,
+            operations=size,
+            retry_in_seconds=round(delay, 3),
+            error=str(exc),
+        )
+        await asyncio.sleep(delay)
+
+    async def _on_auth_failure(self, exc: AuthError) -> None:
+        self._metrics.auth_failures.labels(self.name, "track").inc()
+        if self.stopped_reason is None:
+            self.stopped_reason = str(exc)
+            self._resumed.clear()
+            self._ready_gauge.set(0)
+            log.error(
+                "Workspace credentials rejected; delivery stopped, records kept uncommitted.",
+                workspace=self.name,
+                status=exc.status,
+                error=str(exc),
+                reprobe_seconds=self._tuning.auth_reprobe_seconds,
+            )
+        await asyncio.sleep(self._tuning.auth_reprobe_seconds)
+
+    def _on_accepted(self, batch: Batch[Ticket], response: BatchResponse) -> None:
+        if self.stopped_reason is not None:
+            log.info("Workspace credentials accepted again; delivery resumed.", workspace=self.name)
+            self.stopped_reason = None
+            self._ready_gauge.set(1)
+        self._resumed.set()
+        if self.failing:
+            log.info("Workspace recovered.", workspace=self.name)
+            self.failing = False
+        self._metrics.batch_operations.observe(len(batch))
+        self._metrics.batch_bytes.observe(batch.body_bytes)
+        tags = batch.tags
+        if tags:
+            self._delay.observe(max(0.0, time.time() - tags[0].record.timestamp_ms / 1000))
+        rejected: dict[int, DeadLetterReason] = {}
+        for err in response.item_errors:
+            if err.batch_index is not None and 0 <= err.batch_index < len(tags):
+                detail = f"{err.field}: {err.message}" if err.field else err.message
+                rejected[err.batch_index] = DeadLetterReason(
+                    "rejected", f"Customer.io rejected the operation: {detail}".strip(), self.name, response.status
+                )
+        if response.status == 207 and not rejected:
+            log.warning("Customer.io answered 207 without batch_index; treating all as delivered.", workspace=self.name)
+        for index, ticket in enumerate(tags):
+            reason = rejected.get(index)
+            if reason is not None:
+                ticket.reject(reason)
+            ticket.release()
+        self._delivered.inc(len(tags) - len(rejected))
+        if rejected:
+            self._rejected.inc(len(rejected))
+            log.warning("Operations rejected by Customer.io.", workspace=self.name, rejected=len(rejected))
+        self._resolved(len(tags))
+
+    async def _on_rejected_batch(self, batch: Batch[Ticket], exc: PermanentDeliveryError) -> None:
+        if len(batch) > 1:
+            # A whole-batch 400 hides which items are bad: bisect so good operations are never
+            # dead-lettered alongside a bad one. Halves go in order, keeping per-person order.
+            first, second = batch.split()
+            for half in (first, second):
+                await self._deliver(half)
+            return
+        ticket = batch.tags[0]
+        ticket.reject(
+            DeadLetterReason("rejected", f"Customer.io rejected the operation: {exc}", self.name, exc.status)
+        )
+        ticket.release()
+        self._rejected.inc()
+        log.warning("Operation rejected by Customer.io.", workspace=self.name, status=exc.status, error=str(exc))
+        self._resolved(1)
+
+    def _abandon(self, count: int) -> None:
+        """Operations of revoked partitions: not sent, not resolved (their new owner re-reads them)."""
+        if count:
+            self._resolved(count)
+
+    def _resolved(self, count: int) -> None:
+        self.buffered -= count
+        if self.buffered == 0:
+            self._idle.set()
+
+    def _on_rate_wait(self, seconds: float) -> None:
+        self._metrics.rate_limit_waits.labels(self.name, "track").inc()
+        self._metrics.rate_limit_wait_seconds.labels(self.name, "track").inc(seconds)
