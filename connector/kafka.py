@@ -148,7 +148,10 @@ class Consumer:
 
     async def commit(self, offsets: dict[Partition, int]) -> None:
         """Commit ``offset`` (the next one to read) per partition."""
-        await self._consumer.commit({_tp(p): o for p, o in offsets.items()})
+        try:
+            await self._consumer.commit({_tp(p): o for p, o in offsets.items()})
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"commit failed: {exc}") from exc
 
     async def committed(self, partition: Partition) -> int | None:
         """The group's committed offset of a partition."""
@@ -157,7 +160,10 @@ class Consumer:
 
     async def end_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
         """Log-end offsets, for lag."""
-        ends = await self._consumer.end_offsets([_tp(p) for p in partitions])
+        try:
+            ends = await self._consumer.end_offsets([_tp(p) for p in partitions])
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"cannot read end offsets: {exc}") from exc
         return {_partition(tp): offset for tp, offset in ends.items()}
 
     def assignment(self) -> set[Partition]:

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
 from connector.metrics import Metrics
@@ -51,17 +52,6 @@ class Destination(Protocol):
     def track_auth(self) -> str: ...
 
 
-class DeliveryTuning(Protocol):
-    """The sink settings delivery uses (``config.SinkSettings`` satisfies it)."""
-
-    batch_max_operations: int
-    batch_max_bytes: int
-    linger_seconds: float
-    lanes_per_workspace: int
-    auth_reprobe_seconds: float
-    max_buffered_operations: int
-
-
 class _Lane:
     __slots__ = ("batcher", "ready", "wakeup")
 
@@ -78,7 +68,7 @@ class WorkspaceDelivery:
         self,
         destination: Destination,
         client: CustomerIOClient,
-        tuning: DeliveryTuning,
+        tuning: SinkSettings,
         policy: RetryPolicy,
         *,
         rate_per_second: float,
@@ -122,6 +112,7 @@ class WorkspaceDelivery:
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._probe_pending = False
 
     # --- state seen by the runner -----------------------------------------------------------------
 
@@ -138,6 +129,12 @@ class WorkspaceDelivery:
             or self.failing
             or self.buffered >= self._tuning.max_buffered_operations
         )
+
+    def mark_stopped(self, reason: str) -> None:
+        """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
+        self.stopped_reason = reason
+        self._ready_gauge.set(0)
+        self._probe_pending = True
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -221,6 +218,11 @@ class WorkspaceDelivery:
         attempt = 0
         probing = False  # after a credential failure this lane re-sends its batch as the probe
         body = batch.body()
+        if self._probe_pending:
+            # Rejected at start-up: wait one re-probe period, then this batch is the probe.
+            self._probe_pending = False
+            await asyncio.sleep(self._tuning.auth_reprobe_seconds)
+            probing = True
         while True:
             if not probing:
                 await self._resumed.wait()

@@ -26,9 +26,12 @@ class PartitionOffsets:
     resolved: set[int] = field(default_factory=set)
     committable: int | None = None  # next offset to commit (last resolved prefix offset + 1)
     committed: int | None = None  # what was last committed
+    first_seen: int = -1  # first offset fetched since assignment (lag before the first commit)
 
     def add(self, offset: int) -> None:
         """A record was fetched (offsets arrive in increasing order within a partition)."""
+        if self.first_seen < 0:
+            self.first_seen = offset
         self.pending.append(offset)
 
     def resolve(self, offset: int) -> None:
@@ -65,6 +68,10 @@ class OffsetTracker:
             self._generation += 1
             tracker = self._partitions[partition] = PartitionOffsets(self._generation)
         return tracker
+
+    def is_tracked(self, partition: Partition) -> bool:
+        """Whether the partition is assigned and has seen records."""
+        return partition in self._partitions
 
     def is_current(self, partition: Partition, generation: int) -> bool:
         """Whether a record fetched under ``generation`` still belongs to this member."""

@@ -1,0 +1,250 @@
+"""Composition root: builds every component and owns start-up and shutdown order.
+
+Start-up: ops server (probes answer, not ready) → Kafka producer → workspaces pinned to their region and
+credentials checked → webhook listener → sink consumer → ready.
+
+Shutdown (SIGTERM): not ready → webhook listener answers 503 to new requests and finishes in-flight ones
+→ sink stops fetching, flushes, waits for in-flight requests (deadline), commits → producer, consumer and
+HTTP session closed → ops server stopped. Teardown mirrors setup through one AsyncExitStack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from connector.config import Settings
+from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
+from connector.kafka import Consumer, Producer, ensure_topics
+from connector.logs import get_logger
+from connector.metrics import Metrics
+from connector.region import ResolvedWorkspace, resolve_workspace
+from connector.server import Readiness, make_ops_app, start_site
+from connector.sink.client import CustomerIOClient, basic_auth, bearer_auth
+from connector.sink.delivery import WorkspaceDelivery
+from connector.sink.offsets import OffsetTracker
+from connector.sink.retry import RetryPolicy
+from connector.sink.routing import Router
+from connector.sink.runner import Sink
+from connector.sink.tickets import Ticket
+from connector.sink.transactional import TransactionalSender
+
+log = get_logger("app")
+
+Role = Literal["run", "sink", "webhooks"]
+RESOLVE_ATTEMPTS = 3
+
+
+class StartupError(ConnectorError):
+    """The service cannot start; ``str()`` is the one line shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceStart:
+    """A workspace after the start-up check: pinned, and why it is not ready if it is not."""
+
+    workspace: ResolvedWorkspace
+    rejected: str | None
+
+
+async def pin_workspaces(settings: Settings, client: CustomerIOClient) -> list[WorkspaceStart]:
+    """Resolve every workspace's region; raise StartupError when none of them is usable.
+
+    A workspace whose credentials are rejected does not stop the others: it starts stopped (not ready,
+    records kept uncommitted) and is re-probed periodically. Only when *every* workspace is rejected or
+    unreachable does the sink refuse to start — then nothing could be delivered at all.
+    """
+    results: list[WorkspaceStart] = []
+    policy = RetryPolicy(initial_seconds=0.5, max_seconds=5.0)
+    for ws in settings.workspaces:
+        failure: str | None = None
+        for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+            try:
+                results.append(WorkspaceStart(await resolve_workspace(client, settings.endpoints, ws), None))
+                failure = None
+                break
+            except AuthError as exc:
+                failure = str(exc)
+                break
+            except DeliveryError as exc:
+                failure = str(exc)
+                if attempt < RESOLVE_ATTEMPTS:
+                    await asyncio.sleep(policy.delay(attempt))
+        if failure is not None:
+            # Pin to the configured region (US for auto) so periodic probes have somewhere to go.
+            region = ws.region if ws.region in ("us", "eu") else "us"
+            pinned = ResolvedWorkspace(
+                settings=ws,
+                region=region,
+                track_url=settings.endpoints.track_url(region).rstrip("/"),
+                app_url=settings.endpoints.app_url(region).rstrip("/"),
+                environment_id=None,
+                track_auth=basic_auth(ws.site_id, ws.api_key) if ws.api_key else "",
+                app_auth=bearer_auth(ws.app_api_key) if ws.app_api_key else None,
+            )
+            results.append(WorkspaceStart(pinned, failure))
+            log.error("Workspace not usable at start-up.", workspace=ws.name, error=failure)
+    if results and all(r.rejected for r in results):
+        reasons = "; ".join(f"{r.workspace.name}: {r.rejected}" for r in results)
+        raise StartupError(f"no workspace is usable ({reasons})")
+    return results
+
+
+async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metrics: Metrics | None = None) -> None:
+    """Run until ``stop`` is set (or a component fails); raise StartupError if start-up is impossible."""
+    metrics = metrics or Metrics()
+    readiness = Readiness()
+    wants_sink = role in ("run", "sink")
+    wants_webhooks = role in ("run", "webhooks")
+    async with contextlib.AsyncExitStack() as stack:
+        ops = await start_site(
+            make_ops_app(metrics, readiness), settings.service.metrics_host, settings.service.metrics_port
+        )
+        stack.push_async_callback(ops.cleanup)
+        log.info("Ops server listening.", port=settings.service.metrics_port)
+
+        producer = Producer(settings.kafka)
+        try:
+            await producer.start()
+        except BrokerUnavailableError as exc:
+            raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+        stack.push_async_callback(producer.stop)
+        readiness.add("kafka_producer", lambda: (producer.started, "connected" if producer.started else "stopped"))
+        await _ensure_output_topics(settings, wants_sink, wants_webhooks)
+
+        sink: Sink | None = None
+        if wants_sink:
+            client = await stack.enter_async_context(CustomerIOClient(settings.sink.request_timeout_seconds, metrics))
+            starts = await pin_workspaces(settings, client)
+            sink = _build_sink(settings, starts, client, producer, metrics)
+            for name, delivery in sink.deliveries.items():
+                readiness.add(f"workspace:{name}", _workspace_check(delivery))
+
+        listener = None
+        if wants_webhooks:
+            from connector.webhook.listener import WebhookListener
+
+            listener = WebhookListener(settings.webhook, producer, metrics)
+            await listener.start()
+            stack.push_async_callback(listener.stop)
+            hook = listener
+            readiness.add("webhooks", lambda: (hook.ready(), "accepting" if hook.ready() else "not accepting"))
+
+        sink_stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(_wait(stop), name="stop-signal")]
+        if sink is not None:
+            tasks.append(asyncio.create_task(sink.run(sink_stop), name="sink"))
+        log.info("Service started.", role=role, workspaces=[ws.name for ws in settings.workspaces])
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
+        log.info("Shutting down.")
+        readiness.closing = True
+        if listener is not None:
+            listener.begin_shutdown()
+        sink_stop.set()
+        failure: BaseException | None = None
+        for task in tasks[1:]:
+            try:
+                await task
+            except Exception as exc:  # a component crashed: still tear everything down in order
+                failure = exc
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[0]
+        if failure is not None:
+            raise failure
+    log.info("Service stopped.")
+
+
+async def _wait(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+def _build_sink(
+    settings: Settings,
+    starts: list[WorkspaceStart],
+    client: CustomerIOClient,
+    producer: Producer,
+    metrics: Metrics,
+) -> Sink:
+    policy = RetryPolicy.from_settings(settings.sink)
+    consumer = Consumer(
+        settings.kafka,
+        settings.sink.group_id,
+        max_poll_records=settings.sink.max_poll_records,
+        fetch_max_bytes=settings.sink.fetch_max_bytes,
+    )
+    # One tracker shared by the runner (which commits) and the lanes (which skip revoked records).
+    offsets = OffsetTracker()
+    deliveries: dict[str, WorkspaceDelivery] = {}
+
+    def is_current(ticket: Ticket) -> bool:
+        return offsets.is_current(ticket.partition, ticket.generation)
+
+    for start in starts:
+        ws = start.workspace
+        metrics.workspace_info.labels(ws.name, ws.region).set(1)
+        delivery = WorkspaceDelivery(
+            ws,
+            client,
+            settings.sink,
+            policy,
+            rate_per_second=ws.settings.rate_limit_per_second or settings.sink.rate_limit_per_second,
+            max_in_flight=ws.settings.max_in_flight or settings.sink.max_in_flight,
+            metrics=metrics,
+            is_current=is_current,
+        )
+        if start.rejected is not None:
+            delivery.mark_stopped(start.rejected)
+        deliveries[ws.name] = delivery
+    transactional = None
+    if settings.transactional.topic:
+        delivery_sink = _delivery_sink(producer, settings.transactional.delivery_topic)
+        transactional = TransactionalSender(
+            client, policy, settings.transactional.rate_limit_per_second, metrics, delivery_sink
+        )
+    return Sink(
+        settings,
+        offsets=offsets,
+        consumer=consumer,
+        producer=producer,
+        deliveries=deliveries,
+        router=Router(settings),
+        metrics=metrics,
+        transactional=transactional,
+    )
+
+
+def _delivery_sink(producer: Producer, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
+    if topic is None:
+        return None
+
+    async def produce(delivery_id: str, value: bytes, key: bytes) -> None:
+        await producer.send(topic, value, key=key or delivery_id.encode())
+
+    return produce
+
+
+def _workspace_check(delivery: WorkspaceDelivery) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        if delivery.stopped_reason is not None:
+            return False, delivery.stopped_reason
+        return True, "failing, retrying" if delivery.failing else "ok"
+
+    return check
+
+
+async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) -> None:
+    """Create the dead-letter and webhook topics if missing (clusters that forbid it log a warning)."""
+    topics: dict[str, int] = {}
+    if sink:
+        topics[settings.sink.dlq_topic] = 1
+    if webhooks:
+        topics[settings.webhook.topic] = 1
+    try:
+        await ensure_topics(settings.kafka, topics)
+    except BrokerUnavailableError as exc:
+        log.warning("Could not create output topics; assuming they exist.", topics=list(topics), error=str(exc))

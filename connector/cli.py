@@ -1,0 +1,188 @@
+"""``cio-connector``: the command line. Parses arguments, loads settings, sets up logging, runs.
+
+Exit codes: 0 success; 1 a runtime failure (credentials rejected, Kafka unreachable at start, a check
+failed); 2 invalid configuration or usage — always with one line on stderr saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from connector import __version__
+from connector.config import Role, Settings, load_settings
+from connector.errors import ConfigError, ConnectorError
+
+PROG = "cio-connector"
+
+
+def _settings(args: argparse.Namespace, role: Role) -> Settings:
+    from connector import logs
+
+    settings = load_settings(config_path=args.config, role=role)
+    logs.setup(settings.service.log_level)
+    logs.register_secrets(_secret_values(settings))
+    return settings
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    values = [key.reveal() for key in settings.webhook.signing_keys]
+    for ws in settings.workspaces:
+        values.extend(k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None)
+    if settings.kafka.sasl_password is not None:
+        values.append(settings.kafka.sasl_password.reveal())
+    return values
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main(stop)``; SIGTERM and SIGINT set ``stop`` so it can shut down in order."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    """run / sink / webhooks."""
+    from connector.app import run_service
+
+    role = args.command
+    settings = _settings(args, role)
+    _run_until_signalled(lambda stop: run_service(settings, role, stop))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate every workspace's credentials and region; print a table."""
+    from connector.check import run_check
+    from connector.metrics import Metrics
+
+    settings = _settings(args, "check")
+    return asyncio.run(run_check(settings, Metrics(), sys.stdout))
+
+
+def cmd_fake_cio(args: argparse.Namespace) -> int:
+    """Run the local fake Customer.io."""
+    from connector.fake_cio import cli as fake_cli
+
+    return fake_cli.run(args)
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    """Re-inject dead-lettered records."""
+    from connector import logs
+    from connector.dlq_replay import replay
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup(settings.service.log_level)
+    return asyncio.run(replay(settings, args, sys.stderr))
+
+
+def cmd_demo_producer(args: argparse.Namespace) -> int:
+    """Send sample Segment events and signed webhooks continuously."""
+    from connector import logs
+    from connector.devtools.demo_producer import produce_forever
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup(settings.service.log_level)
+    _run_until_signalled(lambda stop: produce_forever(settings, args, stop))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Kafka ↔ Customer.io: deliver Segment-spec events to Customer.io and reporting webhooks to Kafka.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="YAML config file (default: $CONNECTOR_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, text in (
+        ("run", "sink and webhook listener in one process (the sidecar default)"),
+        ("sink", "Kafka → Customer.io only"),
+        ("webhooks", "Customer.io reporting webhooks → Kafka only"),
+    ):
+        cmd = sub.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+        cmd.set_defaults(func=cmd_service)
+
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="verify every workspace's credentials and region",
+        description="Verify each workspace's Track (and App) API credentials and region; exit 1 if any fails.",
+    )
+    check.set_defaults(func=cmd_check)
+
+    fake = sub.add_parser(
+        "fake-cio",
+        help="run a local fake of Customer.io (Track API US/EU, App API) for demos and tests",
+        description="A local fake of Customer.io over real HTTP, enforcing the documented rules.",
+    )
+    from connector.fake_cio import cli as fake_cli
+
+    fake_cli.add_arguments(fake)
+    fake.set_defaults(func=cmd_fake_cio)
+
+    dlq = sub.add_parser("dlq", help="dead-letter topic tools", description="Dead-letter topic tools.")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+    replay = dlq_sub.add_parser(
+        "replay",
+        parents=[common],
+        help="re-inject dead-lettered records into their source topic",
+        description="Re-inject dead-lettered records (keeping their dedup ids) into their source topic, "
+        "or --to-topic. Reads the dead-letter topic up to its current end.",
+    )
+    replay.add_argument("--to-topic", help="produce here instead of each record's source topic")
+    replay.add_argument("--reason", action="append", help="only records with this reason (repeatable)")
+    replay.add_argument("--limit", type=int, help="replay at most this many records")
+    replay.add_argument("--group", default="cio-connector-dlq-replay", help="consumer group remembering progress")
+    replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
+    replay.set_defaults(func=cmd_dlq_replay)
+
+    demo = sub.add_parser(
+        "demo-producer",
+        parents=[common],
+        help="send sample Segment events to the input topic and signed webhooks to the listener",
+        description="Sample traffic for demos (docker compose): Segment events to the first input topic and "
+        "signed reporting webhooks to the listener, until stopped.",
+    )
+    demo.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    demo.add_argument(
+        "--webhook-url", default=None, help="listener URL (default: http://127.0.0.1:$CONNECTOR_WEBHOOK_PORT)"
+    )
+    demo.add_argument("--count", type=int, default=0, help="stop after this many events (0: run until stopped)")
+    demo.set_defaults(func=cmd_demo_producer)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"{PROG}: config error: {exc}", file=sys.stderr)
+        return 2
+    except ConnectorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,356 @@
+"""The sink's driver: fetch → decode → route → map → deliver → resolve → commit.
+
+Invariants:
+- A record's offset becomes committable only when its ticket is resolved: every operation accepted by
+  Customer.io, or the record written to the dead-letter topic, or the record filtered.
+- Commits carry the highest *contiguous* resolved offset + 1 per partition (``offsets.py``).
+- A revoked partition is never committed after its revocation: in-flight work gets a bounded grace
+  period, then its tracker is dropped and late completions are ignored.
+- Backpressure, not loss: partitions feeding a congested workspace (failing, credentials rejected, or
+  too many buffered operations) are paused, and resumed when it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from connector.config import Settings
+from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, PermanentDeliveryError
+from connector.kafka import Consumer, Partition, Producer, Record
+from connector.logs import get_logger
+from connector.metrics import Metrics
+from connector.sink.decode import decode_record
+from connector.sink.delivery import WorkspaceDelivery
+from connector.sink.dlq import DeadLetterWriter
+from connector.sink.mapping import map_message
+from connector.sink.model import Filtered, MessageContext, Rejection
+from connector.sink.offsets import OffsetTracker
+from connector.sink.retry import RetryPolicy
+from connector.sink.routing import Router
+from connector.sink.tickets import DeadLetterReason, Ticket
+from connector.sink.transactional import TransactionalSender, build_send_email
+
+log = get_logger("sink.runner")
+
+FETCH_TIMEOUT_MS = 200
+LAG_INTERVAL_SECONDS = 5.0
+REVOKE_GRACE_SECONDS = 10.0
+ORIGIN_HEADERS = ("cio-origin-topic", "cio-origin-partition", "cio-origin-offset", "cio-origin-timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class _TransactionalJob:
+    workspace: str
+    body: bytes
+    ticket: Ticket
+
+
+class Sink:
+    """Consumes the input topics and delivers them through one ``WorkspaceDelivery`` per workspace."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        offsets: OffsetTracker,
+        consumer: Consumer,
+        producer: Producer,
+        deliveries: Mapping[str, WorkspaceDelivery],
+        router: Router,
+        metrics: Metrics,
+        transactional: TransactionalSender | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sink = settings.sink
+        self._consumer = consumer
+        self._deliveries = dict(deliveries)
+        self._router = router
+        self._metrics = metrics
+        self._transactional = transactional
+        self._policy = RetryPolicy.from_settings(settings.sink)
+        self._offsets = offsets
+        self._dlq = DeadLetterWriter(producer, self._sink.dlq_topic, metrics, self._policy, self._finish)
+        self._txn_queue: asyncio.Queue[_TransactionalJob] = asyncio.Queue()
+        self._load: dict[str, Counter[Partition]] = defaultdict(Counter)  # workspace → partition → records
+        self._paused: set[Partition] = set()
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._consumed: dict[str, int] = defaultdict(int)
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._max_records_in_flight = self._sink.max_buffered_operations * max(1, len(self._deliveries))
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def deliveries(self) -> Mapping[str, WorkspaceDelivery]:
+        """Per-workspace delivery state (readiness is read from here)."""
+        return self._deliveries
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then flush, wait for in-flight work (bounded) and commit."""
+        for delivery in self._deliveries.values():
+            delivery.start()
+        self._tasks.append(asyncio.create_task(self._dlq.run(), name="dlq-writer"))
+        if self._transactional is not None:
+            self._tasks.extend(asyncio.create_task(self._run_transactional(), name="transactional") for _ in range(4))
+        await self._consumer.start(self._sink.input_topics, self._on_revoked, self._on_assigned)
+        log.info("Sink started.", topics=list(self._sink.input_topics), group=self._sink.group_id)
+        try:
+            await self._consume(stop)
+            self._stopping = True
+            await self._drain(self._sink.shutdown_timeout_seconds)
+            await self._commit()
+        finally:
+            self._stopping = True
+            for delivery in self._deliveries.values():
+                await delivery.stop()
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._consumer.stop()
+            log.info("Sink stopped.")
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        next_commit = next_lag = time.monotonic()
+        while not stop.is_set():
+            self._apply_backpressure()
+            records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
+            if records:
+                self._process(records)
+            now = time.monotonic()
+            if now >= next_commit:
+                next_commit = now + self._sink.commit_interval_seconds
+                await self._commit()
+            if now >= next_lag:
+                next_lag = now + LAG_INTERVAL_SECONDS
+                await self._publish_lag()
+
+    async def _drain(self, timeout: float) -> None:
+        """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds."""
+        for delivery in self._deliveries.values():
+            delivery.flush()
+        await _wait_until(lambda: not self._offsets.in_flight(), timeout)
+        left = self._offsets.in_flight()
+        if left:
+            log.warning("Shutdown deadline passed; unresolved records will be re-read.", records=left)
+
+    # --- per record (hot path) --------------------------------------------------------------------
+
+    def _process(self, records: list[Record]) -> None:
+        offsets = self._offsets
+        partitions = self._partitions
+        consumed = self._consumed
+        for record in records:
+            pkey = (record.topic, record.partition)
+            partition = partitions.get(pkey)
+            if partition is None:
+                partition = partitions[pkey] = Partition(record.topic, record.partition)
+            tracker = offsets.tracker(partition)
+            tracker.add(record.offset)
+            consumed[record.topic] += 1
+            ticket = Ticket(record, partition, tracker.generation, self._on_ticket_done)
+            self._map_record(record, ticket)
+            for workspace in ticket.workspaces:
+                self._load[workspace][partition] += 1
+            ticket.seal()
+        for topic, count in consumed.items():
+            self._metrics.records_consumed.labels(topic).inc(count)
+        consumed.clear()
+        self._metrics.records_in_flight.set(offsets.in_flight())
+
+    def _map_record(self, record: Record, ticket: Ticket) -> None:
+        decoded = decode_record(record.value)
+        if isinstance(decoded, Rejection):
+            ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
+            return
+        header = record.header(self._sink.workspace_header)
+        max_bytes = self._sink.max_operation_bytes
+        for index, message in enumerate(decoded):
+            target = self._router.route(record.topic, header, message)
+            if isinstance(target, Rejection):
+                ticket.reject(DeadLetterReason(target.reason, target.message))
+                continue
+            delivery = self._deliveries[target.workspace]
+            if target.transactional and self._transactional is not None:
+                body = build_send_email(message)
+                if isinstance(body, Rejection):
+                    ticket.reject(DeadLetterReason(body.reason, body.message, target.workspace))
+                else:
+                    ticket.hold(target.workspace)
+                    self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
+                continue
+            mapped = map_message(message, _context(record, index), target.mapping, max_bytes)
+            if isinstance(mapped, Rejection):
+                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
+            elif isinstance(mapped, Filtered):
+                ticket.filtered += 1
+                self._metrics.filtered.labels(target.workspace, mapped.reason).inc()
+            else:
+                for operation in mapped:
+                    delivery.submit(operation, ticket)
+
+    def _on_ticket_done(self, ticket: Ticket) -> None:
+        if ticket.dead_letter is not None and self._offsets.is_current(ticket.partition, ticket.generation):
+            self._dlq.submit(ticket)
+        else:
+            self._finish(ticket)
+
+    def _finish(self, ticket: Ticket) -> None:
+        """The record is resolved (delivered, filtered, or its dead-letter copy acknowledged)."""
+        partition = ticket.partition
+        if not self._offsets.is_current(partition, ticket.generation):
+            return  # revoked meanwhile: its new owner re-reads it
+        self._offsets.tracker(partition).resolve(ticket.record.offset)
+        for workspace in ticket.workspaces:
+            self._load[workspace][partition] -= 1
+        self._metrics.records_completed.labels(ticket.record.topic, ticket.outcome).inc()
+
+    # --- transactional sends ----------------------------------------------------------------------
+
+    async def _run_transactional(self) -> None:
+        sender = self._transactional
+        if sender is None:  # pragma: no cover - tasks only start with a sender
+            return
+        while True:
+            job = await self._txn_queue.get()
+            delivery = self._deliveries[job.workspace]
+            while True:
+                try:
+                    await sender.send(delivery.destination, job.body, job.ticket.record.key)  # type: ignore[arg-type]
+                except AuthError as exc:
+                    log.error("App API key rejected; transactional send held.", workspace=job.workspace, error=str(exc))
+                    await asyncio.sleep(self._sink.auth_reprobe_seconds)
+                    continue
+                except PermanentDeliveryError as exc:
+                    job.ticket.reject(
+                        DeadLetterReason("rejected", f"App API rejected the send: {exc}", job.workspace, exc.status)
+                    )
+                except DeliveryError as exc:  # pragma: no cover - the sender retries transient errors itself
+                    log.error("Transactional send failed.", workspace=job.workspace, error=str(exc))
+                    await asyncio.sleep(self._policy.max_seconds)
+                    continue
+                break
+            job.ticket.release()
+
+    # --- flow control, commits, lag ---------------------------------------------------------------
+
+    def _apply_backpressure(self) -> None:
+        assignment = self._consumer.assignment()
+        wanted: set[Partition] = set()
+        if self._offsets.in_flight() >= self._max_records_in_flight or self._dlq.pending >= self._max_records_in_flight:
+            wanted = set(assignment)
+        else:
+            for name, delivery in self._deliveries.items():
+                delivery.publish_gauges()
+                if delivery.congested:
+                    wanted.update(p for p, n in self._load[name].items() if n > 0)
+            wanted &= assignment
+        pause = wanted - self._paused
+        resume = (self._paused - wanted) & assignment
+        if pause:
+            self._consumer.pause(pause)
+            log.info(
+                "Partitions paused for backpressure.", partitions=sorted(f"{p.topic}-{p.partition}" for p in pause)
+            )
+        if resume:
+            self._consumer.resume(resume)
+            log.info("Partitions resumed.", partitions=sorted(f"{p.topic}-{p.partition}" for p in resume))
+        self._paused = wanted
+        self._metrics.partitions_paused.set(len(wanted))
+
+    async def _commit(self, only: list[Partition] | None = None) -> None:
+        offsets = self._offsets.to_commit()
+        if only is not None:
+            offsets = {p: o for p, o in offsets.items() if p in only}
+        if not offsets:
+            return
+        started = time.perf_counter()
+        try:
+            await self._consumer.commit(offsets)
+        except BrokerUnavailableError as exc:
+            self._metrics.commits.labels("failed").inc()
+            log.warning("Offset commit failed; will retry.", error=str(exc))
+            return
+        self._metrics.commit_duration.observe(time.perf_counter() - started)
+        self._metrics.commits.labels("ok").inc()
+        self._offsets.mark_committed(offsets)
+
+    async def _publish_lag(self) -> None:
+        partitions = self._offsets.partitions()
+        if not partitions:
+            return
+        try:
+            ends = await self._consumer.end_offsets(partitions)
+        except BrokerUnavailableError:
+            return
+        for partition, end in ends.items():
+            if not self._offsets.is_tracked(partition):
+                continue
+            tracker = self._offsets.tracker(partition)
+            position = tracker.committed if tracker.committed is not None else tracker.first_seen
+            self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(max(0, end - position))
+
+    async def _on_assigned(self, partitions: list[Partition]) -> None:
+        self._metrics.partitions_assigned.set(len(self._consumer.assignment()))
+        log.info("Partitions assigned.", partitions=sorted(f"{p.topic}-{p.partition}" for p in partitions))
+
+    async def _on_revoked(self, partitions: list[Partition]) -> None:
+        if not partitions:
+            return
+        for delivery in self._deliveries.values():
+            delivery.flush()
+        grace = 0.0 if self._stopping else REVOKE_GRACE_SECONDS
+        await _wait_until(lambda: not self._offsets.in_flight(partitions), grace)
+        await self._commit(only=partitions)
+        abandoned = self._offsets.in_flight(partitions)
+        self._offsets.revoke(partitions)
+        for load in self._load.values():
+            for partition in partitions:
+                load.pop(partition, None)
+        self._paused -= set(partitions)
+        for partition in partitions:
+            with contextlib.suppress(KeyError):  # no lag published yet for it
+                self._metrics.consumer_lag.remove(partition.topic, str(partition.partition))
+        log.info(
+            "Partitions revoked.",
+            partitions=sorted(f"{p.topic}-{p.partition}" for p in partitions),
+            abandoned_records=abandoned,
+        )
+
+
+async def _wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; whether it held.
+
+    Polling (not an Event) because the condition spans many tickets, lanes and the dead-letter writer;
+    it only runs during shutdown and rebalances.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
+    return True
+
+
+def _context(record: Record, index: int) -> MessageContext:
+    """Dedup-id seed of a message: its origin before any dead-letter replay, else this record."""
+    origin = record.header("cio-origin-topic")
+    if origin is not None:
+        try:
+            return MessageContext(
+                origin.decode(),
+                int(record.header("cio-origin-partition") or b""),
+                int(record.header("cio-origin-offset") or b""),
+                index,
+                int(record.header("cio-origin-timestamp") or b""),
+            )
+        except (ValueError, UnicodeDecodeError):
+            pass  # malformed origin headers: fall back to this record's own position
+    return MessageContext(record.topic, record.partition, record.offset, index, record.timestamp_ms)
