@@ -1,0 +1,162 @@
+"""Which workspace a message goes to, and with which mapping settings (pure).
+
+Rules, in order (``docs/workspaces.md`` has the user-facing version):
+
+1. The ``cio-workspace`` header (``SinkSettings.workspace_header``) naming a configured workspace wins.
+   An unknown name is a ``no_route`` rejection; an empty header counts as absent.
+2. Route overrides (``routes:``), first match wins. An override matches on its ``topic`` and/or its
+   ``event`` (the name of a ``track`` message; other message types never match an ``event``).
+   An override with a ``workspace`` sends the message there (unless the header already chose one).
+3. The workspace whose ``topics`` lists the record's topic.
+4. The one workspace with empty ``topics``, if exactly one has none; it takes every other topic.
+5. Otherwise: ``no_route``.
+
+The attribute prefix is the matched override's, else the chosen workspace's, else the global mapping's.
+An override's prefix applies only if the message ends up in the workspace the override names (or the
+override names none). ``transactional`` is true for ``track`` messages named
+``TransactionalSettings.event_name`` on ``TransactionalSettings.topic``.
+
+``route`` runs once per message: everything is precomputed into dictionaries, and the answer for a
+topic without header or override is cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from connector.config import MappingSettings, Settings
+from connector.errors import ConfigError
+from connector.sink.model import Message, Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a message goes: a workspace name, the mapping settings to use, and whether it is a
+    transactional send (App API) rather than a Track API operation."""
+
+    workspace: str
+    mapping: MappingSettings
+    transactional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """The two precomputed Targets of one (workspace, mapping): plain and transactional."""
+
+    plain: Target
+    transactional: Target
+
+    @classmethod
+    def of(cls, workspace: str, mapping: MappingSettings) -> _Pair:
+        return cls(Target(workspace, mapping, False), Target(workspace, mapping, True))
+
+    def pick(self, transactional: bool) -> Target:
+        return self.transactional if transactional else self.plain
+
+
+class Router:
+    """Routes messages to workspaces by header, overrides and topics (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Precompute every Target. Raises ConfigError if two workspaces list the same topic."""
+        self._header_names: dict[bytes, str] = {}
+        self._by_workspace: dict[str, _Pair] = {}
+        self._topic_workspace: dict[str, str] = {}
+        for i, ws in enumerate(settings.workspaces):
+            mapping = (
+                settings.mapping
+                if ws.attribute_prefix is None
+                else dataclasses.replace(settings.mapping, attribute_prefix=ws.attribute_prefix)
+            )
+            self._by_workspace[ws.name] = _Pair.of(ws.name, mapping)
+            self._header_names[ws.name.encode()] = ws.name
+            for topic in ws.topics:
+                owner = self._topic_workspace.setdefault(topic, ws.name)
+                if owner != ws.name:
+                    raise ConfigError(f"workspaces[{i}].topics", f"topic {topic!r} already feeds workspace {owner!r}")
+        catch_all = [ws.name for ws in settings.workspaces if not ws.topics]
+        self._catch_all = catch_all[0] if len(catch_all) == 1 else None
+
+        self._overrides = settings.routes
+        # First-match lookup without a loop: for each key shape, the index of the first override with it.
+        self._by_topic_event: dict[tuple[str, str], int] = {}
+        self._by_topic: dict[str, int] = {}
+        self._by_event: dict[str, int] = {}
+        # Per override and workspace: the Target pair with the override's prefix (when it has one).
+        self._override_pairs: dict[tuple[int, str], _Pair] = {}
+        for i, route in enumerate(settings.routes):
+            if route.topic is not None and route.event is not None:
+                self._by_topic_event.setdefault((route.topic, route.event), i)
+            elif route.topic is not None:
+                self._by_topic.setdefault(route.topic, i)
+            elif route.event is not None:
+                self._by_event.setdefault(route.event, i)
+            if route.attribute_prefix is not None:
+                names = [route.workspace] if route.workspace is not None else list(self._by_workspace)
+                for name in names:
+                    mapping = dataclasses.replace(settings.mapping, attribute_prefix=route.attribute_prefix)
+                    self._override_pairs[(i, name)] = _Pair.of(name, mapping)
+
+        self._header = settings.sink.workspace_header
+        self._tx_topic = settings.transactional.topic
+        self._tx_event = settings.transactional.event_name
+        self._topic_cache: dict[str, _Pair | Rejection] = {}
+
+    @property
+    def workspaces(self) -> tuple[str, ...]:
+        """Names of the configured workspaces, in declaration order."""
+        return tuple(self._by_workspace)
+
+    def route(self, topic: str, workspace_header: bytes | None, message: Message) -> Target | Rejection:
+        """The Target of one message from ``topic``, or a ``no_route`` Rejection saying why there is none."""
+        event: str | None = None
+        if message.get("type") == "track":
+            name = message.get("event")
+            if isinstance(name, str):
+                event = name
+        transactional = topic == self._tx_topic and event is not None and event == self._tx_event
+
+        header_ws: str | None = None
+        if workspace_header:
+            header_ws = self._header_names.get(workspace_header)
+            if header_ws is None:
+                shown = workspace_header.decode("utf-8", "replace")
+                return Rejection("no_route", f"{self._header} header: no workspace named {shown!r}")
+
+        index = self._match_override(topic, event) if self._overrides else None
+        if index is None:
+            if header_ws is not None:
+                return self._by_workspace[header_ws].pick(transactional)
+            pair = self._topic_cache.get(topic)
+            if pair is None:
+                pair = self._topic_cache[topic] = self._by_topic_rule(topic)
+            return pair if isinstance(pair, Rejection) else pair.pick(transactional)
+
+        route = self._overrides[index]
+        workspace = header_ws or route.workspace or self._topic_workspace.get(topic) or self._catch_all
+        if workspace is None:
+            return self._no_route(topic)
+        # Present only where the override's prefix applies: its own workspace, or any if it names none.
+        pair = self._override_pairs.get((index, workspace)) or self._by_workspace[workspace]
+        return pair.pick(transactional)
+
+    def _match_override(self, topic: str, event: str | None) -> int | None:
+        """Index of the first override matching ``topic``/``event``, or None."""
+        best = self._by_topic.get(topic)
+        if event is not None:
+            for index in (self._by_topic_event.get((topic, event)), self._by_event.get(event)):
+                if index is not None and (best is None or index < best):
+                    best = index
+        return best
+
+    def _by_topic_rule(self, topic: str) -> _Pair | Rejection:
+        workspace = self._topic_workspace.get(topic) or self._catch_all
+        return self._no_route(topic) if workspace is None else self._by_workspace[workspace]
+
+    def _no_route(self, topic: str) -> Rejection:
+        return Rejection(
+            "no_route",
+            f"no workspace takes topic {topic!r}: list it in a workspace's topics, add a route, "
+            f"or set the {self._header} header",
+        )

@@ -1,0 +1,220 @@
+"""Routing rules: header, overrides, topics, catch-all, prefixes, transactional flag (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.config import (
+    MappingSettings,
+    RouteOverride,
+    Settings,
+    SinkSettings,
+    TransactionalSettings,
+    WorkspaceSettings,
+)
+from connector.errors import ConfigError
+from connector.sink.model import Message, Rejection
+from connector.sink.routing import Router, Target
+
+TRACK: Message = {"type": "track", "event": "Order Completed", "userId": "u1"}
+IDENTIFY: Message = {"type": "identify", "userId": "u1"}
+
+
+def _settings(
+    *workspaces: WorkspaceSettings,
+    routes: tuple[RouteOverride, ...] = (),
+    prefix: str = "",
+    tx_topic: str | None = None,
+) -> Settings:
+    return Settings(
+        workspaces=workspaces,
+        routes=routes,
+        mapping=MappingSettings(attribute_prefix=prefix),
+        sink=SinkSettings(input_topics=("a", "b", "c")),
+        transactional=TransactionalSettings(topic=tx_topic),
+    )
+
+
+US = WorkspaceSettings(name="us-brand", topics=("a",))
+EU = WorkspaceSettings(name="eu-brand", topics=("b",), attribute_prefix="eu_")
+ALL = WorkspaceSettings(name="catch-all")
+
+
+def _target(router: Router, topic: str, header: bytes | None = None, message: Message = TRACK) -> Target:
+    result = router.route(topic, header, message)
+    assert isinstance(result, Target), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("topic", "header", "expected"),
+    [
+        ("a", None, "us-brand"),
+        ("b", None, "eu-brand"),
+        ("c", None, "catch-all"),
+        ("a", b"eu-brand", "eu-brand"),
+        ("c", b"us-brand", "us-brand"),
+        ("a", b"", "us-brand"),
+    ],
+)
+def test_workspace_by_header_then_topics_then_catch_all(topic: str, header: bytes | None, expected: str) -> None:
+    """The header wins, then the topic lists, then the single workspace without topics; empty header is absent."""
+    router = Router(_settings(US, EU, ALL))
+    assert _target(router, topic, header).workspace == expected
+
+
+def test_unknown_header_name_is_no_route() -> None:
+    """A header naming no configured workspace is rejected with the name in the message."""
+    result = Router(_settings(US, ALL)).route("a", b"mars", TRACK)
+    assert result == Rejection("no_route", "cio-workspace header: no workspace named 'mars'")
+
+
+def test_unrouted_topic_is_no_route() -> None:
+    """Without a catch-all workspace, an unlisted topic is rejected."""
+    result = Router(_settings(US, EU)).route("c", None, TRACK)
+    assert isinstance(result, Rejection)
+    assert result.reason == "no_route"
+    assert "'c'" in result.message
+
+
+def test_two_catch_alls_take_nothing() -> None:
+    """With two workspaces without topics, neither takes unlisted topics; the header still routes."""
+    other = WorkspaceSettings(name="other")
+    router = Router(_settings(US, ALL, other))
+    assert isinstance(router.route("c", None, TRACK), Rejection)
+    assert _target(router, "c", b"other").workspace == "other"
+
+
+def test_single_default_workspace_takes_everything() -> None:
+    """The one workspace from the environment (no topics) takes every topic."""
+    router = Router(_settings(WorkspaceSettings()))
+    assert _target(router, "anything", message=IDENTIFY).workspace == "default"
+
+
+def test_topic_in_two_workspaces_is_a_config_error() -> None:
+    """Two workspaces listing the same topic are refused at start-up."""
+    twin = WorkspaceSettings(name="twin", topics=("a",))
+    with pytest.raises(ConfigError, match="already feeds workspace 'us-brand'"):
+        Router(_settings(US, twin))
+
+
+@pytest.mark.parametrize(
+    ("routes", "topic", "message", "expected"),
+    [
+        # topic override beats the topic lists
+        ((RouteOverride(topic="a", workspace="eu-brand"),), "a", TRACK, "eu-brand"),
+        # event override matches track events of that name, on any topic
+        ((RouteOverride(event="Order Completed", workspace="eu-brand"),), "a", TRACK, "eu-brand"),
+        # … but never a non-track message
+        ((RouteOverride(event="Order Completed", workspace="eu-brand"),), "a", IDENTIFY, "us-brand"),
+        # an identify carrying an "event" key is still not a track event
+        (
+            (RouteOverride(event="Order Completed", workspace="eu-brand"),),
+            "a",
+            {"type": "identify", "event": "Order Completed"},
+            "us-brand",
+        ),
+        # topic+event needs both
+        ((RouteOverride(topic="a", event="Other", workspace="eu-brand"),), "a", TRACK, "us-brand"),
+        ((RouteOverride(topic="a", event="Order Completed", workspace="eu-brand"),), "a", TRACK, "eu-brand"),
+        # first match wins, whatever its shape
+        (
+            (
+                RouteOverride(event="Order Completed", workspace="catch-all"),
+                RouteOverride(topic="a", event="Order Completed", workspace="eu-brand"),
+            ),
+            "a",
+            TRACK,
+            "catch-all",
+        ),
+        (
+            (
+                RouteOverride(topic="a", event="Order Completed", workspace="eu-brand"),
+                RouteOverride(topic="a", workspace="catch-all"),
+            ),
+            "a",
+            TRACK,
+            "eu-brand",
+        ),
+        # an override routes a topic no workspace lists
+        ((RouteOverride(topic="z", workspace="us-brand"),), "z", IDENTIFY, "us-brand"),
+        # a prefix-only override leaves the workspace to the topic rules
+        ((RouteOverride(topic="b", attribute_prefix="x_"),), "b", TRACK, "eu-brand"),
+    ],
+)
+def test_route_overrides(routes: tuple[RouteOverride, ...], topic: str, message: Message, expected: str) -> None:
+    """Overrides match on topic and/or track event name, first match wins, before the topic lists."""
+    router = Router(_settings(US, EU, ALL, routes=routes))
+    assert _target(router, topic, message=message).workspace == expected
+
+
+def test_header_beats_override() -> None:
+    """The header's workspace wins over an override naming another."""
+    router = Router(_settings(US, EU, routes=(RouteOverride(topic="a", workspace="eu-brand"),)))
+    assert _target(router, "a", b"us-brand").workspace == "us-brand"
+
+
+def test_prefix_only_override_without_any_workspace_is_no_route() -> None:
+    """A prefix-only override on an unlisted topic without catch-all still has nowhere to go."""
+    router = Router(_settings(US, routes=(RouteOverride(topic="z", attribute_prefix="x_"),)))
+    result = router.route("z", None, TRACK)
+    assert isinstance(result, Rejection)
+    assert result.reason == "no_route"
+
+
+@pytest.mark.parametrize(
+    ("routes", "topic", "header", "expected"),
+    [
+        ((), "a", None, "g_"),  # global
+        ((), "b", None, "eu_"),  # workspace's
+        ((RouteOverride(topic="b", attribute_prefix="o_"),), "b", None, "o_"),  # override's (prefix only)
+        ((RouteOverride(topic="a", workspace="eu-brand"),), "a", None, "eu_"),  # override without prefix
+        ((RouteOverride(topic="a", workspace="eu-brand", attribute_prefix="o_"),), "a", None, "o_"),
+        # the override's prefix is meant for its workspace; the header sent the record elsewhere
+        ((RouteOverride(topic="a", workspace="eu-brand", attribute_prefix="o_"),), "a", b"us-brand", "g_"),
+        ((RouteOverride(topic="a", workspace="eu-brand", attribute_prefix="o_"),), "a", b"eu-brand", "o_"),
+        # a prefix-only override applies wherever the header sends the record
+        ((RouteOverride(topic="a", attribute_prefix="o_"),), "a", b"eu-brand", "o_"),
+    ],
+)
+def test_attribute_prefix(routes: tuple[RouteOverride, ...], topic: str, header: bytes | None, expected: str) -> None:
+    """Prefix: the matched override's, else the workspace's, else the global mapping's."""
+    router = Router(_settings(US, EU, routes=routes, prefix="g_"))
+    mapping = _target(router, topic, header).mapping
+    assert mapping.attribute_prefix == expected
+    assert mapping.device_add_events == MappingSettings().device_add_events  # only the prefix differs
+
+
+@pytest.mark.parametrize(
+    ("topic", "message", "expected"),
+    [
+        ("tx", {"type": "track", "event": "Transactional Email Requested"}, True),
+        ("tx", {"type": "track", "event": "Order Completed"}, False),
+        ("tx", {"type": "identify", "event": "Transactional Email Requested"}, False),
+        ("a", {"type": "track", "event": "Transactional Email Requested"}, False),
+    ],
+)
+def test_transactional_flag(topic: str, message: Message, expected: bool) -> None:
+    """Transactional only for track events with the configured name on the transactional topic."""
+    router = Router(_settings(US, ALL, tx_topic="tx"))
+    assert _target(router, topic, message=message).transactional is expected
+
+
+def test_transactional_flag_with_override_and_header() -> None:
+    """The transactional flag does not depend on how the workspace was chosen."""
+    message: Message = {"type": "track", "event": "Transactional Email Requested"}
+    router = Router(
+        _settings(
+            US, EU, routes=(RouteOverride(topic="tx", workspace="eu-brand", attribute_prefix="o_"),), tx_topic="tx"
+        )
+    )
+    assert _target(router, "tx", message=message) == Target("eu-brand", MappingSettings(attribute_prefix="o_"), True)
+    assert _target(router, "tx", b"us-brand", message).transactional is True
+
+
+def test_repeated_routes_return_the_same_precomputed_target() -> None:
+    """The hot path hands out precomputed Targets instead of building new ones."""
+    router = Router(_settings(US, EU, ALL))
+    assert router.route("c", None, TRACK) is router.route("c", None, IDENTIFY)
+    assert router.route("a", b"eu-brand", TRACK) is router.route("b", None, TRACK)
+    assert router.workspaces == ("us-brand", "eu-brand", "catch-all")
