@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: venv test lint typecheck unit demo kafka bench clean
+.PHONY: venv tools test lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,25 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# Debian's prometheus (promtool) and docker-compose, and helm: the deployment files are validated by tests.
+tools:
+	scripts/install-test-tools
+
 # The whole suite: lint, types, unit and integration tests against a real Kafka broker
-# (started by tests/conftest.py unless KAFKA_BOOTSTRAP_SERVERS is set).
-test: venv lint typecheck
+# (started by tests/conftest.py unless KAFKA_BOOTSTRAP_SERVERS is set; jars fetched once with Maven).
+test: venv tools lint typecheck
+	$(PY) -m connector.devtools.kafka_local fetch
 	$(PY) -m pytest
+
+# The product end to end on this machine: broker, fake Customer.io, connector, sample traffic, report.
+demo: venv
+	$(PY) scripts/demo.py
+
+# Benchmarks (not tests): figures and ratios measured in the same run; see docs/benchmarks.md.
+bench: venv
+	$(PY) bench/sink_throughput.py
+	$(PY) bench/mapping.py
+	$(PY) bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
