@@ -1,0 +1,209 @@
+"""The development broker: real produce/consume/commit, restart with data kept, the command line, broker choice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from connector.config import KafkaSettings
+from connector.devtools import kafka_local
+from connector.devtools.kafka_local import (
+    HOW_TO_GET_A_BROKER,
+    KAFKA_VERSION,
+    KafkaLocalError,
+    LocalKafka,
+    broker_ready,
+    provide_broker,
+)
+from connector.kafka import Consumer, Partition, Producer, Record, ensure_topics
+
+REPO = Path(__file__).resolve().parents[2]
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+async def _ignore(partitions: list[Partition]) -> None:
+    return None
+
+
+async def _fetch(consumer: Consumer, count: int, timeout: float = 60) -> list[Record]:
+    """At least ``count`` records, then whatever else arrives within half a second."""
+    records: list[Record] = []
+    async with asyncio.timeout(timeout):
+        while len(records) < count:
+            records += await consumer.fetch(timeout_ms=500)
+    records += await consumer.fetch(timeout_ms=500)
+    return records
+
+
+async def _produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
+    producer = Producer(settings)
+    await producer.start()
+    try:
+        await producer.send_many(topic, [(value, value, (("source", b"test"),)) for value in values])
+    finally:
+        await producer.stop()
+
+
+async def _consume(settings: KafkaSettings, topic: str, group: str, count: int) -> tuple[Consumer, list[Record]]:
+    consumer = Consumer(settings, group)
+    await consumer.start([topic], _ignore, _ignore)
+    try:
+        return consumer, await _fetch(consumer, count)
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
+@pytest.mark.integration
+async def test_produce_consume_and_group_commit(kafka_settings: KafkaSettings, topic_factory: TopicFactory) -> None:
+    """Records come back through a consumer group, and a second member resumes after the committed offsets."""
+    topic = await topic_factory(partitions=2)
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    values = [f"v{i}".encode() for i in range(10)]
+    await _produce(kafka_settings, topic, values)
+
+    consumer, records = await _consume(kafka_settings, topic, group, len(values))
+    try:
+        assert sorted(r.value for r in records if r.value) == sorted(values)
+        assert all(r.header("source") == b"test" for r in records)
+        offsets: dict[Partition, int] = {}
+        for r in records:
+            partition = Partition(r.topic, r.partition)
+            offsets[partition] = max(offsets.get(partition, 0), r.offset + 1)
+        await consumer.commit(offsets)
+        assert {p: await consumer.committed(p) for p in offsets} == offsets
+    finally:
+        await consumer.stop()
+
+    await _produce(kafka_settings, topic, [b"after-commit"])
+    second, records = await _consume(kafka_settings, topic, group, 1)
+    await second.stop()
+    assert [r.value for r in records] == [b"after-commit"]
+
+
+@pytest.mark.integration
+async def test_restarted_broker_keeps_address_and_records(restartable_kafka: LocalKafka) -> None:
+    """A broker stopped and started again answers on the same address with the records written before."""
+    settings = KafkaSettings(bootstrap_servers=restartable_kafka.bootstrap)
+    await ensure_topics(settings, {"kept": 1})
+    await _produce(settings, "kept", [b"a", b"b", b"c"])
+
+    await asyncio.to_thread(restartable_kafka.stop)
+    assert not restartable_kafka.running
+    assert not broker_ready("127.0.0.1", restartable_kafka.port, timeout=0.5)
+
+    assert await asyncio.to_thread(restartable_kafka.start) == settings.bootstrap_servers
+    consumer, records = await _consume(settings, "kept", "after-restart", 3)
+    await consumer.stop()
+    assert [r.value for r in records] == [b"a", b"b", b"c"]
+
+
+@pytest.mark.integration
+def test_cli_start_status_stop(tmp_path: Path) -> None:
+    """`start` detaches and prints the address, `status` finds the broker, `stop` ends it; then status exits 3."""
+    libs = kafka_local.fetch_jars()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"kafka-{KAFKA_VERSION}").symlink_to(libs.parent)  # reuse the jars, keep the state separate
+    env = {**os.environ, "CIO_CONNECTOR_CACHE": str(cache)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / "scripts" / "kafka-local"), *args],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    started = cli("start")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert re.fullmatch(r"127\.0\.0\.1:\d+\n", started.stdout)
+        bootstrap = started.stdout.strip()
+        assert (cache / "kafka-local.pid").exists()
+        status = cli("status")
+        assert (status.returncode, status.stdout.strip()) == (0, bootstrap)
+        assert broker_ready("127.0.0.1", int(bootstrap.rpartition(":")[2]))
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert cli("status").returncode == 3
+    assert not (cache / "kafka-local.pid").exists()
+
+
+def test_configured_bootstrap_wins_and_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With KAFKA_BOOTSTRAP_SERVERS set, provide_broker yields it without looking for Docker or Java."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
+    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: pytest.fail("looked for Docker"))
+    monkeypatch.setattr(kafka_local, "java_major_version", lambda: pytest.fail("looked for Java"))
+    with provide_broker() as bootstrap:
+        assert bootstrap == "broker-1:9092,broker-2:9092"
+
+
+@pytest.mark.parametrize("java", [None, 11])
+def test_no_way_to_a_broker_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, java: int | None) -> None:
+    """Without a configured broker, Docker or Java 17+, the error names every way to get a broker."""
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: False)
+    monkeypatch.setattr(kafka_local, "java_major_version", lambda: java)
+    with (
+        pytest.raises(KafkaLocalError, match="KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine") as raised,
+        provide_broker(),
+    ):
+        pass
+    assert HOW_TO_GET_A_BROKER in str(raised.value)
+
+
+def test_server_properties_describe_a_single_node_kraft_broker(tmp_path: Path) -> None:
+    """Combined broker+controller on 127.0.0.1, replication factor 1, no initial rebalance delay."""
+    kafka = LocalKafka(port=19092, data_dir=tmp_path)
+    properties = dict(line.split("=", 1) for line in kafka.server_properties().splitlines())
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["listeners"] == f"PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:{kafka.controller_port}"
+    assert properties["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert properties["controller.quorum.voters"] == f"1@127.0.0.1:{kafka.controller_port}"
+    assert properties["log.dirs"] == str(tmp_path / "kraft")
+    assert properties["offsets.topic.replication.factor"] == "1"
+    assert properties["transaction.state.log.replication.factor"] == "1"
+    assert properties["group.initial.rebalance.delay.ms"] == "0"
+    assert kafka.bootstrap == "127.0.0.1:19092"
+
+
+def test_probe_is_false_when_nothing_listens() -> None:
+    """broker_ready() answers False, without raising, for a closed port."""
+    assert not broker_ready("127.0.0.1", kafka_local._free_port(), timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        "kafka_2.13-4.1.2.tgz: AB12 CD34\n          EF56\n",
+        "ab12cd34ef56  kafka_2.13-4.1.2.tgz\n",
+    ],
+)
+def test_sha512_files_in_both_published_formats(published: str) -> None:
+    """The tarball checksum is read from gpg --print-md and from sha512sum output."""
+    assert kafka_local._parse_sha512(published) == "ab12cd34ef56"
+
+
+def test_cli_usage_error_exits_2() -> None:
+    """An unknown command is a usage error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.devtools.kafka_local", "bogus"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
