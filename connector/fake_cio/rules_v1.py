@@ -1,0 +1,127 @@
+"""Rules of the Track API v1 bodies (§1.3–1.8) and the App API transactional email (§5.1). Pure.
+
+Same contract as ``rules``: ``None`` when acceptable, else the first broken rule as a ``RuleError``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from connector.fake_cio.rules import (
+    DEVICE_PLATFORMS,
+    PROFILE_IDENTIFIERS,
+    RuleError,
+    check_attributes,
+    check_event_data,
+    check_event_name,
+    check_identifier,
+    check_merge_sides,
+    check_one_identifier,
+    check_timestamp,
+    check_ulid,
+    error,
+)
+
+V1_EVENT_TYPES: Final = frozenset({"event", "page", "screen"})
+MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
+MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
+
+_NOT_AN_OBJECT: Final = error("invalid_json", "", "body must be a JSON object")
+
+
+def check_v1_identify(identifier: str, body: object) -> RuleError | None:
+    """``PUT /api/v1/customers/{identifier}``: a flat object of attributes."""
+    if problem := check_identifier(identifier, "identifier"):
+        return problem
+    return check_attributes(body, "body") if isinstance(body, dict) else _NOT_AN_OBJECT
+
+
+def check_v1_event(identifier: str | None, body: object) -> RuleError | None:
+    """``POST /api/v1/customers/{identifier}/events``, or ``/api/v1/events`` when ``identifier`` is None."""
+    if identifier is not None and (problem := check_identifier(identifier, "identifier")):
+        return problem
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    if problem := check_event_name(body.get("name")):
+        return problem
+    if body.get("type", "event") not in V1_EVENT_TYPES:
+        return error("invalid_field", "type", "must be event, page or screen")
+    if "timestamp" in body and (problem := check_timestamp(body["timestamp"], "timestamp")):
+        return problem
+    if "id" in body and (problem := check_ulid(body["id"])):
+        return problem
+    # Without an anonymous_id an anonymous event is an "invite" event [spec]; with one it must be usable.
+    anonymous_id = body.get("anonymous_id")
+    if identifier is None and anonymous_id not in (None, ""):
+        problem = check_identifier(anonymous_id, "anonymous_id")
+    return problem or check_event_data(body.get("data"), "data")
+
+
+def check_v1_device(identifier: str, body: object) -> RuleError | None:
+    """``PUT /api/v1/customers/{identifier}/devices``: ``{"device": {id, platform, last_used?, attributes?}}``."""
+    if problem := check_identifier(identifier, "identifier"):
+        return problem
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    device = body.get("device")
+    if not isinstance(device, dict):
+        return error("missing_field", "device", "device object is required")
+    token = device.get("id")
+    if not isinstance(token, str) or not token.strip():
+        return error("missing_field", "device.id", "device id (the push token) is required")
+    if device.get("platform") not in DEVICE_PLATFORMS:
+        return error("invalid_field", "device.platform", "must be ios or android")
+    if "last_used" in device and (problem := check_timestamp(device["last_used"], "device.last_used")):
+        return problem
+    return check_attributes(device.get("attributes"), "device.attributes")
+
+
+def check_v1_delete_device(identifier: str, token: str) -> RuleError | None:
+    """``DELETE /api/v1/customers/{identifier}/devices/{token}``."""
+    if problem := check_identifier(identifier, "identifier"):
+        return problem
+    return None if token.strip() else error("missing_field", "device_id", "device token is required")
+
+
+def check_v1_merge(body: object) -> RuleError | None:
+    """``POST /api/v1/merge_customers``: primary and secondary, one identifier each."""
+    return check_merge_sides(body) if isinstance(body, dict) else _NOT_AN_OBJECT
+
+
+def count_recipients(addresses: str) -> int:
+    """Comma-separated addresses; commas inside quoted display names do not separate."""
+    count, quoted, seen = 0, False, False
+    for char in addresses:
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            count, seen = count + seen, False
+            continue
+        seen = seen or not char.isspace()
+    return count + seen
+
+
+def check_transactional_email(body: object, size: int) -> RuleError | None:
+    """``POST /v1/send/email``: recipients, one identifier, and a template id or an inline message."""
+    if size > MAX_TRANSACTIONAL_BYTES:
+        return error("too_large", "", f"request larger than {MAX_TRANSACTIONAL_BYTES} bytes")
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    to = body.get("to")
+    if not isinstance(to, str) or not to.strip():
+        return error("missing_field", "to", "to is required")
+    recipients = sum(count_recipients(v) for k in ("to", "cc", "bcc") if isinstance(v := body.get(k), str))
+    if recipients > MAX_TRANSACTIONAL_RECIPIENTS:
+        return error("limit_exceeded", "to", f"more than {MAX_TRANSACTIONAL_RECIPIENTS} recipients in to+cc+bcc")
+    if problem := check_one_identifier(body.get("identifiers"), "identifiers", PROFILE_IDENTIFIERS):
+        return problem
+    template = body.get("transactional_message_id")
+    has_template = (type(template) is int and template > 0) or (isinstance(template, str) and bool(template.strip()))
+    inline = all(isinstance(body.get(k), str) and body[k] for k in ("body", "subject", "from"))
+    if not has_template and not inline:
+        return error("missing_field", "transactional_message_id", "needs transactional_message_id or body+subject+from")
+    if "message_data" in body and not isinstance(body["message_data"], dict):
+        return error("invalid_field", "message_data", "must be an object")
+    if "send_at" in body and (problem := check_timestamp(body["send_at"], "send_at")):
+        return problem
+    return None
