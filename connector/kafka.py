@@ -123,6 +123,10 @@ class Consumer:
         self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
         await self._consumer.start()
 
+    async def connect(self) -> None:
+        """Connect without subscribing (offset and end-offset queries only)."""
+        await self._consumer.start()
+
     async def stop(self) -> None:
         """Leave the group and close connections."""
         await self._consumer.stop()

@@ -113,6 +113,7 @@ class WorkspaceDelivery:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_pending = False
+        self._hold_until = 0.0  # Retry-After applies to the whole workspace, not just the lane that got it
 
     # --- state seen by the runner -----------------------------------------------------------------
 
@@ -124,11 +125,7 @@ class WorkspaceDelivery:
     @property
     def congested(self) -> bool:
         """True when the runner should stop fetching records for this workspace."""
-        return (
-            self.stopped_reason is not None
-            or self.failing
-            or self.buffered >= self._tuning.max_buffered_operations
-        )
+        return self.stopped_reason is not None or self.failing or self.buffered >= self._tuning.max_buffered_operations
 
     def mark_stopped(self, reason: str) -> None:
         """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
@@ -227,6 +224,9 @@ class WorkspaceDelivery:
             if not probing:
                 await self._resumed.wait()
             await self._rate.acquire()
+            hold = self._hold_until - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
             await self._concurrency.acquire()
             backpressure = False
             try:
@@ -257,6 +257,8 @@ class WorkspaceDelivery:
             self.failing = True
             log.warning("Workspace failing; pausing its partitions.", workspace=self.name, error=str(exc))
         delay = self._policy.delay(attempt, exc.retry_after)
+        if exc.retry_after is not None:
+            self._hold_until = max(self._hold_until, time.monotonic() + delay)
         log.info(
             "Batch delivery failed; retrying.",
             workspace=self.name,
@@ -326,9 +328,7 @@ class WorkspaceDelivery:
                 await self._deliver(half)
             return
         ticket = batch.tags[0]
-        ticket.reject(
-            DeadLetterReason("rejected", f"Customer.io rejected the operation: {exc}", self.name, exc.status)
-        )
+        ticket.reject(DeadLetterReason("rejected", f"Customer.io rejected the operation: {exc}", self.name, exc.status))
         ticket.release()
         self._rejected.inc()
         log.warning("Operation rejected by Customer.io.", workspace=self.name, status=exc.status, error=str(exc))

@@ -1,0 +1,261 @@
+"""Kafka → Customer.io end to end: real broker, the fake Customer.io on real sockets, the real service."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.config import KafkaSettings, load_settings
+from connector.devtools.samples import SampleEvents
+from connector.fake_cio.server import FakeCustomerIO
+from connector.fake_cio.state import Workspace
+from connector.sink.mapping import map_message
+from connector.sink.model import MessageContext
+from tests.integration.harness import (
+    committed_and_end,
+    connector_env,
+    messages_as_records,
+    produce,
+    read_all,
+    running,
+    start_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+DEMO = Workspace("demo", "demo-site", "demo-key", "us", app_api_key="demo-app-key")
+OTHER = Workspace("other", "other-site", "other-key", "us")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeCustomerIO]:
+    """The fake Customer.io with two US workspaces."""
+    async with FakeCustomerIO([DEMO, OTHER]) as server:
+        yield server
+
+
+def canonical(op: dict[str, Any]) -> bytes:
+    return orjson.dumps(op, option=orjson.OPT_SORT_KEYS)
+
+
+def expected_operations(messages: list[dict[str, Any]]) -> collections.Counter[bytes]:
+    """What the mapping makes of the messages (ids come from messageId, so offsets do not matter)."""
+    settings = load_settings({})
+    expected: collections.Counter[bytes] = collections.Counter()
+    for i, message in enumerate(messages):
+        mapped = map_message(message, MessageContext("t", 0, i, 0, 0), settings.mapping)
+        assert isinstance(mapped, tuple), mapped
+        expected.update(canonical(orjson.loads(op.body)) for op in mapped)
+    return expected
+
+
+def received(fake: FakeCustomerIO, workspace: str = "demo") -> collections.Counter[bytes]:
+    return collections.Counter(canonical(r["operation"]) for r in fake.state.operations_for(workspace))
+
+
+def sample_messages(count: int, seed: int = 7, users: int = 500) -> list[dict[str, Any]]:
+    samples = SampleEvents(seed=seed, users=users)
+    now = int(time.time() * 1000)
+    return [samples.message(now - 1000 * (count - i)) for i in range(count)]
+
+
+async def assert_fully_committed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
+    positions = await committed_and_end(kafka, group, topic, partitions)
+    assert all(committed == end for committed, end in positions), positions
+
+
+async def test_twenty_thousand_records_all_delivered_and_committed(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """20,000 mixed records: every operation reaches Customer.io, duplicates are identical, offsets reach the end."""
+    topic, dlq = await topic_factory(partitions=4), await topic_factory()
+    messages = sample_messages(20_000)
+    expected = expected_operations(messages)
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    settings = load_settings(connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq), role="sink")
+    async with running(settings) as connector:
+        await wait_for(
+            lambda: sum(fake.state.stats()["accepted_operations"].values()) >= expected.total(), 120, "all operations"
+        )
+        await wait_for(lambda: connector.sample("connector_commits_total", {"outcome": "ok"}) > 0, 10, "a commit")
+        await asyncio.sleep(0.5)  # one more commit interval
+        consumed = connector.sample("connector_records_consumed_total", {"topic": topic})
+        delivered = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+    got = received(fake)
+    assert set(got) == set(expected), "operations differ from the mapping of the records"
+    assert all(got[op] >= n for op, n in expected.items())
+    assert consumed == delivered == 20_000
+    await assert_fully_committed(kafka_settings, settings.sink.group_id, topic, 4)
+
+
+async def test_faults_are_retried_until_delivered(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """20% 5xx, 5% connection resets and a 429 burst with Retry-After: everything delivered, nothing dead-lettered."""
+    topic, dlq = await topic_factory(partitions=2), await topic_factory()
+    messages = sample_messages(5_000, seed=11)
+    expected = expected_operations(messages)
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    fake.state.set_faults(error_ratio=0.2, reset_ratio=0.05)
+    fake.state.add_burst(5, status=429, retry_after=1.0, workspace="demo")
+    settings = load_settings(connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq), role="sink")
+    async with running(settings) as connector:
+        await wait_for(lambda: set(received(fake)) >= set(expected), 120, "all operations despite faults")
+        retries = sum(
+            connector.sample("connector_retries_total", {"workspace": "default", "cause": c})
+            for c in ("5xx", "429", "network")
+        )
+        dead = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "dead_lettered"})
+    assert retries > 0
+    assert dead == 0
+    throttled = fake.state.stats()["throttled"]["demo"]
+    assert len(throttled) == 5, "the 429 burst was not hit"
+    # Retry-After holds the whole workspace: after the burst's last 429, the next request comes ≥ 1 s later.
+    last = max(throttled, key=lambda entry: entry["at"])
+    assert last["next_request_at"] is not None
+    assert last["next_request_at"] - last["at"] >= 0.95
+    assert (await read_all(kafka_settings, dlq, expect=1, timeout=2)) == []
+
+
+async def test_kill_9_then_restart_loses_nothing(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """kill -9 mid-run, restart: every operation arrives, and re-sent events keep their original ids."""
+    topic, dlq = await topic_factory(partitions=3), await topic_factory()
+    messages = sample_messages(20_000, seed=3)
+    expected = expected_operations(messages)
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    fake.state.set_faults(latency_ms=20)  # slow enough to be killed mid-run
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_RATE_LIMIT="50")
+    first = start_process(env, "sink", tmp_path / "first.log")
+    try:
+        await wait_for(lambda: fake.state.stats()["accepted_operations"].get("demo", 0) > 2_000, 60, "some deliveries")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    before = fake.state.stats()["accepted_operations"].get("demo", 0)
+    assert before < expected.total(), "the run finished before it could be killed"
+    fake.state.set_faults(latency_ms=0)
+    second = start_process({**env, "CONNECTOR_RATE_LIMIT": "2000"}, "sink", tmp_path / "second.log")
+    try:
+        await wait_for(lambda: set(received(fake)) >= set(expected), 120, "everything after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, (tmp_path / "second.log").read_text()[-2000:]
+    got = received(fake)
+    assert set(got) == set(expected)
+    ids: dict[str, bytes] = {}
+    for record in fake.state.operations_for("demo"):
+        op = record["operation"]
+        if "id" in op:  # an event re-sent after the crash is byte-identical, id included
+            assert ids.setdefault(op["id"], canonical(op)) == canonical(op)
+    await assert_fully_committed(kafka_settings, f"group-{dlq}", topic, 3)
+
+
+async def test_rejected_credentials_hold_records_while_other_workspace_flows(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """One workspace answering 401: its records stay uncommitted, the other keeps delivering, readiness names it."""
+    good_topic, bad_topic, dlq = await topic_factory(), await topic_factory(), await topic_factory()
+    config = tmp_path / "workspaces.yaml"
+    config.write_text(
+        f"""
+workspaces:
+  - {{name: demo, site_id: demo-site, api_key: demo-key, region: us, topics: [{good_topic}]}}
+  - {{name: other, site_id: other-site, api_key: other-key, region: us, topics: [{bad_topic}]}}
+"""
+    )
+    env = connector_env(
+        kafka_settings.bootstrap_servers, fake, [good_topic, bad_topic], dlq, CONNECTOR_AUTH_REPROBE_SECONDS="0.5"
+    )
+    for key in ("CIO_SITE_ID", "CIO_API_KEY", "CIO_REGION"):
+        env.pop(key)
+    settings = load_settings(env, str(config), role="sink")
+    good, bad = sample_messages(2_000, seed=5), sample_messages(500, seed=6)
+    async with running(settings) as connector:
+        fake.state.revoke("other")
+        await produce(kafka_settings, bad_topic, messages_as_records(bad))
+        await produce(kafka_settings, good_topic, messages_as_records(good))
+        await wait_for(lambda: set(received(fake, "demo")) >= set(expected_operations(good)), 60, "good workspace")
+        await wait_for(lambda: connector.sample("connector_workspace_ready", {"workspace": "other"}) == 0, 10, "401")
+        status, body = await connector.readyz()
+        assert status == 503
+        assert body["checks"]["workspace:other"]["ready"] is False
+        assert "401" in body["checks"]["workspace:other"]["detail"]
+        assert body["checks"]["workspace:demo"]["ready"] is True
+        await asyncio.sleep(1.0)
+        assert [c for c, _ in await committed_and_end(kafka_settings, settings.sink.group_id, bad_topic, 1)] == [0]
+        assert received(fake, "other") == collections.Counter()
+        assert (await read_all(kafka_settings, dlq, expect=1, timeout=1)) == []  # never dead-lettered
+
+        fake.state.restore("other")  # the operator fixed the key: the re-probe resumes delivery
+        await wait_for(lambda: set(received(fake, "other")) >= set(expected_operations(bad)), 60, "recovery")
+        await wait_for(lambda: connector.sample("connector_workspace_ready", {"workspace": "other"}) == 1, 5, "ready")
+    await assert_fully_committed(kafka_settings, settings.sink.group_id, bad_topic, 1)
+
+
+async def test_per_person_order_is_kept_under_random_failures(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """Interleaved identify/track for the same people, 30% failures: each person's operations arrive in order."""
+    topic, dlq = await topic_factory(partitions=2), await topic_factory()
+    now = int(time.time() * 1000)
+    messages: list[dict[str, Any]] = []
+    for seq in range(3_000):
+        user = f"person-{seq % 40}"
+        if seq % 2:
+            message = {"type": "track", "userId": user, "event": "Step", "properties": {"seq": seq}}
+        else:
+            message = {"type": "identify", "userId": user, "traits": {"seq": seq}}
+        messages.append({**message, "messageId": f"m-{seq}", "timestamp": now})
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    fake.state.set_faults(error_ratio=0.3)
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_BATCH_MAX_OPERATIONS="25")
+    async with running(load_settings(env, role="sink")):
+        await wait_for(lambda: len(set(received(fake))) >= len(messages), 120, "all operations")
+    seen: dict[str, list[int]] = collections.defaultdict(list)
+    for record in fake.state.operations_for("demo"):
+        op = record["operation"]
+        seq = (op.get("attributes") or {}).get("seq")
+        seen[op["identifiers"]["id"]].append(int(seq))
+    for person, sequence in seen.items():
+        assert sequence == sorted(sequence), f"{person} received out of order: {sequence[:20]}"
+
+
+async def test_undecodable_and_oversized_records_are_dead_lettered_with_reasons(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """Bad bytes and a too-large operation go to the dead-letter topic with headers; good ones are delivered."""
+    topic, dlq = await topic_factory(), await topic_factory()
+    good = sample_messages(50, seed=9)
+    huge = {"type": "track", "userId": "u1", "event": "Big", "properties": {f"k{i}": "x" * 900 for i in range(40)}}
+    records = [(b"k1", b"\xff\xfe not utf-8"), (b"k2", b"{not json"), (b"k3", orjson.dumps(huge))]
+    await produce(kafka_settings, topic, [*records, *messages_as_records(good)])
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq)
+    async with running(load_settings(env, role="sink")) as connector:
+        await wait_for(lambda: set(received(fake)) >= set(expected_operations(good)), 60, "good records")
+        dead = await read_all(kafka_settings, dlq, expect=3)
+        completed = {
+            outcome: connector.sample("connector_records_completed_total", {"topic": topic, "outcome": outcome})
+            for outcome in ("delivered", "dead_lettered", "filtered")
+        }
+        consumed = connector.sample("connector_records_consumed_total", {"topic": topic})
+    by_key = {r.key: r for r in dead}
+    assert set(by_key) == {b"k1", b"k2", b"k3"}
+    assert by_key[b"k1"].header("cio-dlq-reason") == b"invalid_utf8"
+    assert by_key[b"k2"].header("cio-dlq-reason") == b"not_json"
+    assert by_key[b"k3"].header("cio-dlq-reason") in (b"too_large", b"limit_exceeded")
+    assert by_key[b"k2"].value == b"{not json"  # the original value, untouched
+    assert by_key[b"k2"].header("cio-dlq-source-topic") == topic.encode()
+    assert by_key[b"k2"].header("cio-dlq-source-offset") == b"1"
+    assert consumed == sum(completed.values()) == 53
+    assert completed["dead_lettered"] == 3
