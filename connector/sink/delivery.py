@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -166,7 +165,8 @@ class WorkspaceDelivery:
         ticket.hold(self.name)
         self.buffered += 1
         self._idle.clear()
-        lane = self._lanes[zlib.crc32(operation.order_key.encode()) % len(self._lanes)]
+        # hash() is stable within the process, which is all lane affinity needs.
+        lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
             lane.ready.append(full)

@@ -40,6 +40,7 @@ log = get_logger("sink.runner")
 FETCH_TIMEOUT_MS = 200
 LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
+FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
 ORIGIN_HEADERS = ("cio-origin-topic", "cio-origin-partition", "cio-origin-offset", "cio-origin-timestamp")
 
 
@@ -80,6 +81,7 @@ class Sink:
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
+        self._completed: Counter[tuple[str, str]] = Counter()  # (topic, outcome), flushed to metrics per fetch
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._max_records_in_flight = self._sink.max_buffered_operations * max(1, len(self._deliveries))
@@ -104,9 +106,15 @@ class Sink:
             await self._consume(stop)
             self._stopping = True
             await self._drain(self._sink.shutdown_timeout_seconds)
-            await self._commit()
+            try:
+                async with asyncio.timeout(FINAL_STEP_SECONDS):
+                    await self._commit()
+            except TimeoutError:
+                log.warning("Final commit timed out; uncommitted records will be re-read.")
+            self._publish_counts()
         finally:
             self._stopping = True
+            # Cancel retries still running past the deadline: their records stay uncommitted, not lost.
             for delivery in self._deliveries.values():
                 await delivery.stop()
             for task in self._tasks:
@@ -114,7 +122,11 @@ class Sink:
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self._consumer.stop()
+            try:
+                async with asyncio.timeout(FINAL_STEP_SECONDS):
+                    await self._consumer.stop()
+            except TimeoutError:
+                log.warning("Leaving the consumer group timed out (Kafka unreachable?).")
             log.info("Sink stopped.")
 
     async def _consume(self, stop: asyncio.Event) -> None:
@@ -124,6 +136,7 @@ class Sink:
             records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
             if records:
                 self._process(records)
+            self._publish_counts()
             now = time.monotonic()
             if now >= next_commit:
                 next_commit = now + self._sink.commit_interval_seconds
@@ -163,7 +176,14 @@ class Sink:
         for topic, count in consumed.items():
             self._metrics.records_consumed.labels(topic).inc(count)
         consumed.clear()
-        self._metrics.records_in_flight.set(offsets.in_flight())
+
+    def _publish_counts(self) -> None:
+        """Move per-record tallies into Prometheus (labels() lookups are too slow to do per record)."""
+        completed = self._completed
+        for (topic, outcome), count in completed.items():
+            self._metrics.records_completed.labels(topic, outcome).inc(count)
+        completed.clear()
+        self._metrics.records_in_flight.set(self._offsets.in_flight())
 
     def _map_record(self, record: Record, ticket: Ticket) -> None:
         decoded = decode_record(record.value)
@@ -210,7 +230,7 @@ class Sink:
         self._offsets.tracker(partition).resolve(ticket.record.offset)
         for workspace in ticket.workspaces:
             self._load[workspace][partition] -= 1
-        self._metrics.records_completed.labels(ticket.record.topic, ticket.outcome).inc()
+        self._completed[partition.topic, ticket.outcome] += 1
 
     # --- transactional sends ----------------------------------------------------------------------
 

@@ -259,3 +259,28 @@ async def test_undecodable_and_oversized_records_are_dead_lettered_with_reasons(
     assert by_key[b"k2"].header("cio-dlq-source-offset") == b"1"
     assert consumed == sum(completed.values()) == 53
     assert completed["dead_lettered"] == 3
+
+
+async def test_sigterm_while_customerio_is_down_exits_in_time_without_committing(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """SIGTERM with retries under way: exit 0 within the shutdown deadline; undelivered records stay uncommitted."""
+    topic, dlq = await topic_factory(), await topic_factory()
+    await produce(kafka_settings, topic, messages_as_records(sample_messages(300, seed=21)))
+    fake.state.set_faults(error_ratio=1.0)  # every request fails: the sink can only retry
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_SHUTDOWN_TIMEOUT_SECONDS="2")
+    process = start_process(env, "sink", tmp_path / "sink.log")
+    try:
+        await wait_for(
+            lambda: sum(fake.state.stats()["requests"].get("demo", {}).get("us", {}).values()) > 3, 30, "retries"
+        )
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.to_thread(process.wait, 30)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, (tmp_path / "sink.log").read_text()[-2000:]
+    assert took < 2 + 8, f"shutdown took {took:.1f}s"
+    assert [c for c, _ in await committed_and_end(kafka_settings, env["CONNECTOR_GROUP_ID"], topic, 1)] == [0]

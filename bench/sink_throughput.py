@@ -1,0 +1,215 @@
+"""Sink benchmark: end-to-end events/s from a real Kafka broker to the fake Customer.io, against a ceiling.
+
+In one run, on the same records:
+  ceiling     raw aiokafka consume + orjson decode of every record (what any Python consumer pays);
+  end-to-end  `cio-connector sink` (its own process) consuming the same backlog, mapping, batching and
+              POSTing to `cio-connector fake-cio` (its own process) until every operation is accepted;
+  ratio       end-to-end / ceiling;
+  max RSS     of the connector process, sampled every 50 ms.
+
+    .venv/bin/python bench/sink_throughput.py                 # 200,000 records
+    .venv/bin/python bench/sink_throughput.py --records 1000000   # the 1M-record backlog memory check
+
+The broker comes from KAFKA_BOOTSTRAP_SERVERS, else it is started (connector.devtools.kafka_local).
+Everything runs on this machine, so the broker's JVM, the fake and the connector share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer  # noqa: E402 - after the path tweak, for running from a checkout
+
+from connector.config import KafkaSettings, load_settings  # noqa: E402
+from connector.devtools.kafka_local import provide_broker  # noqa: E402
+from connector.devtools.samples import SampleEvents  # noqa: E402
+from connector.kafka import Producer, ensure_topics  # noqa: E402
+from connector.sink.mapping import map_message  # noqa: E402
+from connector.sink.model import MessageContext  # noqa: E402
+
+PARTITIONS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def fill(kafka: KafkaSettings, topic: str, count: int) -> int:
+    """Produce ``count`` sample records; return how many operations they map to."""
+    samples = SampleEvents(seed=42, users=20_000)
+    mapping = load_settings({}).mapping
+    producer = Producer(kafka, linger_ms=50, compression="lz4")
+    await producer.start()
+    operations = 0
+    now = int(time.time() * 1000)
+    try:
+        for start in range(0, count, 5_000):
+            items: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]] = []
+            for i in range(start, min(count, start + 5_000)):
+                message = samples.message(now - (count - i))
+                mapped = map_message(message, MessageContext(topic, 0, i, 0, now), mapping)
+                operations += len(mapped) if isinstance(mapped, tuple) else 0
+                items.append((str(message["userId"]).encode(), orjson.dumps(message), ()))
+            await producer.send_many(topic, items)
+    finally:
+        await producer.stop()
+    return operations
+
+
+async def ceiling(kafka: KafkaSettings, topic: str, count: int) -> float:
+    """Records/s of a bare aiokafka consumer that decodes every value with orjson."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2_000,
+        fetch_max_bytes=16_777_216,
+        max_partition_fetch_bytes=4 * 1_048_576,
+    )
+    await consumer.start()
+    seen = 0
+    started = None
+    try:
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2_000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    assert started is not None
+    return count / (time.perf_counter() - started)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (stable under contention, unlike wall time)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) -> tuple[float, float, float, float]:
+    """(events/s, seconds, max RSS MB, connector CPU seconds) of the connector delivering the backlog."""
+    us, eu, metrics_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CONNECTOR_INPUT_TOPICS": topic,
+        "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "CONNECTOR_DLQ_TOPIC": f"{topic}-dlq",
+        "CIO_SITE_ID": "demo-site",
+        "CIO_API_KEY": "demo-key",
+        "CIO_REGION": "us",
+        "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
+        "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
+        "CONNECTOR_METRICS_PORT": str(metrics_port),
+        # Customer.io's documented ceiling (1000 req/s); the default 100 is the conservative production value.
+        "CONNECTOR_RATE_LIMIT": "1000",
+        "LOG_LEVEL": "WARNING",
+    }
+    cli = [sys.executable, "-m", "connector"]
+    fake = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+        [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    connector = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
+            connector = subprocess.Popen([*cli, "sink"], env=env, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+            peak = 0.0
+            started = None
+            cpu_at_start = 0.0
+            while True:
+                peak = max(peak, rss_mb(connector.pid))
+                cpu_now = cpu_seconds(connector.pid)
+                if connector.poll() is not None:
+                    raise SystemExit(f"connector exited with {connector.returncode}")
+                async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
+                    accepted = (await response.json())["accepted_operations"].get("demo", 0)
+                if started is None and accepted > 0:
+                    started = time.perf_counter()
+                    cpu_at_start = cpu_now
+                if accepted >= operations:
+                    break
+                await asyncio.sleep(0.05)
+            assert started is not None
+            elapsed = time.perf_counter() - started
+            return records / elapsed, elapsed, peak, cpu_seconds(connector.pid) - cpu_at_start
+    finally:
+        for child in (connector, fake):
+            if child is not None and child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                child.wait(30)
+
+
+async def _wait(http: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(200):
+        try:
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+async def main(records: int, bootstrap: str) -> None:
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, {topic: PARTITIONS})
+    print(f"producing {records:,} sample records to {topic} ({PARTITIONS} partitions)…", flush=True)
+    operations = await fill(kafka, topic, records)
+    raw = await ceiling(kafka, topic, records)
+    rate, seconds, peak, cpu = await end_to_end(bootstrap, topic, records, operations)
+    print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
+    print(f"end-to-end  Kafka → connector → fake (HTTP)  : {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
+    print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
+    print(f"CPU         connector process                 : {records / cpu:>10,.0f} events per CPU-second")
+    print(f"max RSS     connector process                 : {peak:>10.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    args = parser.parse_args()
+    with provide_broker() as servers:
+        asyncio.run(main(args.records, servers))
