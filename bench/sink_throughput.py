@@ -143,7 +143,7 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
         "LOG_LEVEL": "WARNING",
     }
     cli = [sys.executable, "-m", "connector"]
-    fake = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+    fake = subprocess.Popen(
         [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -153,7 +153,7 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
     try:
         async with aiohttp.ClientSession() as http:
             await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
-            connector = subprocess.Popen([*cli, "sink"], env=env, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+            connector = subprocess.Popen([*cli, "sink"], env=env, stderr=subprocess.DEVNULL)
             peak = 0.0
             started = None
             cpu_at_start = 0.0

@@ -72,6 +72,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from connector.metrics import Metrics
 
     settings = _settings(args, "check")
+    if settings.service.log_level != "DEBUG":
+        from connector import logs
+
+        logs.setup("WARNING")  # the table is the output; progress lines would only clutter it
     return asyncio.run(run_check(settings, Metrics(), sys.stdout))
 
 

@@ -53,6 +53,10 @@ class Faults:
     latency_ms: float = 0.0  # added before answering
     rate_limit_per_second: float | None = None  # Track API token bucket per workspace → 429
     app_rate_limit_per_second: float | None = None  # App API token bucket per workspace → 429
+    # Operations whose `name` is listed are rejected as Customer.io might for reasons a client cannot
+    # check (e.g. per-person limits): per item in a 207 (poison_status 207) or the whole batch (400).
+    poison_names: tuple[str, ...] = ()
+    poison_status: int = 207
 
 
 @dataclass(slots=True)
@@ -148,7 +152,7 @@ class FakeState:
                 raise ValueError(f"unknown fault {name!r}")
             _check_fault(name, value)
         for name, value in changes.items():
-            setattr(self.faults, name, value)
+            setattr(self.faults, name, tuple(value) if name == "poison_names" else value)
         if {"rate_limit_per_second", "app_rate_limit_per_second"} & changes.keys():
             self._buckets.clear()
         return self.faults
@@ -298,7 +302,13 @@ class FakeState:
 
 def _check_fault(name: str, value: Any) -> None:
     number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if name.endswith("_ratio"):
+    if name == "poison_names":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError("poison_names must be a list of strings")
+    elif name == "poison_status":
+        if value not in (207, 400):
+            raise ValueError("poison_status must be 207 or 400")
+    elif name.endswith("_ratio"):
         if not number or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
     elif name == "latency_ms":

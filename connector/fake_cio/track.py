@@ -46,11 +46,16 @@ async def batch(request: web.Request) -> web.Response:
     if isinstance(parsed, dict):
         return _v2_error(parsed)
     state = request.app[LISTENER].state
+    poison = state.faults.poison_names
+    if poison and state.faults.poison_status == 400 and any(_poisoned(op, poison) for op in parsed):
+        return _v2_error(error("invalid", "name", "operation rejected (poison fault)"))
     accepted: list[bytes] = []
     errors: list[dict[str, Any]] = []
     for index, op in enumerate(parsed):
         raw = orjson.dumps(op)  # its size is a rule, and it is recorded serialized
         problem = check_operation(op, len(raw))
+        if problem is None and poison and _poisoned(op, poison):
+            problem = error("invalid", "name", "operation rejected (poison fault)")
         if problem is None:
             accepted.append(raw)
         else:
@@ -60,6 +65,10 @@ async def batch(request: web.Request) -> web.Response:
         state.count_rejected(ws, len(errors))
         return json_response({"errors": errors}, 207)
     return json_response(_OK)
+
+
+def _poisoned(op: Any, names: tuple[str, ...]) -> bool:
+    return isinstance(op, dict) and op.get("name") in names
 
 
 async def entity(request: web.Request) -> web.Response:

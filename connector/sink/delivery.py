@@ -132,6 +132,11 @@ class WorkspaceDelivery:
         self._ready_gauge.set(0)
         self._probe_pending = True
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The lane senders and the linger ticker (watched by the runner)."""
+        return tuple(self._tasks)
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -227,28 +232,39 @@ class WorkspaceDelivery:
             hold = self._hold_until - time.monotonic()
             if hold > 0:
                 await asyncio.sleep(hold)
-            await self._concurrency.acquire()
-            backpressure = False
-            try:
-                response = await self._client.post_batch(
-                    self.destination.track_url, self.destination.track_auth, body, self._labels
-                )
-            except TransientDeliveryError as exc:
-                backpressure = True
-                attempt += 1
-                await self._on_transient(exc, attempt, len(batch))
-                continue
-            except AuthError as exc:
-                await self._on_auth_failure(exc)
-                probing = True
-                continue
-            except PermanentDeliveryError as exc:
-                await self._on_rejected_batch(batch, exc)
+            outcome = await self._send_once(body)
+            # The concurrency permit is released by now: retries and bisection must never wait for a
+            # permit while holding one, or lanes bisecting at the same time deadlock each other.
+            if isinstance(outcome, BatchResponse):
+                self._on_accepted(batch, outcome)
                 return
-            finally:
-                await self._concurrency.release(backpressure=backpressure)
-            self._on_accepted(batch, response)
-            return
+            if isinstance(outcome, TransientDeliveryError):
+                attempt += 1
+                await self._on_transient(outcome, attempt, len(batch))
+            elif isinstance(outcome, AuthError):
+                await self._on_auth_failure(outcome)
+                probing = True
+            else:
+                await self._on_rejected_batch(batch, outcome)
+                return
+
+    async def _send_once(
+        self, body: bytes
+    ) -> BatchResponse | TransientDeliveryError | AuthError | PermanentDeliveryError:
+        """One request under the concurrency limit; the outcome as a value."""
+        await self._concurrency.acquire()
+        backpressure = False
+        try:
+            return await self._client.post_batch(
+                self.destination.track_url, self.destination.track_auth, body, self._labels
+            )
+        except TransientDeliveryError as exc:
+            backpressure = True
+            return exc
+        except (AuthError, PermanentDeliveryError) as exc:
+            return exc
+        finally:
+            await self._concurrency.release(backpressure=backpressure)
 
     async def _on_transient(self, exc: TransientDeliveryError, attempt: int, size: int) -> None:
         cause = "network" if exc.status is None else ("429" if exc.status == 429 else f"{exc.status // 100}xx")

@@ -140,10 +140,18 @@ class Sink:
             now = time.monotonic()
             if now >= next_commit:
                 next_commit = now + self._sink.commit_interval_seconds
+                self._raise_if_a_task_died()
                 await self._commit()
             if now >= next_lag:
                 next_lag = now + LAG_INTERVAL_SECONDS
                 await self._publish_lag()
+
+    def _raise_if_a_task_died(self) -> None:
+        """A crashed lane or writer would stall its records forever: fail loudly instead (a bug)."""
+        tasks = [*self._tasks, *(t for d in self._deliveries.values() for t in d.tasks)]
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"background task {task.get_name()} died") from task.exception()
 
     async def _drain(self, timeout: float) -> None:
         """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds."""

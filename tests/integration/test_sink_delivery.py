@@ -284,3 +284,34 @@ async def test_sigterm_while_customerio_is_down_exits_in_time_without_committing
     assert code == 0, (tmp_path / "sink.log").read_text()[-2000:]
     assert took < 2 + 8, f"shutdown took {took:.1f}s"
     assert [c for c, _ in await committed_and_end(kafka_settings, env["CONNECTOR_GROUP_ID"], topic, 1)] == [0]
+
+
+@pytest.mark.parametrize("status", [207, 400])
+async def test_one_rejected_item_is_dead_lettered_alone(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, status: int
+) -> None:
+    """One invalid item in a batch (207 per item, or a whole-batch 400): only it is dead-lettered, with its reason."""
+    topic, dlq = await topic_factory(partitions=2), await topic_factory()
+    now = int(time.time())
+    messages = [
+        {"type": "track", "userId": f"u{i % 5}", "event": "Poison" if i == 137 else "Fine", "messageId": f"m{i}"}
+        | {"timestamp": now}
+        for i in range(400)
+    ]
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    fake.state.set_faults(poison_names=["Poison"], poison_status=status)
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_LANES="2")
+    async with running(load_settings(env, role="sink")) as connector:
+        dead = await read_all(kafka_settings, dlq, expect=1)
+        await wait_for(lambda: len(fake.state.operations_for("demo")) >= 399, 60, "the good operations")
+        await asyncio.sleep(0.5)
+        delivered = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+    names = [r["operation"]["name"] for r in fake.state.operations_for("demo")]
+    assert len(names) == 399
+    assert "Poison" not in names
+    assert len(dead) == 1
+    assert orjson.loads(dead[0].value or b"")["messageId"] == "m137"
+    assert dead[0].header("cio-dlq-reason") == b"rejected"
+    assert dead[0].header("cio-dlq-status") == str(status).encode()
+    assert b"poison" in (dead[0].header("cio-dlq-message") or b"")
+    assert delivered == 399
