@@ -1,0 +1,89 @@
+"""Device track events → person ``add_device`` / ``delete_device`` (reference §1.6, §2.1, §7) (pure).
+
+The push token is ``context.device.token``; the platform comes from ``context.device.type``, else
+``context.os.name``: ``android``, or any Apple system (iOS, iPadOS, tvOS, watchOS, macOS…) as ``ios``
+— the only two Customer.io knows. ``last_used`` is the message time. Device attributes are strings:
+the event's properties (JSON text for non-strings) and ``device_os``, ``device_model``, ``app_version``
+and ``device_locale`` from the context, which win over same-named properties.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from connector.sink.identifiers import Identity
+from connector.sink.model import Message, MessageContext
+from connector.sink.timestamps import message_ms
+from connector.sink.validation import Invalid, get_object, get_string, label, serialize, show
+
+if TYPE_CHECKING:
+    from connector.sink.mapping import Mapper, Planned
+
+_APPLE = frozenset(
+    {"ios", "ipados", "tvos", "watchos", "visionos", "macos", "mac os", "mac os x", "osx", "iphone os", "apple"}
+)
+_FROM_CONTEXT = (
+    ("device_os", "os", "version"),
+    ("device_model", "device", "model"),
+    ("app_version", "app", "version"),
+    ("device_locale", None, "locale"),
+)
+_EMPTY: dict[str, Any] = {}
+
+
+def plan_device(
+    mapper: Mapper, action: str, message: Message, ctx: MessageContext, *, who: Identity, props: dict[str, Any]
+) -> Planned | None:
+    """The device operation of a device event, or None when it has no token (it is then a plain event)."""
+    context = get_object(message, "context", "context") or _EMPTY
+    device = get_object(context, "device", "context.device") or _EMPTY
+    token = get_string(device, "token", "context.device.token")
+    if not token:
+        return None
+    if action == "delete_device":
+        op = {"type": "person", "action": action, "identifiers": who[0], "device": {"token": token}}
+        return op, who[1], "person.delete_device", "context.device"
+    sections = {
+        "device": device,
+        "os": get_object(context, "os", "context.os") or _EMPTY,
+        "app": get_object(context, "app", "context.app") or _EMPTY,
+        None: context,
+    }
+    strings: dict[str, Any] = {}
+    for key, value in props.items():
+        text = _as_string(value, "properties." + label(str(key)))
+        if text is not None:
+            strings[key] = text
+    for name, section, key in _FROM_CONTEXT:
+        text = _as_string(sections[section].get(key), f"context.{section}.{key}" if section else "context." + key)
+        if text:
+            strings[name] = text
+    entry: dict[str, Any] = {"token": token, "platform": _platform(device, sections["os"])}
+    ms = message_ms(message, ctx)
+    if ms is not None:
+        entry["last_used"] = ms // 1000
+    attributes = mapper.attributes.stored(strings, "properties", mapper.plain_names, convert=False)
+    if attributes:
+        entry["attributes"] = attributes
+    op = {"type": "person", "action": "add_device", "identifiers": who[0], "device": entry}
+    return op, who[1], "person.add_device", "properties"
+
+
+def _as_string(value: Any, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return serialize(value, field).decode()
+
+
+def _platform(device: dict[str, Any], os: dict[str, Any]) -> str:
+    for raw in (device.get("type"), os.get("name")):
+        if isinstance(raw, str):
+            name = raw.strip().lower()
+            if name == "android":
+                return "android"
+            if name in _APPLE:
+                return "ios"
+    shown = show(device.get("type") if device.get("type") is not None else os.get("name"))
+    raise Invalid("invalid_field", f"context.device.type: push platform must be ios or android (got {shown})")

@@ -1,0 +1,336 @@
+"""Segment-spec messages → Customer.io Track API v2 operations, serialized once (pure).
+
+One small method per message kind (reference §7 for what peers do, §3 for the limits):
+
+- identify → person ``identify``. Attributes come from ``traits``; ``context.traits`` is used only when
+  the message has no ``traits`` at all (RudderStack's mobile SDKs put identify traits there), never
+  merged. ``createdAt``/``created_at`` → ``created_at`` (Unix s), ``anonymousId`` → ``anonymous_id``.
+- track → person ``event``, or a semantic action (devices, delete, suppress) chosen by event name. An
+  anonymous device event, like one without a token, stays a plain event; anonymous delete/suppress is
+  refused (``missing_identifier``).
+- page / screen → person ``page`` / ``screen``. A page name over 100 bytes that is a URL loses its query
+  and fragment (the full URL stays in ``attributes.url``) before the name limit applies.
+- group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id.
+- alias → person ``merge``.
+- records that already are v2 operations: see ``connector.sink.operations``.
+
+Track, page and screen find the person by ``userId``, else ``context.traits.email``, else they are
+anonymous (``anonymousId``). Whatever the input, ``map_message`` returns; it never raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from connector.config import MappingSettings
+from connector.sink import identifiers as ids
+from connector.sink.attributes import Attributes, Names
+from connector.sink.devices import plan_device
+from connector.sink.model import Filtered, MappedMessage, Message, MessageContext, Operation, Rejection
+from connector.sink.operations import ACTIONS, is_v2_operation, message_event_name, plan_operation
+from connector.sink.timestamps import message_ms, to_unix_ms
+from connector.sink.ulid import event_ulid
+from connector.sink.validation import (
+    MAX_NAME_BYTES,
+    Invalid,
+    check_name,
+    get_object,
+    get_string,
+    json_type,
+    label,
+    over,
+    serialize,
+    show,
+)
+
+__all__ = ["Mapper", "is_v2_operation", "map_message", "mapper_for", "message_event_name"]
+
+Planned = tuple[dict[str, Any], str, str, str]  # (operation, order key, action label, source field)
+
+SEGMENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+EVENT_ACTIONS = frozenset({"person.event", "person.page", "person.screen", "delivery.event"})
+_PAGE_FIELDS = ("url", "path", "title", "referrer", "search")
+_EMPTY: dict[str, Any] = {}
+_INTEGRATIONS_DISABLED = Filtered("integrations_disabled")
+_EVENT_DENIED = Filtered("event_denied")
+_TYPE_DENIED = Filtered("type_denied")
+
+
+class Mapper:
+    """Everything derived from MappingSettings, computed once; ``map`` is the hot path."""
+
+    def __init__(self, settings: MappingSettings) -> None:
+        self.truncate = settings.oversize_policy == "truncate"
+        self.attributes = Attributes(
+            convert_iso=settings.convert_iso_timestamps, omit_empty=settings.omit_empty_values, truncate=self.truncate
+        )
+        self.person_names = Names(settings.attribute_prefix, frozenset({"createdAt", "created_at"}), self.truncate)
+        self.object_names = Names("", frozenset({"objectTypeId", "object_type_id"}), self.truncate)
+        self.plain_names = Names("", frozenset(), self.truncate)
+        self.default_object_type_id = settings.default_object_type_id
+        self.semantic: dict[str, str] = {}
+        for action, names in (
+            ("unsuppress", settings.unsuppress_events),
+            ("suppress", settings.suppress_events),
+            ("delete", settings.delete_events),
+            ("delete_device", settings.device_delete_events),
+            ("add_device", settings.device_add_events),
+        ):
+            self.semantic.update(dict.fromkeys(names, action))  # a name in two lists: the later one here wins
+        self.allow_events = frozenset(settings.allow_event_names) or None
+        self.deny_events = frozenset(settings.deny_event_names)
+        self.filter_events = self.allow_events is not None or bool(self.deny_events)
+        self.allow_types = frozenset(settings.allow_types) or None
+        self.deny_types = frozenset(settings.deny_types)
+        self._kinds = {
+            "identify": self._identify,
+            "track": self._track,
+            "page": self._page,
+            "screen": self._screen,
+            "group": self._group,
+            "alias": self._alias,
+        }
+
+    def map(self, message: Message, ctx: MessageContext, max_operation_bytes: int = 32_000) -> MappedMessage:
+        """The operations for one message, or why it is not sent. Never raises."""
+        try:
+            planned = self._plan(message, ctx)
+            if isinstance(planned, Filtered):
+                return planned
+            return (self.finish(planned, max_operation_bytes),)
+        except Invalid as exc:
+            return Rejection(exc.reason, exc.message)
+        except Exception as exc:  # the contract: no message, however odd, may stop a partition
+            return Rejection("invalid_field", f"message: cannot be mapped ({type(exc).__name__})")
+
+    def _plan(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+        if not isinstance(message, dict):
+            raise Invalid("not_an_object", f"message: must be an object (got {json_type(message)})")
+        kind = message.get("type")
+        if not isinstance(kind, str):
+            if kind is None:
+                raise Invalid("missing_field", "type: required")
+            raise Invalid("invalid_field", f"type: must be a string (got {json_type(kind)})")
+        if kind in ACTIONS and "action" in message:
+            return plan_operation(self, message, ctx)
+        if kind not in SEGMENT_TYPES:
+            kind = kind.lower()
+        integrations = message.get("integrations")
+        if integrations and isinstance(integrations, dict):
+            cio = integrations.get("Customer.io")
+            if cio is False or (integrations.get("All") is False and cio is not True and not isinstance(cio, dict)):
+                return _INTEGRATIONS_DISABLED
+        if (self.allow_types is not None and kind not in self.allow_types) or kind in self.deny_types:
+            return _TYPE_DENIED
+        handler = self._kinds.get(kind)
+        if handler is None:
+            raise Invalid("unknown_type", f"type: unknown message type {label(kind)!r}")
+        return handler(message, ctx)
+
+    def event_allowed(self, name: str) -> bool:
+        """Whether the allow/deny lists let a track event of this name through."""
+        return (self.allow_events is None or name in self.allow_events) and name not in self.deny_events
+
+    def finish(self, planned: Planned, max_bytes: int) -> Operation:
+        """Serialize once; past ``max_bytes``, truncate event strings (if configured) or refuse."""
+        op, key, action, field = planned
+        try:
+            body = orjson.dumps(op)
+        except orjson.JSONEncodeError:
+            body = serialize(op, field)  # raises the invalid_field naming the field
+        if len(body) > max_bytes:
+            if self.truncate and action in EVENT_ACTIONS:
+                shrunk = orjson.loads(body)  # the slow path: attributes are an opaque Fragment in ``op``
+                if isinstance(shrunk.get("attributes"), dict):
+                    shrunk["attributes"] = self.attributes.shrink(shrunk["attributes"], field)
+                    body = serialize(shrunk, field)
+            if len(body) > max_bytes:
+                raise Invalid("too_large", f"operation: {len(body)} bytes serialized, limit {max_bytes}")
+        return Operation(body, key, action)
+
+    # ---- shared steps -------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        action: str,
+        message: Message,
+        ctx: MessageContext,
+        who: ids.Identity,
+        *,
+        name: str,
+        name_field: str,
+        attrs: dict[str, Any],
+    ) -> Planned:
+        ms = message_ms(message, ctx)
+        op: dict[str, Any] = {
+            "type": "person",
+            "action": action,
+            "identifiers": who[0],
+            "name": name if len(name) <= 25 else check_name(name, name_field, self.truncate),  # ≤ 25 chars ≤ 100 B
+            "id": event_ulid(message, ctx, ms),
+            "attributes": self.attributes.event(attrs, "properties"),
+        }
+        if ms is not None:
+            op["timestamp"] = ms // 1000
+        return op, who[1], "person." + action, "properties"
+
+    # ---- one method per message kind ----------------------------------------------------------------
+
+    def _identify(self, message: Message, ctx: MessageContext) -> Planned:
+        traits = get_object(message, "traits", "traits")
+        path = "traits"
+        if traits is None:
+            context = get_object(message, "context", "context")
+            traits = get_object(context, "traits", "context.traits") if context else None
+            path = "context.traits"
+        traits = traits or _EMPTY
+        user_id = ids.identifier_value(message.get("userId"), "userId")
+        if user_id is not None:
+            identifiers, key = ids.person(user_id, "userId")
+        else:
+            email = ids.email_value(traits.get("email"), path + ".email")
+            if email is None:
+                raise Invalid("missing_identifier", "userId: required (or traits.email) for identify")
+            identifiers, key = ids.by_email(email)
+        extra: dict[str, Any] = {}
+        created, field = traits.get("createdAt"), path + ".createdAt"
+        if created is None:
+            created, field = traits.get("created_at"), path + ".created_at"
+        if created is not None and created != "":
+            created_ms = to_unix_ms(created)
+            if created_ms is None:
+                raise Invalid("invalid_timestamp", f"{field}: not an ISO-8601 date or Unix time (got {show(created)})")
+            extra["created_at"] = created_ms // 1000
+        anonymous_id = ids.identifier_value(message.get("anonymousId"), "anonymousId")
+        if anonymous_id is not None:
+            extra["anonymous_id"] = anonymous_id
+        op: dict[str, Any] = {
+            "type": "person",
+            "action": "identify",
+            "identifiers": identifiers,
+            "attributes": self.attributes.stored(traits, path, self.person_names, extra=extra),
+        }
+        ms = message_ms(message, ctx)
+        if ms is not None:
+            op["timestamp"] = ms // 1000
+        return op, key, "person.identify", path
+
+    def _track(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+        name = get_string(message, "event", "event")
+        if not name:
+            raise Invalid("missing_field", "event: required for track")
+        if self.filter_events and not self.event_allowed(name):
+            return _EVENT_DENIED
+        props = get_object(message, "properties", "properties") or _EMPTY
+        who = ids.sender(message)
+        action = self.semantic.get(name)
+        if action is not None:
+            if action in ("add_device", "delete_device"):
+                planned = plan_device(self, action, message, ctx, who=who, props=props) if who is not None else None
+                if planned is not None:
+                    return planned
+            elif who is None:
+                raise Invalid("missing_identifier", f"userId: required for {label(name)!r} ({action})")
+            else:
+                return {"type": "person", "action": action, "identifiers": who[0]}, who[1], "person." + action, "userId"
+        who = who or ids.anonymous_sender(message, "track")
+        return self._event("event", message, ctx, who, name=name, name_field="event", attrs=props)
+
+    def _page(self, message: Message, ctx: MessageContext) -> Planned:
+        props = get_object(message, "properties", "properties") or _EMPTY
+        context = get_object(message, "context", "context") or _EMPTY
+        page = get_object(context, "page", "context.page") or _EMPTY
+        name, field = get_string(props, "url", "properties.url"), "properties.url"
+        if not name:
+            name, field = get_string(page, "url", "context.page.url"), "context.page.url"
+        if not name:
+            name, field = get_string(message, "name", "name"), "name"
+        if not name:
+            raise Invalid("missing_field", "properties.url: required (or context.page.url or name) for page")
+        if over(name, MAX_NAME_BYTES) and ("?" in name or "#" in name):
+            name = name.split("#", 1)[0].split("?", 1)[0] or name
+        attrs = props
+        for key in _PAGE_FIELDS:
+            value = page.get(key)
+            if value is not None and key not in props:
+                if attrs is props:
+                    attrs = dict(props)
+                attrs[key] = value
+        who = ids.sender(message) or ids.anonymous_sender(message, "page")
+        return self._event("page", message, ctx, who, name=name, name_field=field, attrs=attrs)
+
+    def _screen(self, message: Message, ctx: MessageContext) -> Planned:
+        name = get_string(message, "name", "name")
+        if not name:
+            raise Invalid("missing_field", "name: required for screen")
+        props = get_object(message, "properties", "properties") or _EMPTY
+        who = ids.sender(message) or ids.anonymous_sender(message, "screen")
+        return self._event("screen", message, ctx, who, name=name, name_field="name", attrs=props)
+
+    def _group(self, message: Message, ctx: MessageContext) -> Planned:
+        group_id = ids.identifier_value(message.get("groupId"), "groupId")
+        if group_id is None:
+            raise Invalid("missing_identifier", "groupId: required for group")
+        traits = get_object(message, "traits", "traits") or _EMPTY
+        raw_type, field = traits.get("objectTypeId"), "traits.objectTypeId"
+        if raw_type is None:
+            raw_type, field = traits.get("object_type_id"), "traits.object_type_id"
+        type_id = self.default_object_type_id if raw_type is None else ids.object_type_id(raw_type, field)
+        op: dict[str, Any] = {
+            "type": "object",
+            "action": "identify",
+            "identifiers": {"object_type_id": type_id, "object_id": group_id},
+            "attributes": self.attributes.stored(traits, "traits", self.object_names),
+        }
+        who = ids.sender(message)
+        if who is None:
+            anonymous_id = ids.identifier_value(message.get("anonymousId"), "anonymousId")
+            if anonymous_id is None:
+                return op, f"object:{type_id}:{group_id}", "object.identify", "traits"
+            who = ids.anonymous(anonymous_id)
+            op["action"] = "identify_anonymous"
+        op["cio_relationships"] = [{"identifiers": who[0]}]
+        return op, who[1], "object." + op["action"], "traits"
+
+    def _alias(self, message: Message, ctx: MessageContext) -> Planned:
+        user_id = ids.identifier_value(message.get("userId"), "userId")
+        previous_id = ids.identifier_value(message.get("previousId"), "previousId")
+        if user_id is None or previous_id is None:
+            field = "userId" if user_id is None else "previousId"
+            raise Invalid("missing_identifier", f"{field}: required for alias")
+        primary, key = ids.person(user_id, "userId")
+        secondary, secondary_key = ids.person(previous_id, "previousId")
+        if secondary_key == key:
+            raise Invalid("invalid_identifier", "previousId: same person as userId")
+        return (
+            {"type": "person", "action": "merge", "primary": primary, "secondary": secondary},
+            key,
+            "person.merge",
+            "userId",
+        )
+
+
+_MAPPERS: dict[int, tuple[MappingSettings, Mapper]] = {}
+
+
+def mapper_for(settings: MappingSettings) -> Mapper:
+    """The Mapper of these settings, built on first use (settings are frozen, so it never goes stale)."""
+    entry = _MAPPERS.get(id(settings))
+    if entry is not None and entry[0] is settings:
+        return entry[1]
+    if len(_MAPPERS) >= 1024:  # settings live as long as the router: this only bounds misuse
+        _MAPPERS.clear()
+    mapper = Mapper(settings)
+    _MAPPERS[id(settings)] = (settings, mapper)
+    return mapper
+
+
+def map_message(
+    message: Message, ctx: MessageContext, settings: MappingSettings, max_operation_bytes: int = 32_000
+) -> MappedMessage:
+    """The Customer.io operations of one message, or a Rejection, or Filtered. Never raises."""
+    entry = _MAPPERS.get(id(settings))  # mapper_for(), inlined: this runs once per message
+    mapper = entry[1] if entry is not None and entry[0] is settings else mapper_for(settings)
+    return mapper.map(message, ctx, max_operation_bytes)
