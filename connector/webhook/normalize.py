@@ -1,0 +1,284 @@
+"""Customer.io reporting-webhook payload → a Segment-spec ``track`` event (pure).
+
+Output schema (the value of each Kafka record, JSON)::
+
+    {
+      "type": "track",
+      "event": "Email Link Clicked",             # EVENT NAMES below; unknown → "Customer.io Event"
+      "messageId": "<event_id>",                 # stable across Customer.io retries
+      "userId": "<identifiers.id or customer_id>",          # omitted when neither is set
+      "anonymousId": "<identifiers.email or email_address or identifiers.cio_id>",  # only without userId
+      "timestamp": "2025-01-01T00:04:05.000Z",   # the payload's ``timestamp`` (Unix s); receivedAt if invalid
+      "originalTimestamp": <same as timestamp>,
+      "receivedAt": "<when the listener received it>",
+      "context": {
+        "integration": {"name": "Customer.io", "version": "<connector version>"},
+        "library": {"name": "cio-connector", "version": "<connector version>"},
+        "traits": {"email": ..., "cioId": ...}          # the person's identifiers, when present
+      },
+      "integrations": {"Customer.io": false},   # never sent back to Customer.io by the sink
+      "properties": {
+        "eventId": "<event_id>", "objectType": "<raw object_type>", "metric": "<raw metric>",
+        "deliveryId", "campaignId", "actionId", "journeyId", "parentActionId", "triggerEventId",
+        "broadcastId", "triggerId", "newsletterId", "contentId", "transactionalMessageId", ...
+        "recipient" | "recipients", "emailSubject", "link": {"url", "id"}, "reason", "content", ...
+      }
+    }
+
+Property names follow RudderStack's Customer.io source: ``subject`` → ``emailSubject``, ``href`` /
+``link_id`` → ``link.url`` / ``link.id``, ``failure_message`` → ``reason``; every other ``data`` field
+(ids, ``recipient(s)``, ``machine``, ``proxied``, ``tracked_response``, ``inbound_event_id``, ``to``, fields
+Customer.io adds later…) is kept under its camelCase name. ``identifiers`` and ``customer_id`` become
+``userId``/``anonymousId``/``context.traits``. Null values are left out.
+
+EVENT NAMES: ``"<channel> <action>"`` for every known object type and metric —
+channel: customer ``Customer``, email ``Email``, push ``Push``, sms ``SMS``, in_app ``In-App Message``,
+slack ``Slack Message``, webhook ``Webhook Message``, whatsapp ``WhatsApp Message``; action: the metric
+in the past tense, except clicked ``Link Clicked``, spammed ``Marked as Spam`` and
+cio_subscription_preferences_changed ``Subscription Preferences Changed``. This reproduces
+RudderStack's names where it has one (``Email Link Clicked``, ``Email Marked as Spam``, ``Push Opened``,
+``Slack Message Sent``…) and extends the same rule to the rest (``In-App Message Link Clicked``,
+``WhatsApp Message Delivered``, ``Email Undeliverable``, ``SMS Replied``,
+``Customer Subscription Preferences Changed``). An unknown object type or metric is still an event:
+``"Customer.io Event"``, with the raw values in ``properties``; its metric labels are ``"other"``.
+
+Kafka record: key = userId, else the email, else ``cio_id``, else ``event_id`` (a person's events stay
+in one partition, in order); headers ``event_id``, ``object_type``, ``metric`` (raw values, UTF-8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from connector import __version__
+from connector.errors import DecodeError
+
+Headers = tuple[tuple[str, bytes], ...]
+
+GENERIC_EVENT = "Customer.io Event"
+OTHER = "other"
+
+CHANNELS: dict[str, str] = {
+    "customer": "Customer",
+    "email": "Email",
+    "push": "Push",
+    "in_app": "In-App Message",
+    "sms": "SMS",
+    "slack": "Slack Message",
+    "webhook": "Webhook Message",
+    "whatsapp": "WhatsApp Message",
+}
+ACTIONS: dict[str, str] = {
+    "subscribed": "Subscribed",
+    "unsubscribed": "Unsubscribed",
+    "cio_subscription_preferences_changed": "Subscription Preferences Changed",
+    "drafted": "Drafted",
+    "attempted": "Attempted",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "opened": "Opened",
+    "clicked": "Link Clicked",
+    "converted": "Converted",
+    "bounced": "Bounced",
+    "dropped": "Dropped",
+    "deferred": "Deferred",
+    "spammed": "Marked as Spam",
+    "failed": "Failed",
+    "undeliverable": "Undeliverable",
+    "replied": "Replied",
+}
+
+_MESSAGE = ("drafted", "attempted", "sent", "failed", "undeliverable", "clicked")
+# Every (object_type, metric) of the reference's table (§6.4), including the "(c)" ones that exist only
+# as configurable event types. Names are derived for any known pair, listed here or not.
+DOCUMENTED_PAIRS: frozenset[tuple[str, str]] = frozenset(
+    [("customer", m) for m in ("subscribed", "unsubscribed", "cio_subscription_preferences_changed")]
+    + [(ot, m) for ot in CHANNELS if ot != "customer" for m in _MESSAGE]
+    + [(ot, "converted") for ot in ("email", "push", "in_app", "sms", "slack", "webhook", "whatsapp")]
+    + [(ot, "delivered") for ot in ("email", "push", "sms", "whatsapp")]
+    + [(ot, "opened") for ot in ("email", "push", "in_app", "whatsapp")]
+    + [(ot, "bounced") for ot in ("email", "push", "sms", "whatsapp")]
+    + [(ot, "dropped") for ot in ("email", "push", "sms", "whatsapp")]
+    + [("email", "unsubscribed"), ("email", "deferred"), ("email", "spammed")]
+    + [(ot, "replied") for ot in ("sms", "whatsapp")]
+)
+
+_RENAMED = {"subject": "emailSubject", "failure_message": "reason"}
+_NOT_COPIED = frozenset({"identifiers", "customer_id", "href", "link_id"})
+_MAX_UNIX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    """One webhook, ready to produce: the Segment event, its Kafka key and headers, bounded labels."""
+
+    event_id: str
+    event: dict[str, Any]
+    key: bytes
+    headers: Headers
+    object_type_label: str
+    metric_label: str
+
+    def value(self) -> bytes:
+        """The record value: the event as compact JSON."""
+        return orjson.dumps(self.event)
+
+
+def event_name(object_type: str, metric: str) -> str:
+    """The track event name of a (object_type, metric) pair; ``GENERIC_EVENT`` when either is unknown."""
+    channel = CHANNELS.get(object_type)
+    action = ACTIONS.get(metric)
+    if channel is None or action is None:
+        return GENERIC_EVENT
+    return f"{channel} {action}"
+
+
+def event_id_of(payload: Mapping[str, Any]) -> str:
+    """The payload's ``event_id`` as a string; DecodeError when it is missing or not a string/integer."""
+    raw = payload.get("event_id")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    if isinstance(raw, str) and raw.strip():
+        return raw
+    raise DecodeError("missing_event_id", "event_id is missing or not a non-empty string")
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """The JSON object of a webhook body; DecodeError when it is not JSON or not an object."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise DecodeError("not_json", "body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise DecodeError("not_object", "body is not a JSON object")
+    return payload
+
+
+def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent:
+    """Turn a parsed payload into a NormalizedEvent; only a missing ``event_id`` is an error (DecodeError)."""
+    event_id = event_id_of(payload)
+    object_type = _text(payload.get("object_type"))
+    metric = _text(payload.get("metric"))
+    raw_data = payload.get("data")
+    data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
+
+    identifiers = data.get("identifiers")
+    ids: Mapping[str, Any] = identifiers if isinstance(identifiers, Mapping) else {}
+    user_id = _id(ids.get("id")) or _id(data.get("customer_id"))
+    email = _id(ids.get("email")) or _id(data.get("email_address"))
+    cio_id = _id(ids.get("cio_id"))
+
+    received = _iso(received_at)
+    seconds = _unix_seconds(payload.get("timestamp"))
+    timestamp = received if seconds is None else _iso(seconds)
+
+    traits: dict[str, Any] = {}
+    if email:
+        traits["email"] = email
+    if cio_id:
+        traits["cioId"] = cio_id
+    context: dict[str, Any] = {
+        "integration": {"name": "Customer.io", "version": __version__},
+        "library": {"name": "cio-connector", "version": __version__},
+    }
+    if traits:
+        context["traits"] = traits
+
+    event: dict[str, Any] = {"type": "track", "event": event_name(object_type, metric), "messageId": event_id}
+    if user_id:
+        event["userId"] = user_id
+    elif email or cio_id:
+        event["anonymousId"] = email or cio_id
+    event.update(
+        timestamp=timestamp,
+        originalTimestamp=timestamp,
+        receivedAt=received,
+        context=context,
+        integrations={"Customer.io": False},
+        properties=_properties(event_id, object_type, metric, data, raw_data),
+    )
+    key = user_id or email or cio_id or event_id
+    return NormalizedEvent(
+        event_id=event_id,
+        event=event,
+        key=key.encode(),
+        headers=(
+            ("event_id", event_id.encode()),
+            ("object_type", object_type.encode()),
+            ("metric", metric.encode()),
+        ),
+        object_type_label=object_type if object_type in CHANNELS else OTHER,
+        metric_label=metric if metric in ACTIONS else OTHER,
+    )
+
+
+def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str, Any], raw_data: Any) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None or name in _NOT_COPIED or not isinstance(name, str):
+            continue
+        properties[_RENAMED.get(name) or _camel(name)] = value
+    link = {k: data[f] for k, f in (("url", "href"), ("id", "link_id")) if data.get(f) is not None}
+    if link:
+        properties["link"] = link
+    if raw_data is not None and not isinstance(raw_data, Mapping):
+        properties["data"] = raw_data  # not the documented shape; kept rather than lost
+    properties.update(eventId=event_id, objectType=object_type, metric=metric)
+    return properties
+
+
+_camel_cache: dict[str, str] = {}
+
+
+def _camel(name: str) -> str:
+    camel = _camel_cache.get(name)
+    if camel is None:
+        head, *rest = name.split("_")
+        camel = head + "".join(part[:1].upper() + part[1:] for part in rest)
+        if len(_camel_cache) < 1024:  # field names are a small set; never let odd payloads grow it
+            _camel_cache[name] = camel
+    return camel
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else orjson.dumps(value).decode())
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _unix_seconds(value: Any) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= _MAX_UNIX_SECONDS else None
+
+
+_second_prefixes: dict[int, str] = {}
+
+
+def _iso(seconds: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); the date-time part of recent seconds is remembered."""
+    whole = math.floor(seconds)
+    millis = min(999, round((seconds - whole) * 1000))
+    prefix = _second_prefixes.get(whole)
+    if prefix is None:
+        if len(_second_prefixes) >= 64:
+            _second_prefixes.clear()
+        prefix = _second_prefixes[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{millis:03d}Z"

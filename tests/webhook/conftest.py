@@ -1,0 +1,49 @@
+"""Fixtures of the webhook tests: an in-memory producer and an in-process listener over a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+from webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
+
+from connector.metrics import Metrics
+from connector.webhook.handler import make_webhook_app
+
+
+@pytest.fixture
+def fake_producer() -> FakeProducer:
+    """A producer that acknowledges everything immediately unless told otherwise."""
+    return FakeProducer()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """Metrics on a fresh registry."""
+    return Metrics(CollectorRegistry())
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The listener's wall clock."""
+    return Clock()
+
+
+@pytest.fixture
+async def make_client(fake_producer: FakeProducer, metrics: Metrics, clock: Clock) -> AsyncIterator[MakeClient]:
+    """Build the listener app (settings overridable) and a client talking to it over a socket."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(**overrides: Any) -> TestClient[Any, Any]:
+        app = make_webhook_app(webhook_settings(**overrides), fake_producer, metrics, clock)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

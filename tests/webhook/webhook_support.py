@@ -1,0 +1,60 @@
+"""Test doubles of the webhook tests: an in-memory producer, a settable clock, test settings."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from cio_payloads import SIGNING_KEY, TIMESTAMP
+
+from connector.config import Secret, WebhookSettings
+
+
+class FakeProducer:
+    """Records what is produced; ``fail``, ``gate`` and ``delay`` script the broker's behaviour."""
+
+    def __init__(self) -> None:
+        self.started = True
+        self.records: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]] = []
+        self.calls = 0
+        self.fail: BaseException | None = None
+        self.gate: asyncio.Event | None = None
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        """Wait for the gate (if any), then fail or record."""
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        self.records.append((topic, key, value, tuple(headers)))
+
+
+def webhook_settings(**overrides: Any) -> WebhookSettings:
+    """Listener settings for tests: one signing key, short produce timeout."""
+    base = WebhookSettings(signing_keys=(Secret(SIGNING_KEY),), produce_timeout_seconds=0.2, port=0, host="127.0.0.1")
+    return dataclasses.replace(base, **overrides)
+
+
+class Clock:
+    """A settable wall clock (starts at the test payloads' timestamp)."""
+
+    def __init__(self, now: float = TIMESTAMP + 1) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
