@@ -128,7 +128,7 @@ class EventDelivery:
     async def _produce(self, event: NormalizedEvent) -> None:
         started = time.perf_counter()
         try:
-            await self.producer.send(self.topic, event.value(), key=event.key, headers=event.headers)
+            await self.producer.send(self.topic, event.value, key=event.key, headers=event.headers)
         except BaseException:
             self._pending.pop(event.event_id, None)
             raise

@@ -44,6 +44,8 @@ RudderStack's names where it has one (``Email Link Clicked``, ``Email Marked as 
 
 Kafka record: key = userId, else the email, else ``cio_id``, else ``event_id`` (a person's events stay
 in one partition, in order); headers ``event_id``, ``object_type``, ``metric`` (raw values, UTF-8).
+An event over ``MAX_RECORD_BYTES`` loses ``properties.content``/``headers`` (message bodies) and gets
+``properties.contentOmitted: true``; one still too large is a DecodeError (400).
 """
 
 from __future__ import annotations
@@ -112,6 +114,10 @@ DOCUMENTED_PAIRS: frozenset[tuple[str, str]] = frozenset(
 _RENAMED = {"subject": "emailSubject", "failure_message": "reason"}
 _NOT_COPIED = frozenset({"identifiers", "customer_id", "href", "link_id"})
 _MAX_UNIX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+_BODY_FIELDS = ("content", "headers")
+# Kafka's default record limit is 1 MiB (producer max.request.size, broker message.max.bytes); the
+# key, headers and batch framing need some room too.
+MAX_RECORD_BYTES = 900_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +126,11 @@ class NormalizedEvent:
 
     event_id: str
     event: dict[str, Any]
+    value: bytes  # the event as compact JSON: the record value
     key: bytes
     headers: Headers
     object_type_label: str
     metric_label: str
-
-    def value(self) -> bytes:
-        """The record value: the event as compact JSON."""
-        return orjson.dumps(self.event)
 
 
 def event_name(object_type: str, metric: str) -> str:
@@ -207,6 +210,7 @@ def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent
     return NormalizedEvent(
         event_id=event_id,
         event=event,
+        value=_encode(event),
         key=key.encode(),
         headers=(
             ("event_id", event_id.encode()),
@@ -234,6 +238,23 @@ def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str,
 
 
 _camel_cache: dict[str, str] = {}
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    """The event as JSON, without message bodies if it would not fit in a Kafka record."""
+    value = orjson.dumps(event)
+    if len(value) <= MAX_RECORD_BYTES:
+        return value
+    # A "sent" event with Body Content can carry a whole e-mail. Kafka would refuse the record for good,
+    # and a 503 would then stall Customer.io's stream for 7 days, so the bodies are dropped instead.
+    properties = event["properties"]
+    for name in _BODY_FIELDS:
+        properties.pop(name, None)
+    properties["contentOmitted"] = True
+    value = orjson.dumps(event)
+    if len(value) > MAX_RECORD_BYTES:
+        raise DecodeError("too_large", f"event larger than {MAX_RECORD_BYTES} bytes even without message content")
+    return value
 
 
 def _camel(name: str) -> str:

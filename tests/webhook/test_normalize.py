@@ -13,6 +13,7 @@ from connector.errors import DecodeError
 from connector.webhook.normalize import (
     DOCUMENTED_PAIRS,
     GENERIC_EVENT,
+    MAX_RECORD_BYTES,
     event_name,
     normalize,
     parse,
@@ -102,7 +103,7 @@ def test_email_delivered_field_by_field() -> None:
         ("metric", b"delivered"),
     )
     assert (result.object_type_label, result.metric_label) == ("email", "delivered")
-    assert orjson.loads(result.value()) == result.event
+    assert orjson.loads(result.value) == result.event
 
 
 def test_clicked_link_and_broadcast_ids() -> None:
@@ -285,3 +286,22 @@ def test_never_loops_back_to_customer_io() -> None:
         assert event["context"]["integration"]["name"] == "Customer.io"
         assert event["timestamp"] == "2025-01-01T00:04:05.000Z"
         assert TIMESTAMP == 1_735_689_845
+
+
+def test_oversized_message_content_is_dropped() -> None:
+    """An event too large for a Kafka record loses its message bodies, not the event."""
+    payload = webhook("email", "sent", content="x" * (MAX_RECORD_BYTES + 1), headers={"X-Big": ["y"]})
+    result = normalize(payload, RECEIVED)
+    assert len(result.value) < MAX_RECORD_BYTES
+    props = orjson.loads(result.value)["properties"]
+    assert props["contentOmitted"] is True
+    assert "content" not in props
+    assert "headers" not in props
+    assert props["deliveryId"] == "dlv-email-sent"
+
+
+def test_event_too_large_without_content_is_rejected() -> None:
+    """If even without bodies the event cannot be a record, it is a DecodeError (400), not an endless 503."""
+    with pytest.raises(DecodeError) as info:
+        normalize(webhook("email", "sent", subject="x" * (MAX_RECORD_BYTES + 1)), RECEIVED)
+    assert info.value.reason == "too_large"
