@@ -157,6 +157,7 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
             peak = 0.0
             started = None
             cpu_at_start = 0.0
+            trail: list[float] = []  # RSS at 25, 50, 75 and 100% of the run: flat means bounded
             while True:
                 peak = max(peak, rss_mb(connector.pid))
                 cpu_now = cpu_seconds(connector.pid)
@@ -167,11 +168,15 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
                 if started is None and accepted > 0:
                     started = time.perf_counter()
                     cpu_at_start = cpu_now
+                quarter = min(4, accepted * 4 // max(1, operations))
+                while len(trail) < quarter:
+                    trail.append(rss_mb(connector.pid))
                 if accepted >= operations:
                     break
                 await asyncio.sleep(0.05)
             assert started is not None
             elapsed = time.perf_counter() - started
+            print("RSS at 25/50/75/100%: " + " / ".join(f"{mb:.0f}" for mb in trail) + " MB", flush=True)
             return records / elapsed, elapsed, peak, cpu_seconds(connector.pid) - cpu_at_start
     finally:
         for child in (connector, fake):

@@ -174,14 +174,14 @@ class SinkSettings:
         30.0, "CONNECTOR_AUTH_REPROBE_SECONDS", "How often a workspace with rejected keys is re-checked.", gt=0
     )
     max_buffered_operations: int = setting(
-        20_000,
+        10_000,
         "CONNECTOR_MAX_BUFFERED_OPERATIONS",
         "Fetching pauses while this many operations wait to be delivered (memory bound).",
         ge=100,
     )
     max_poll_records: int = setting(2_000, "CONNECTOR_MAX_POLL_RECORDS", "Records taken from Kafka per fetch.", ge=1)
     fetch_max_bytes: int = setting(
-        16_777_216, "CONNECTOR_FETCH_MAX_BYTES", "Bytes fetched from Kafka per request.", ge=1_048_576
+        8_388_608, "CONNECTOR_FETCH_MAX_BYTES", "Bytes fetched from Kafka per request.", ge=1_048_576
     )
     commit_interval_seconds: float = setting(
         1.0, "CONNECTOR_COMMIT_INTERVAL_SECONDS", "How often resolved offsets are committed.", gt=0

@@ -113,7 +113,7 @@ class Consumer:
             auto_offset_reset=auto_offset_reset,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=min(fetch_max_bytes, 4 * 1_048_576),
+            max_partition_fetch_bytes=min(fetch_max_bytes, 2 * 1_048_576),
             **extra,
         )
 

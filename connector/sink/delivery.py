@@ -56,7 +56,9 @@ class _Lane:
 
     def __init__(self, batcher: Batcher[Ticket]) -> None:
         self.batcher = batcher
-        self.ready: deque[Batch[Ticket]] = deque()
+        # Each ready batch with the revocation count when it closed: only a batch that saw a
+        # rebalance needs its items checked against the current assignment.
+        self.ready: deque[tuple[Batch[Ticket], int]] = deque()
         self.wakeup = asyncio.Event()
 
 
@@ -112,6 +114,8 @@ class WorkspaceDelivery:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_pending = False
+        self._revocations = 0
+        self._last_revocation_at = 0.0
         self._hold_until = 0.0  # Retry-After applies to the whole workspace, not just the lane that got it
 
     # --- state seen by the runner -----------------------------------------------------------------
@@ -174,15 +178,20 @@ class WorkspaceDelivery:
         lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
-            lane.ready.append(full)
+            lane.ready.append((full, self._revocations))
             lane.wakeup.set()
+
+    def note_revocation(self) -> None:
+        """Partitions were revoked: batches formed before now must drop items of revoked partitions."""
+        self._revocations += 1
+        self._last_revocation_at = time.monotonic()
 
     def flush(self) -> None:
         """Close every open batch now."""
         for lane in self._lanes:
             batch = lane.batcher.flush()
             if batch is not None:
-                lane.ready.append(batch)
+                lane.ready.append((batch, self._revocations))
                 lane.wakeup.set()
 
     def publish_gauges(self) -> None:
@@ -199,7 +208,7 @@ class WorkspaceDelivery:
             for lane in self._lanes:
                 batch = lane.batcher.due(now)
                 if batch is not None:
-                    lane.ready.append(batch)
+                    lane.ready.append((batch, self._revocations))
                     lane.wakeup.set()
 
     async def _run_lane(self, lane: _Lane) -> None:
@@ -208,11 +217,13 @@ class WorkspaceDelivery:
                 lane.wakeup.clear()
                 await lane.wakeup.wait()
                 continue
-            batch = lane.ready[0]
-            current = batch.select(self._is_current)
-            self._abandon(len(batch) - len(current))
-            if len(current):
-                await self._deliver(current)
+            batch, revocations = lane.ready[0]
+            if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
+                current = batch.select(self._is_current)
+                self._abandon(len(batch) - len(current))
+                batch = current
+            if len(batch):
+                await self._deliver(batch)
             lane.ready.popleft()
 
     async def _deliver(self, batch: Batch[Ticket]) -> None:

@@ -66,7 +66,7 @@ class Filtered:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower, once per message
 class MessageContext:
     """Where a message came from: used for deterministic dedup ids and fallback timestamps."""
 

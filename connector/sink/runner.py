@@ -339,6 +339,8 @@ class Sink:
         await self._commit(only=partitions)
         abandoned = self._offsets.in_flight(partitions)
         self._offsets.revoke(partitions)
+        for delivery in self._deliveries.values():
+            delivery.note_revocation()
         for load in self._load.values():
             for partition in partitions:
                 load.pop(partition, None)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -40,6 +39,7 @@ from connector.sink.client import CustomerIOClient
 from connector.sink.limits import RateLimiter
 from connector.sink.model import Message, Rejection
 from connector.sink.retry import RetryPolicy
+from connector.sink.timestamps import to_unix_ms
 
 SEND_EMAIL_PATH = "/v1/send/email"
 MAX_RECIPIENTS = 15
@@ -127,7 +127,8 @@ def build_send_email(message: Message) -> bytes | Rejection:
 
     send_at = _get(props, "send_at")
     if send_at is not _MISSING:
-        seconds = _unix_seconds(send_at)
+        ms = to_unix_ms(send_at)  # the same reading of ISO-8601, seconds and ms as message timestamps
+        seconds = None if ms is None or ms < 0 else ms // 1000
         if seconds is None:
             return Rejection("invalid_timestamp", "properties.send_at: must be Unix seconds or an ISO-8601 time")
         body["send_at"] = seconds
@@ -176,27 +177,6 @@ def _identifiers(props: dict[str, Any], user_id: Any) -> dict[str, str] | Reject
     if not isinstance(value, str) or not value.strip():
         return Rejection("invalid_identifier", f"properties.identifiers.{key}: must be a non-empty string")
     return {key: value.strip()}
-
-
-def _unix_seconds(value: Any) -> int | None:
-    """Seconds from seconds, milliseconds (13 digits) or an ISO-8601 string; None if unusable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = int(value // 1000) if value >= 100_000_000_000 else int(value)
-        return seconds if seconds >= 0 else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return _unix_seconds(int(text))
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp())
-    return None
 
 
 class TransactionalSender:
