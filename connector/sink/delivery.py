@@ -240,9 +240,6 @@ class WorkspaceDelivery:
             if not probing:
                 await self._resumed.wait()
             await self._rate.acquire()
-            hold = self._hold_until - time.monotonic()
-            if hold > 0:
-                await asyncio.sleep(hold)
             outcome = await self._send_once(body)
             # The concurrency permit is released by now: retries and bisection must never wait for a
             # permit while holding one, or lanes bisecting at the same time deadlock each other.
@@ -262,8 +259,15 @@ class WorkspaceDelivery:
     async def _send_once(
         self, body: bytes
     ) -> BatchResponse | TransientDeliveryError | AuthError | PermanentDeliveryError:
-        """One request under the concurrency limit; the outcome as a value."""
-        await self._concurrency.acquire()
+        """One request under the concurrency limit, after any Retry-After hold; the outcome as a value."""
+        while True:
+            await self._concurrency.acquire()
+            # Checked after the permit: a 429 may have arrived while this lane waited for it.
+            hold = self._hold_until - time.monotonic()
+            if hold <= 0:
+                break
+            await self._concurrency.release(backpressure=None)
+            await asyncio.sleep(hold)
         backpressure = False
         try:
             return await self._client.post_batch(

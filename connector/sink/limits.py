@@ -96,13 +96,13 @@ class ConcurrencyLimiter:
             self.in_flight += 1
         self._on_change(self.in_flight, self.aimd.limit)
 
-    async def release(self, *, backpressure: bool) -> None:
-        """A request finished; adapt the limit and wake waiters."""
+    async def release(self, *, backpressure: bool | None) -> None:
+        """A request finished; adapt the limit (unless ``backpressure`` is None: nothing was sent)."""
         async with self._changed:
             self.in_flight -= 1
             if backpressure:
                 self.aimd.on_backpressure()
-            else:
+            elif backpressure is False:
                 self.aimd.on_success()
             self._changed.notify_all()
         self._on_change(self.in_flight, self.aimd.limit)

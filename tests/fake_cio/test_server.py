@@ -463,6 +463,8 @@ async def test_control_faults_roundtrip(fake: FakeCustomerIO, http: aiohttp.Clie
             "latency_ms": 0,
             "rate_limit_per_second": None,
             "app_rate_limit_per_second": None,
+            "poison_names": [],
+            "poison_status": 207,
             "bursts": [],
             "revoked": [],
         }

@@ -244,6 +244,16 @@ async def test_undecodable_and_oversized_records_are_dead_lettered_with_reasons(
     async with running(load_settings(env, role="sink")) as connector:
         await wait_for(lambda: set(received(fake)) >= set(expected_operations(good)), 60, "good records")
         dead = await read_all(kafka_settings, dlq, expect=3)
+
+        def completed_total() -> float:
+            return sum(
+                connector.sample("connector_records_completed_total", {"topic": topic, "outcome": outcome})
+                for outcome in ("delivered", "dead_lettered", "filtered")
+            )
+
+        # Counters are published once per fetch loop; a second consumer joining in this process (read_all)
+        # holds the sink's fetch for a moment, so wait for them rather than sample at once.
+        await wait_for(lambda: completed_total() >= 53, 10, "completion counters")
         completed = {
             outcome: connector.sample("connector_records_completed_total", {"topic": topic, "outcome": outcome})
             for outcome in ("delivered", "dead_lettered", "filtered")
