@@ -111,8 +111,35 @@ DOCUMENTED_PAIRS: frozenset[tuple[str, str]] = frozenset(
     + [(ot, "replied") for ot in ("sms", "whatsapp")]
 )
 
-_RENAMED = {"subject": "emailSubject", "failure_message": "reason"}
-_NOT_COPIED = frozenset({"identifiers", "customer_id", "href", "link_id"})
+# data field → property name (None: not copied; other fields are camelCased). Ids and recipients of
+# the reference's schema are listed so the common fields cost one lookup.
+_PROPERTY_NAMES: dict[str, str | None] = {
+    "identifiers": None,
+    "customer_id": None,
+    "href": None,
+    "link_id": None,
+    "subject": "emailSubject",
+    "failure_message": "reason",
+    "delivery_id": "deliveryId",
+    "campaign_id": "campaignId",
+    "action_id": "actionId",
+    "parent_action_id": "parentActionId",
+    "journey_id": "journeyId",
+    "trigger_event_id": "triggerEventId",
+    "broadcast_id": "broadcastId",
+    "trigger_id": "triggerId",
+    "newsletter_id": "newsletterId",
+    "content_id": "contentId",
+    "transactional_message_id": "transactionalMessageId",
+    "recipient": "recipient",
+    "recipients": "recipients",
+    "email_address": "emailAddress",
+}
+_UNLISTED = "\0unlisted"
+_INTEGRATION = {"name": "Customer.io", "version": __version__}
+_LIBRARY = {"name": "cio-connector", "version": __version__}
+_CONTEXT = {"integration": _INTEGRATION, "library": _LIBRARY}
+_INTEGRATIONS = {"Customer.io": False}
 _MAX_UNIX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 _BODY_FIELDS = ("content", "headers")
 # Kafka's default record limit is 1 MiB (producer max.request.size, broker message.max.bytes); the
@@ -186,26 +213,19 @@ def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent
         traits["email"] = email
     if cio_id:
         traits["cioId"] = cio_id
-    context: dict[str, Any] = {
-        "integration": {"name": "Customer.io", "version": __version__},
-        "library": {"name": "cio-connector", "version": __version__},
-    }
-    if traits:
-        context["traits"] = traits
+    # The constant parts are shared between events: they are only ever serialized, never changed.
+    context = {"integration": _INTEGRATION, "library": _LIBRARY, "traits": traits} if traits else _CONTEXT
 
     event: dict[str, Any] = {"type": "track", "event": event_name(object_type, metric), "messageId": event_id}
     if user_id:
         event["userId"] = user_id
     elif email or cio_id:
         event["anonymousId"] = email or cio_id
-    event.update(
-        timestamp=timestamp,
-        originalTimestamp=timestamp,
-        receivedAt=received,
-        context=context,
-        integrations={"Customer.io": False},
-        properties=_properties(event_id, object_type, metric, data, raw_data),
-    )
+    event["timestamp"] = event["originalTimestamp"] = timestamp
+    event["receivedAt"] = received
+    event["context"] = context
+    event["integrations"] = _INTEGRATIONS
+    event["properties"] = _properties(event_id, object_type, metric, data, raw_data)
     key = user_id or email or cio_id or event_id
     return NormalizedEvent(
         event_id=event_id,
@@ -225,15 +245,21 @@ def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent
 def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str, Any], raw_data: Any) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for name, value in data.items():
-        if value is None or name in _NOT_COPIED or not isinstance(name, str):
+        if value is None:
             continue
-        properties[_RENAMED.get(name) or _camel(name)] = value
-    link = {k: data[f] for k, f in (("url", "href"), ("id", "link_id")) if data.get(f) is not None}
-    if link:
-        properties["link"] = link
+        renamed = _PROPERTY_NAMES.get(name, _UNLISTED)
+        if renamed is _UNLISTED:
+            properties[_camel(name)] = value
+        elif renamed is not None:
+            properties[renamed] = value
+    href, link_id = data.get("href"), data.get("link_id")
+    if href is not None or link_id is not None:
+        properties["link"] = {k: v for k, v in (("url", href), ("id", link_id)) if v is not None}
     if raw_data is not None and not isinstance(raw_data, Mapping):
         properties["data"] = raw_data  # not the documented shape; kept rather than lost
-    properties.update(eventId=event_id, objectType=object_type, metric=metric)
+    properties["eventId"] = event_id
+    properties["objectType"] = object_type
+    properties["metric"] = metric
     return properties
 
 
