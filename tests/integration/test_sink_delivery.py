@@ -22,6 +22,7 @@ from connector.sink.model import MessageContext
 from tests.integration.harness import (
     committed_and_end,
     connector_env,
+    free_port,
     messages_as_records,
     produce,
     read_all,
@@ -325,3 +326,31 @@ async def test_one_rejected_item_is_dead_lettered_alone(
     assert dead[0].header("cio-dlq-status") == str(status).encode()
     assert b"poison" in (dead[0].header("cio-dlq-message") or b"")
     assert delivered == 399
+
+
+async def test_a_replica_joining_mid_run_loses_nothing_and_commits_everything(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """Scale-out: a second replica joins the group mid-run; partitions move, every operation arrives, all committed."""
+    topic, dlq = await topic_factory(partitions=4), await topic_factory()
+    messages = sample_messages(12_000, seed=13)
+    expected = expected_operations(messages)
+    await produce(kafka_settings, topic, messages_as_records(messages))
+    fake.state.set_faults(latency_ms=30)  # slow enough that the rebalance happens mid-run
+    env = connector_env(kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_RATE_LIMIT="40")
+    settings = load_settings(env, role="sink")
+    async with running(settings) as first:
+        await wait_for(lambda: fake.state.stats()["accepted_operations"].get("demo", 0) > 1_000, 60, "a first share")
+        second = start_process({**env, "CONNECTOR_METRICS_PORT": str(free_port())}, "sink", tmp_path / "second.log")
+        try:
+            await wait_for(lambda: first.sample("connector_partitions_assigned") < 4, 60, "the rebalance")
+            fake.state.set_faults(latency_ms=0)
+            await wait_for(lambda: set(received(fake)) >= set(expected), 120, "everything after the rebalance")
+            await asyncio.sleep(1.0)  # a commit interval on both replicas
+        finally:
+            second.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(second.wait, 60)
+    assert code == 0, (tmp_path / "second.log").read_text()[-2000:]
+    got = received(fake)
+    assert set(got) == set(expected)
+    await assert_fully_committed(kafka_settings, settings.sink.group_id, topic, 4)
