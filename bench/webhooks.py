@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -455,7 +456,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> int:
     await listener.start()
     url = f"http://{HOST}:{listener.port}{PATH}"
     try:
-        warm = await load(url, args, 2000, 5.0)
+        warm = await load(url, args, 10_000, 10.0)  # warms the broker's JIT too, when it was just started
         cpu = process_cpu()
         full = await load(url, args, args.count, args.seconds)
         full_cpu = per_request(process_cpu() - cpu, full)
@@ -499,6 +500,7 @@ def main() -> int:
         f"client {args.client} x{args.generators}, {args.connections} connections; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # reconnect chatter of the offsets check
     with provide_broker() as bootstrap:
         return asyncio.run(bench(bootstrap, args))
 
