@@ -8,8 +8,9 @@ Runs, against a real broker (``KAFKA_BOOTSTRAP_SERVERS``, else one started by
 ``connector.devtools.kafka_local.provide_broker()``), on loopback only:
 
 1. ceiling: a plain aiohttp server that answers 200 to every POST, same generator, same bodies;
-2. throughput: the webhook listener with the connector's idempotent producer (acks=all);
-3. latency: the listener at a fixed arrival rate (open loop: latency is measured from each request's
+2. the listener with an in-memory producer that acknowledges at once (HTTP + verify + normalize);
+3. throughput: the webhook listener with the connector's idempotent producer (acks=all);
+4. latency: the listener at a fixed arrival rate (open loop: latency is measured from each request's
    scheduled send time, so a stall is not hidden by the generator waiting for it).
 
 Every request carries a unique ``event_id`` (no dedup shortcut) and a valid signature. After the run the
@@ -418,6 +419,23 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
+class InstantProducer:
+    """Acknowledges every record at once (isolates the listener's own cost from Kafka's)."""
+
+    started = True
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        """Accept the record."""
+
+
 async def _noop(_partitions: list[Partition]) -> None:
     return None
 
@@ -445,6 +463,18 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> int:
     ceiling_cpu = per_request(process_cpu() - cpu, ceiling)
     await runner.cleanup()
     print(f"ceiling   plain aiohttp 200:       {describe(ceiling)}; server CPU {ceiling_cpu:.0f} µs/request")
+
+    # The listener with a producer that acknowledges at once: HTTP + verify + normalize, no Kafka.
+    settings = WebhookSettings(host=HOST, port=0, signing_keys=(Secret(KEY),))
+    listener = WebhookListener(settings, InstantProducer(), Metrics(CollectorRegistry()))
+    await listener.start()
+    url = f"http://{HOST}:{listener.port}{PATH}"
+    await load(url, args, 2000, 5.0)
+    cpu = process_cpu()
+    no_kafka = await load(url, args, args.count, args.seconds)
+    no_kafka_cpu = per_request(process_cpu() - cpu, no_kafka)
+    await listener.stop()
+    print(f"listener  in-memory producer:      {describe(no_kafka)}; server CPU {no_kafka_cpu:.0f} µs/request")
 
     topic = f"bench-webhooks-{uuid.uuid4().hex[:8]}"
     partitions = 3
@@ -500,7 +530,7 @@ def main() -> int:
         f"client {args.client} x{args.generators}, {args.connections} connections; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # reconnect chatter of the offsets check
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # reconnect chatter of the offsets check
     with provide_broker() as bootstrap:
         return asyncio.run(bench(bootstrap, args))
 
