@@ -238,3 +238,32 @@ async def test_dlq_replay_reinjects_records_with_their_original_dedup_ids(
         assert isinstance(mapped, tuple)
         original.add(orjson.loads(mapped[0].body)["id"])
     assert ids == original
+
+
+async def test_sink_starts_when_only_some_workspaces_are_rejected_and_reports_them(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """A key rejected at start-up: the sink still starts, delivers for the good workspace, /readyz names the bad one."""
+    us_topic, eu_topic, dlq = await topic_factory(), await topic_factory(), await topic_factory()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"""
+workspaces:
+  - {{name: us-brand, site_id: us-site, api_key: us-key, region: auto, topics: [{us_topic}]}}
+  - {{name: eu-brand, site_id: eu-site, api_key: not-the-key, region: auto, topics: [{eu_topic}]}}
+"""
+    )
+    env = env_without_default_workspace(kafka_settings.bootstrap_servers, fake, [us_topic, eu_topic], dlq)
+    env["CONNECTOR_SHUTDOWN_TIMEOUT_SECONDS"] = "1"  # the rejected workspace's records never resolve
+    settings = load_settings(env, str(config), role="sink")
+    async with running(settings) as connector:
+        await produce(kafka_settings, us_topic, messages_as_records([track("u1", i) for i in range(50)]))
+        await produce(kafka_settings, eu_topic, messages_as_records([track("e1", i) for i in range(5)]))
+        await wait_for(lambda: len(fake.state.operations_for("us-brand")) >= 50, 60, "the good workspace")
+        status, body = await connector.readyz()
+        assert connector.sample("connector_workspace_ready", {"workspace": "eu-brand"}) == 0
+    assert status == 503
+    assert body["checks"]["workspace:eu-brand"]["ready"] is False
+    assert "401" in body["checks"]["workspace:eu-brand"]["detail"]
+    assert body["checks"]["workspace:us-brand"]["ready"] is True
+    assert fake.state.operations_for("eu-brand") == []
