@@ -21,9 +21,9 @@ from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, 
 from connector.kafka import Consumer, Producer, ensure_topics
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, resolve_workspace
+from connector.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.server import Readiness, make_ops_app, start_site
-from connector.sink.client import CustomerIOClient, basic_auth, bearer_auth
+from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
@@ -75,16 +75,7 @@ async def pin_workspaces(settings: Settings, client: CustomerIOClient) -> list[W
                     await asyncio.sleep(policy.delay(attempt))
         if failure is not None:
             # Pin to the configured region (US for auto) so periodic probes have somewhere to go.
-            region = ws.region if ws.region in ("us", "eu") else "us"
-            pinned = ResolvedWorkspace(
-                settings=ws,
-                region=region,
-                track_url=settings.endpoints.track_url(region).rstrip("/"),
-                app_url=settings.endpoints.app_url(region).rstrip("/"),
-                environment_id=None,
-                track_auth=basic_auth(ws.site_id, ws.api_key) if ws.api_key else "",
-                app_auth=bearer_auth(ws.app_api_key) if ws.app_api_key else None,
-            )
+            pinned = pin(ws, settings.endpoints, ws.region if ws.region in ("us", "eu") else "us")
             results.append(WorkspaceStart(pinned, failure))
             log.error("Workspace not usable at start-up.", workspace=ws.name, error=failure)
     if results and all(r.rejected for r in results):

@@ -66,7 +66,6 @@ async def resolve_workspace(
     if ws.api_key is None:
         raise AuthError(f"workspace {ws.name!r} has no Track API key configured")
     track_auth = basic_auth(ws.site_id, ws.api_key)
-    app_auth = bearer_auth(ws.app_api_key) if ws.app_api_key is not None else None
 
     region: str = ws.region
     environment_id: int | None = None
@@ -76,15 +75,7 @@ async def resolve_workspace(
             raise PermanentDeliveryError(f"region endpoint answered an unknown region {info.region!r}")
         region, environment_id = info.region, info.environment_id
 
-    resolved = ResolvedWorkspace(
-        settings=ws,
-        region=region,
-        track_url=endpoints.track_url(region).rstrip("/"),
-        app_url=endpoints.app_url(region).rstrip("/"),
-        environment_id=environment_id,
-        track_auth=track_auth,
-        app_auth=app_auth,
-    )
+    resolved = pin(ws, endpoints, region, environment_id)
     log.info(
         "Workspace region pinned.",
         workspace=ws.name,
@@ -93,6 +84,21 @@ async def resolve_workspace(
         environment_id=environment_id,
     )
     return resolved
+
+
+def pin(
+    ws: WorkspaceSettings, endpoints: EndpointSettings, region: str, environment_id: int | None = None
+) -> ResolvedWorkspace:
+    """``ws`` pinned to ``region``'s host pair, with its auth headers; no request is made."""
+    return ResolvedWorkspace(
+        settings=ws,
+        region=region,
+        track_url=endpoints.track_url(region).rstrip("/"),
+        app_url=endpoints.app_url(region).rstrip("/"),
+        environment_id=environment_id,
+        track_auth=basic_auth(ws.site_id, ws.api_key) if ws.api_key is not None else "",
+        app_auth=bearer_auth(ws.app_api_key) if ws.app_api_key is not None else None,
+    )
 
 
 async def _lookup_region(client: CustomerIOClient, endpoints: EndpointSettings, name: str, auth: str) -> RegionInfo:

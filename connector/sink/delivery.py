@@ -20,14 +20,14 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
 from connector.metrics import Metrics
+from connector.region import ResolvedWorkspace
 from connector.sink.batcher import Batch, Batcher
-from connector.sink.client import BatchResponse, CustomerIOClient, Labels
+from connector.sink.client import BatchResponse, CustomerIOClient
 from connector.sink.limits import ConcurrencyLimiter, RateLimiter
 from connector.sink.model import Operation
 from connector.sink.retry import RetryPolicy
@@ -36,19 +36,6 @@ from connector.sink.tickets import DeadLetterReason, Ticket
 log = get_logger("sink.delivery")
 
 FAILING_AFTER_ATTEMPTS = 3  # consecutive transient failures before the workspace reports congestion
-
-
-class Destination(Protocol):
-    """Where a workspace's batches go (``region.ResolvedWorkspace`` satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def region(self) -> str: ...
-    @property
-    def track_url(self) -> str: ...
-    @property
-    def track_auth(self) -> str: ...
 
 
 class _Lane:
@@ -67,7 +54,7 @@ class WorkspaceDelivery:
 
     def __init__(
         self,
-        destination: Destination,
+        destination: ResolvedWorkspace,
         client: CustomerIOClient,
         tuning: SinkSettings,
         policy: RetryPolicy,
@@ -84,7 +71,7 @@ class WorkspaceDelivery:
         self._policy = policy
         self._metrics = metrics
         self._is_current = is_current
-        self._labels = Labels(destination.name, destination.region)
+        self._labels = destination.labels
         self._lanes = [
             _Lane(Batcher(tuning.batch_max_operations, tuning.batch_max_bytes, tuning.linger_seconds))
             for _ in range(tuning.lanes_per_workspace)

@@ -200,6 +200,7 @@ class Sink:
             return
         header = record.header(self._sink.workspace_header)
         max_bytes = self._sink.max_operation_bytes
+        topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
         for index, message in enumerate(decoded):
             target = self._router.route(record.topic, header, message)
             if isinstance(target, Rejection):
@@ -214,7 +215,8 @@ class Sink:
                     ticket.hold(target.workspace)
                     self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
                 continue
-            mapped = map_message(message, _context(record, index), target.mapping, max_bytes)
+            context = MessageContext(topic, partition, offset, index, timestamp_ms)
+            mapped = map_message(message, context, target.mapping, max_bytes)
             if isinstance(mapped, Rejection):
                 ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
             elif isinstance(mapped, Filtered):
@@ -251,7 +253,7 @@ class Sink:
             delivery = self._deliveries[job.workspace]
             while True:
                 try:
-                    await sender.send(delivery.destination, job.body, job.ticket.record.key)  # type: ignore[arg-type]
+                    await sender.send(delivery.destination, job.body, job.ticket.record.key)
                 except AuthError as exc:
                     log.error("App API key rejected; transactional send held.", workspace=job.workspace, error=str(exc))
                     await asyncio.sleep(self._sink.auth_reprobe_seconds)
@@ -369,18 +371,17 @@ async def _wait_until(condition: Callable[[], bool], timeout: float, poll: float
     return True
 
 
-def _context(record: Record, index: int) -> MessageContext:
-    """Dedup-id seed of a message: its origin before any dead-letter replay, else this record."""
+def _origin(record: Record) -> tuple[str, int, int, int]:
+    """Dedup-id seed of a record's messages: its origin before any dead-letter replay, else this record."""
     origin = record.header("cio-origin-topic")
     if origin is not None:
         try:
-            return MessageContext(
+            return (
                 origin.decode(),
                 int(record.header("cio-origin-partition") or b""),
                 int(record.header("cio-origin-offset") or b""),
-                index,
                 int(record.header("cio-origin-timestamp") or b""),
             )
         except (ValueError, UnicodeDecodeError):
             pass  # malformed origin headers: fall back to this record's own position
-    return MessageContext(record.topic, record.partition, record.offset, index, record.timestamp_ms)
+    return record.topic, record.partition, record.offset, record.timestamp_ms
