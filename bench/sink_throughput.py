@@ -122,7 +122,34 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) -> tuple[float, float, float, float]:
+TRACED = (
+    "connector_partitions_paused",
+    "connector_records_in_flight",
+    "connector_operations_buffered",
+    "connector_in_flight_requests",
+    "connector_concurrency_limit",
+)
+
+
+async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: int, elapsed: float) -> str:
+    """One line of the connector's flow-control gauges (where it waits), for --trace."""
+    try:
+        async with http.get(metrics_url) as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return f"{elapsed:6.2f}s  accepted={accepted:,}  (metrics unavailable)"
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in TRACED:
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    short = " ".join(f"{name.removeprefix('connector_')}={values.get(name, 0):.0f}" for name in TRACED)
+    return f"{elapsed:6.2f}s  accepted={accepted:,}  {short}"
+
+
+async def end_to_end(
+    bootstrap: str, topic: str, records: int, operations: int, *, trace: bool = False, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, float, float]:
     """(events/s, seconds, max RSS MB, connector CPU seconds) of the connector delivering the backlog."""
     us, eu, metrics_port = free_port(), free_port(), free_port()
     env = {
@@ -141,6 +168,7 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
         # Customer.io's documented ceiling (1000 req/s); the default 100 is the conservative production value.
         "CONNECTOR_RATE_LIMIT": "1000",
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     cli = [sys.executable, "-m", "connector"]
     fake = subprocess.Popen(
@@ -173,6 +201,9 @@ async def end_to_end(bootstrap: str, topic: str, records: int, operations: int) 
                     trail.append(rss_mb(connector.pid))
                 if accepted >= operations:
                     break
+                if trace and started is not None:
+                    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+                    print(await trace_line(http, metrics_url, accepted, time.perf_counter() - started), flush=True)
                 await asyncio.sleep(0.05)
             assert started is not None
             elapsed = time.perf_counter() - started
@@ -197,14 +228,16 @@ async def _wait(http: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-async def main(records: int, bootstrap: str) -> None:
+async def main(records: int, bootstrap: str, trace: bool, extra_env: dict[str, str]) -> None:
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, {topic: PARTITIONS})
     print(f"producing {records:,} sample records to {topic} ({PARTITIONS} partitions)…", flush=True)
     operations = await fill(kafka, topic, records)
     raw = await ceiling(kafka, topic, records)
-    rate, seconds, peak, cpu = await end_to_end(bootstrap, topic, records, operations)
+    rate, seconds, peak, cpu = await end_to_end(
+        bootstrap, topic, records, operations, trace=trace, extra_env=extra_env
+    )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
     print(f"end-to-end  Kafka → connector → fake (HTTP)  : {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
@@ -215,6 +248,11 @@ async def main(records: int, bootstrap: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="extra connector setting (repeatable)"
+    )
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
     with provide_broker() as servers:
-        asyncio.run(main(args.records, servers))
+        asyncio.run(main(args.records, servers, args.trace, extra))

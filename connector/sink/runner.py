@@ -85,6 +85,8 @@ class Sink:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._max_records_in_flight = self._sink.max_buffered_operations * max(1, len(self._deliveries))
+        self._full = False  # at the in-flight bound; cleared below the low watermark (hysteresis)
+        self._progress = asyncio.Event()  # a record resolved: room may have freed up
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -132,10 +134,17 @@ class Sink:
     async def _consume(self, stop: asyncio.Event) -> None:
         next_commit = next_lag = time.monotonic()
         while not stop.is_set():
-            self._apply_backpressure()
-            records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
-            if records:
-                self._process(records)
+            if self._apply_backpressure():
+                # Everything is paused: wait for records to resolve instead of a fetch timeout, so
+                # intake resumes the moment there is room again.
+                self._progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FETCH_TIMEOUT_MS / 1000):
+                        await self._progress.wait()
+            else:
+                records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
+                if records:
+                    self._process(records)
             self._publish_counts()
             now = time.monotonic()
             if now >= next_commit:
@@ -241,6 +250,7 @@ class Sink:
         for workspace in ticket.workspaces:
             self._load[workspace][partition] -= 1
         self._completed[partition.topic, ticket.outcome] += 1
+        self._progress.set()
 
     # --- transactional sends ----------------------------------------------------------------------
 
@@ -271,11 +281,25 @@ class Sink:
 
     # --- flow control, commits, lag ---------------------------------------------------------------
 
-    def _apply_backpressure(self) -> None:
+    def _apply_backpressure(self) -> bool:
+        """Pause what must not be fetched now, resume the rest; True when the whole assignment is paused."""
         assignment = self._consumer.assignment()
         wanted: set[Partition] = set()
-        if self._offsets.in_flight() >= self._max_records_in_flight or self._dlq.pending >= self._max_records_in_flight:
+        backlog = max(self._offsets.in_flight(), self._dlq.pending)
+        was_full = self._full
+        if backlog >= self._max_records_in_flight:
+            if not self._full:
+                # Intake stops until half the bound is resolved (fewer, larger fetches than toggling at
+                # the bound), and open batches go out now: lingering gains nothing while nothing comes in.
+                self._full = True
+                for delivery in self._deliveries.values():
+                    delivery.flush()
+        elif backlog < self._max_records_in_flight // 2:
+            self._full = False
+        if self._full:
             wanted = set(assignment)
+            for delivery in self._deliveries.values():
+                delivery.publish_gauges()
         else:
             for name, delivery in self._deliveries.items():
                 delivery.publish_gauges()
@@ -284,16 +308,17 @@ class Sink:
             wanted &= assignment
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
+        # Pauses at the memory bound are routine under backlog (debug); a congested workspace's are news.
+        say = log.debug if self._full or was_full else log.info
         if pause:
             self._consumer.pause(pause)
-            log.info(
-                "Partitions paused for backpressure.", partitions=sorted(f"{p.topic}-{p.partition}" for p in pause)
-            )
+            say("Partitions paused for backpressure.", partitions=sorted(f"{p.topic}-{p.partition}" for p in pause))
         if resume:
             self._consumer.resume(resume)
-            log.info("Partitions resumed.", partitions=sorted(f"{p.topic}-{p.partition}" for p in resume))
+            say("Partitions resumed.", partitions=sorted(f"{p.topic}-{p.partition}" for p in resume))
         self._paused = wanted
         self._metrics.partitions_paused.set(len(wanted))
+        return bool(assignment) and wanted >= assignment
 
     async def _commit(self, only: list[Partition] | None = None) -> None:
         offsets = self._offsets.to_commit()
