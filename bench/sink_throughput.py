@@ -148,10 +148,21 @@ async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: in
 
 
 async def end_to_end(
-    bootstrap: str, topic: str, records: int, operations: int, *, trace: bool = False, extra_env: dict[str, str] | None = None
+    bootstrap: str,
+    topic: str,
+    records: int,
+    operations: int,
+    *,
+    replicas: int = 1,
+    trace: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, float, float, float]:
-    """(events/s, seconds, max RSS MB, connector CPU seconds) of the connector delivering the backlog."""
-    us, eu, metrics_port = free_port(), free_port(), free_port()
+    """(events/s, seconds, max RSS MB of any replica, CPU seconds of all replicas) delivering the backlog.
+
+    ``replicas`` connector processes join one consumer group, as replicas of a Deployment would.
+    """
+    us, eu = free_port(), free_port()
+    metrics_ports = [free_port() for _ in range(replicas)]
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -164,7 +175,6 @@ async def end_to_end(
         "CIO_REGION": "us",
         "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
         "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
-        "CONNECTOR_METRICS_PORT": str(metrics_port),
         # Customer.io's documented ceiling (1000 req/s); the default 100 is the conservative production value.
         "CONNECTOR_RATE_LIMIT": "1000",
         "LOG_LEVEL": "WARNING",
@@ -177,20 +187,24 @@ async def end_to_end(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    connector = None
+    connectors: list[subprocess.Popen[bytes]] = []
     try:
         async with aiohttp.ClientSession() as http:
             await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
-            connector = subprocess.Popen([*cli, "sink"], env=env, stderr=subprocess.DEVNULL)
+            for port in metrics_ports:
+                replica_env = {**env, "CONNECTOR_METRICS_PORT": str(port)}
+                connectors.append(subprocess.Popen([*cli, "sink"], env=replica_env, stderr=subprocess.DEVNULL))
+            pids = [c.pid for c in connectors]
             peak = 0.0
             started = None
             cpu_at_start = 0.0
             trail: list[float] = []  # RSS at 25, 50, 75 and 100% of the run: flat means bounded
             while True:
-                peak = max(peak, rss_mb(connector.pid))
-                cpu_now = cpu_seconds(connector.pid)
-                if connector.poll() is not None:
-                    raise SystemExit(f"connector exited with {connector.returncode}")
+                peak = max(peak, *(rss_mb(pid) for pid in pids))
+                cpu_now = sum(cpu_seconds(pid) for pid in pids)
+                for connector in connectors:
+                    if connector.poll() is not None:
+                        raise SystemExit(f"connector exited with {connector.returncode}")
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
                     accepted = (await response.json())["accepted_operations"].get("demo", 0)
                 if started is None and accepted > 0:
@@ -198,20 +212,21 @@ async def end_to_end(
                     cpu_at_start = cpu_now
                 quarter = min(4, accepted * 4 // max(1, operations))
                 while len(trail) < quarter:
-                    trail.append(rss_mb(connector.pid))
+                    trail.append(max(rss_mb(pid) for pid in pids))
                 if accepted >= operations:
                     break
                 if trace and started is not None:
-                    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-                    print(await trace_line(http, metrics_url, accepted, time.perf_counter() - started), flush=True)
+                    for port in metrics_ports:
+                        metrics_url = f"http://127.0.0.1:{port}/metrics"
+                        print(await trace_line(http, metrics_url, accepted, time.perf_counter() - started), flush=True)
                 await asyncio.sleep(0.05)
-            assert started is not None
             elapsed = time.perf_counter() - started
+            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_at_start
             print("RSS at 25/50/75/100%: " + " / ".join(f"{mb:.0f}" for mb in trail) + " MB", flush=True)
-            return records / elapsed, elapsed, peak, cpu_seconds(connector.pid) - cpu_at_start
+            return records / elapsed, elapsed, peak, cpu
     finally:
-        for child in (connector, fake):
-            if child is not None and child.poll() is None:
+        for child in (*connectors, fake):
+            if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 child.wait(30)
 
@@ -228,7 +243,7 @@ async def _wait(http: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-async def main(records: int, bootstrap: str, trace: bool, extra_env: dict[str, str]) -> None:
+async def main(records: int, bootstrap: str, replicas: int, trace: bool, extra_env: dict[str, str]) -> None:
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, {topic: PARTITIONS})
@@ -236,18 +251,22 @@ async def main(records: int, bootstrap: str, trace: bool, extra_env: dict[str, s
     operations = await fill(kafka, topic, records)
     raw = await ceiling(kafka, topic, records)
     rate, seconds, peak, cpu = await end_to_end(
-        bootstrap, topic, records, operations, trace=trace, extra_env=extra_env
+        bootstrap, topic, records, operations, replicas=replicas, trace=trace, extra_env=extra_env
     )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
-    print(f"end-to-end  Kafka → connector → fake (HTTP)  : {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
+    who = "connector" if replicas == 1 else f"{replicas} connector replicas"
+    print(f"end-to-end  Kafka → {who} → fake (HTTP): {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
-    print(f"CPU         connector process                 : {records / cpu:>10,.0f} events per CPU-second")
-    print(f"max RSS     connector process                 : {peak:>10.0f} MB")
+    print(f"CPU         connector process(es)             : {records / cpu:>10,.0f} events per CPU-second")
+    print(f"max RSS     connector process (largest)       : {peak:>10.0f} MB")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="connector processes in one consumer group (at most the 4 partitions)"
+    )
     parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra connector setting (repeatable)"
@@ -255,4 +274,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
     with provide_broker() as servers:
-        asyncio.run(main(args.records, servers, args.trace, extra))
+        asyncio.run(main(args.records, servers, args.replicas, args.trace, extra))

@@ -92,6 +92,11 @@ class Batcher(Generic[T]):
         current.tags.append(tag)
         return current
 
+    @property
+    def open_tags(self) -> list[T]:
+        """Tags of the batch still being filled (empty if none)."""
+        return self._open.tags if self._open is not None else []
+
     def due(self, now: float) -> Batch[T] | None:
         """The open batch if it has lingered long enough."""
         current = self._open

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
+from connector.kafka import Partition
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.region import ResolvedWorkspace
@@ -159,8 +160,9 @@ class WorkspaceDelivery:
     def submit(self, operation: Operation, ticket: Ticket) -> None:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         ticket.hold(self.name)
+        if not self.buffered:
+            self._idle.clear()
         self.buffered += 1
-        self._idle.clear()
         # hash() is stable within the process, which is all lane affinity needs.
         lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
         full = lane.batcher.add(operation, ticket, time.monotonic())
@@ -180,6 +182,18 @@ class WorkspaceDelivery:
             if batch is not None:
                 lane.ready.append((batch, self._revocations))
                 lane.wakeup.set()
+
+    def partitions_buffered(self) -> set[Partition]:
+        """Partitions with operations waiting here: the ones to pause while this workspace is congested.
+
+        Computed by scanning the lanes rather than kept per operation: it is only needed while congested.
+        """
+        partitions: set[Partition] = set()
+        for lane in self._lanes:
+            partitions.update(ticket.partition for ticket in lane.batcher.open_tags)
+            for batch, _ in lane.ready:
+                partitions.update(ticket.partition for ticket in batch.tags)
+        return partitions
 
     def publish_gauges(self) -> None:
         """Refresh gauges that are cheaper to sample than to track per operation."""
@@ -326,10 +340,10 @@ class WorkspaceDelivery:
                 )
         if response.status == 207 and not rejected:
             log.warning("Customer.io answered 207 without batch_index; treating all as delivered.", workspace=self.name)
-        for index, ticket in enumerate(tags):
-            reason = rejected.get(index)
-            if reason is not None:
-                ticket.reject(reason)
+        if rejected:
+            for index, reason in rejected.items():
+                tags[index].reject(reason)
+        for ticket in tags:
             ticket.release()
         self._delivered.inc(len(tags) - len(rejected))
         if rejected:

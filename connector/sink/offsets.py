@@ -12,6 +12,7 @@ records cannot be committed after revocation.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from connector.kafka import Partition
@@ -30,9 +31,13 @@ class PartitionOffsets:
 
     def add(self, offset: int) -> None:
         """A record was fetched (offsets arrive in increasing order within a partition)."""
-        if self.first_seen < 0:
-            self.first_seen = offset
-        self.pending.append(offset)
+        self.extend((offset,))
+
+    def extend(self, offsets: Sequence[int]) -> None:
+        """Records were fetched, in increasing offset order."""
+        if offsets and self.first_seen < 0:
+            self.first_seen = offsets[0]
+        self.pending.extend(offsets)
 
     def resolve(self, offset: int) -> None:
         """A record is done; advance the prefix as far as it goes."""
@@ -77,6 +82,11 @@ class OffsetTracker:
         """Whether a record fetched under ``generation`` still belongs to this member."""
         tracker = self._partitions.get(partition)
         return tracker is not None and tracker.generation == generation
+
+    def current(self, partition: Partition, generation: int) -> PartitionOffsets | None:
+        """The partition's tracker if a record fetched under ``generation`` still belongs to this member."""
+        tracker = self._partitions.get(partition)
+        return tracker if tracker is not None and tracker.generation == generation else None
 
     def to_commit(self) -> dict[Partition, int]:
         """Offsets that advanced since the last commit."""

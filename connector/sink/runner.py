@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import operator
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -41,6 +43,7 @@ FETCH_TIMEOUT_MS = 200
 LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
 FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
+_TOPIC_AND_PARTITION = operator.itemgetter(0, 1)  # of a Record (a NamedTuple), in C
 ORIGIN_HEADERS = ("cio-origin-topic", "cio-origin-partition", "cio-origin-offset", "cio-origin-timestamp")
 
 
@@ -77,7 +80,6 @@ class Sink:
         self._offsets = offsets
         self._dlq = DeadLetterWriter(producer, self._sink.dlq_topic, metrics, self._policy, self._finish)
         self._txn_queue: asyncio.Queue[_TransactionalJob] = asyncio.Queue()
-        self._load: dict[str, Counter[Partition]] = defaultdict(Counter)  # workspace → partition → records
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
@@ -87,6 +89,7 @@ class Sink:
         self._max_records_in_flight = self._sink.max_buffered_operations * max(1, len(self._deliveries))
         self._full = False  # at the in-flight bound; cleared below the low watermark (hysteresis)
         self._progress = asyncio.Event()  # a record resolved: room may have freed up
+        self._waiting_for_room = False  # only then does resolving a record set _progress
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -138,9 +141,11 @@ class Sink:
                 # Everything is paused: wait for records to resolve instead of a fetch timeout, so
                 # intake resumes the moment there is room again.
                 self._progress.clear()
+                self._waiting_for_room = True
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(FETCH_TIMEOUT_MS / 1000):
                         await self._progress.wait()
+                self._waiting_for_room = False
             else:
                 records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
                 if records:
@@ -174,25 +179,30 @@ class Sink:
     # --- per record (hot path) --------------------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
-        offsets = self._offsets
-        partitions = self._partitions
-        consumed = self._consumed
-        for record in records:
-            pkey = (record.topic, record.partition)
-            partition = partitions.get(pkey)
-            if partition is None:
-                partition = partitions[pkey] = Partition(record.topic, record.partition)
-            tracker = offsets.tracker(partition)
-            tracker.add(record.offset)
-            consumed[record.topic] += 1
-            ticket = Ticket(record, partition, tracker.generation, self._on_ticket_done)
-            self._map_record(record, ticket)
-            for workspace in ticket.workspaces:
-                self._load[workspace][partition] += 1
-            ticket.seal()
-        for topic, count in consumed.items():
+        on_done = self._on_ticket_done
+        # A fetch returns each partition's records together, in offset order: the partition's tracker is
+        # looked up once per run of records, and every offset is tracked before any record can resolve.
+        for (topic, number), group in itertools.groupby(records, _TOPIC_AND_PARTITION):
+            run = list(group)
+            partition = self._partition(topic, number)
+            tracker = self._offsets.tracker(partition)
+            tracker.extend([record.offset for record in run])
+            generation = tracker.generation
+            for record in run:
+                ticket = Ticket(record, partition, generation, on_done)
+                self._map_record(record, ticket)
+                ticket.seal()
+            self._consumed[topic] += len(run)
+        for topic, count in self._consumed.items():
             self._metrics.records_consumed.labels(topic).inc(count)
-        consumed.clear()
+        self._consumed.clear()
+
+    def _partition(self, topic: str, number: int) -> Partition:
+        key = (topic, number)
+        partition = self._partitions.get(key)
+        if partition is None:
+            partition = self._partitions[key] = Partition(topic, number)
+        return partition
 
     def _publish_counts(self) -> None:
         """Move per-record tallies into Prometheus (labels() lookups are too slow to do per record)."""
@@ -207,9 +217,13 @@ class Sink:
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
             return
-        header = record.header(self._sink.workspace_header)
+        if record.headers:
+            header = record.header(self._sink.workspace_header)
+            topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
+        else:  # the common case, without the header scans
+            header = None
+            topic, partition, offset, timestamp_ms = record.topic, record.partition, record.offset, record.timestamp_ms
         max_bytes = self._sink.max_operation_bytes
-        topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
         for index, message in enumerate(decoded):
             target = self._router.route(record.topic, header, message)
             if isinstance(target, Rejection):
@@ -236,21 +250,20 @@ class Sink:
                     delivery.submit(operation, ticket)
 
     def _on_ticket_done(self, ticket: Ticket) -> None:
-        if ticket.dead_letter is not None and self._offsets.is_current(ticket.partition, ticket.generation):
-            self._dlq.submit(ticket)
-        else:
+        if ticket.dead_letter is None:
             self._finish(ticket)
+        elif self._offsets.is_current(ticket.partition, ticket.generation):
+            self._dlq.submit(ticket)
 
     def _finish(self, ticket: Ticket) -> None:
         """The record is resolved (delivered, filtered, or its dead-letter copy acknowledged)."""
-        partition = ticket.partition
-        if not self._offsets.is_current(partition, ticket.generation):
+        tracker = self._offsets.current(ticket.partition, ticket.generation)
+        if tracker is None:
             return  # revoked meanwhile: its new owner re-reads it
-        self._offsets.tracker(partition).resolve(ticket.record.offset)
-        for workspace in ticket.workspaces:
-            self._load[workspace][partition] -= 1
-        self._completed[partition.topic, ticket.outcome] += 1
-        self._progress.set()
+        tracker.resolve(ticket.record.offset)
+        self._completed[ticket.partition.topic, ticket.outcome] += 1
+        if self._waiting_for_room:
+            self._progress.set()
 
     # --- transactional sends ----------------------------------------------------------------------
 
@@ -301,10 +314,10 @@ class Sink:
             for delivery in self._deliveries.values():
                 delivery.publish_gauges()
         else:
-            for name, delivery in self._deliveries.items():
+            for delivery in self._deliveries.values():
                 delivery.publish_gauges()
                 if delivery.congested:
-                    wanted.update(p for p, n in self._load[name].items() if n > 0)
+                    wanted |= delivery.partitions_buffered()
             wanted &= assignment
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
@@ -368,9 +381,6 @@ class Sink:
         self._offsets.revoke(partitions)
         for delivery in self._deliveries.values():
             delivery.note_revocation()
-        for load in self._load.values():
-            for partition in partitions:
-                load.pop(partition, None)
         self._paused -= set(partitions)
         for partition in partitions:
             with contextlib.suppress(KeyError):  # no lag published yet for it

@@ -1,0 +1,139 @@
+"""The sink's per-record CPU without Kafka or HTTP: ``.venv/bin/python bench/sink_path.py [--profile]``.
+
+Feeds 200,000 sample records (the same mix as ``bench/sink_throughput.py``) through the real ``Sink``
+in chunks of ``CONNECTOR_MAX_POLL_RECORDS`` — decode, route, map, ticket and offset bookkeeping, lanes and
+batching — and completes every closed batch as if Customer.io answered 200 (building its request body),
+so each record is resolved and its offset becomes committable. What is left out is aiokafka's fetch and
+the HTTP round trip, which ``bench/sink_throughput.py`` measures end to end.
+
+Prints records per CPU-second, best of a few runs; ``--profile`` prints the top of a cProfile instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from connector.config import load_settings
+from connector.devtools.samples import SampleEvents
+from connector.kafka import Consumer, Producer, Record
+from connector.metrics import Metrics
+from connector.region import pin
+from connector.sink.client import BatchResponse, CustomerIOClient
+from connector.sink.delivery import WorkspaceDelivery
+from connector.sink.offsets import OffsetTracker
+from connector.sink.retry import RetryPolicy
+from connector.sink.routing import Router
+from connector.sink.runner import Sink
+from connector.sink.tickets import Ticket
+
+RECORDS = 200_000
+PARTITIONS = 4
+RUNS = 7
+TOPIC = "events"
+
+
+def sample_records(count: int) -> list[Record]:
+    samples = SampleEvents(seed=42, users=20_000)
+    now = int(time.time() * 1000)
+    records = []
+    for i in range(count):
+        message = samples.message(now - (count - i))
+        partition = i % PARTITIONS
+        key = str(message["userId"]).encode()
+        records.append(Record(TOPIC, partition, i // PARTITIONS, now, key, orjson.dumps(message), ()))
+    return records
+
+
+def build_sink(metrics: Metrics) -> tuple[Sink, WorkspaceDelivery]:
+    settings = load_settings(
+        {
+            "CONNECTOR_INPUT_TOPICS": TOPIC,
+            "CIO_SITE_ID": "site",
+            "CIO_API_KEY": "key",
+            "CIO_REGION": "us",
+            "CONNECTOR_MAX_BUFFERED_OPERATIONS": str(RECORDS * 4),  # never congested: no pauses here
+        }
+    )
+    offsets = OffsetTracker()
+    workspace = pin(settings.workspaces[0], settings.endpoints, "us")
+    client = CustomerIOClient(
+        settings.sink.request_timeout_seconds, metrics
+    )  # never called: batches are completed below
+
+    def is_current(ticket: Ticket) -> bool:
+        return offsets.is_current(ticket.partition, ticket.generation)
+
+    delivery = WorkspaceDelivery(
+        workspace,
+        client,
+        settings.sink,
+        RetryPolicy.from_settings(settings.sink),
+        rate_per_second=1000.0,
+        max_in_flight=16,
+        metrics=metrics,
+        is_current=is_current,
+    )
+    sink = Sink(
+        settings,
+        offsets=offsets,
+        consumer=Consumer(settings.kafka, settings.sink.group_id),  # never started
+        producer=Producer(settings.kafka),  # never started
+        deliveries={workspace.name: delivery},
+        router=Router(settings),
+        metrics=metrics,
+    )
+    return sink, delivery
+
+
+def run_once(records: list[Record], chunk: int) -> float:
+    """CPU seconds to process and complete every record."""
+    sink, delivery = build_sink(Metrics(CollectorRegistry()))
+    accepted = BatchResponse(200)
+    started = time.process_time()
+    for start in range(0, len(records), chunk):
+        sink._process(records[start : start + chunk])
+        if start + chunk >= len(records):
+            delivery.flush()
+        for lane in delivery._lanes:
+            while lane.ready:
+                batch, _ = lane.ready.popleft()
+                batch.body()
+                delivery._on_accepted(batch, accepted)
+        sink._publish_counts()
+    elapsed = time.process_time() - started
+    unresolved = sink._offsets.in_flight()
+    if unresolved:
+        raise SystemExit(f"{unresolved} records were left unresolved")
+    return elapsed
+
+
+async def main(profile: bool) -> None:
+    records = sample_records(RECORDS)
+    chunk = load_settings({}).sink.max_poll_records
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_once(records, chunk)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        return
+    best = min(run_once(records, chunk) for _ in range(RUNS))
+    print(f"sink in-process path (decode → map → batch → resolve): {RECORDS / best:>10,.0f} records per CPU-second")
+    print(f"                                                     : {best / RECORDS * 1e6:>10.2f} µs per record")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one run instead")
+    asyncio.run(main(parser.parse_args().profile))
