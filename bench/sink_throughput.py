@@ -154,6 +154,7 @@ async def end_to_end(
     operations: int,
     *,
     replicas: int = 1,
+    compiled: bool = False,
     trace: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> tuple[float, float, float, float]:
@@ -165,7 +166,8 @@ async def end_to_end(
     metrics_ports = [free_port() for _ in range(replicas)]
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
+        "PYTHONPATH": f"{ROOT / 'build' / 'compiled'}:{ROOT}" if compiled else str(ROOT),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CONNECTOR_INPUT_TOPICS": topic,
         "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
@@ -243,7 +245,8 @@ async def _wait(http: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-async def main(records: int, bootstrap: str, replicas: int, trace: bool, extra_env: dict[str, str]) -> None:
+async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, str]) -> None:
+    records, replicas, compiled = args.records, args.replicas, args.compiled
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, {topic: PARTITIONS})
@@ -251,10 +254,18 @@ async def main(records: int, bootstrap: str, replicas: int, trace: bool, extra_e
     operations = await fill(kafka, topic, records)
     raw = await ceiling(kafka, topic, records)
     rate, seconds, peak, cpu = await end_to_end(
-        bootstrap, topic, records, operations, replicas=replicas, trace=trace, extra_env=extra_env
+        bootstrap,
+        topic,
+        records,
+        operations,
+        replicas=replicas,
+        compiled=compiled,
+        trace=args.trace,
+        extra_env=extra_env,
     )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
     who = "connector" if replicas == 1 else f"{replicas} connector replicas"
+    who += " (compiled)" if compiled else ""
     print(f"end-to-end  Kafka → {who} → fake (HTTP): {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
     print(f"CPU         connector process(es)             : {records / cpu:>10,.0f} events per CPU-second")
@@ -267,11 +278,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--replicas", type=int, default=1, help="connector processes in one consumer group (at most the 4 partitions)"
     )
+    parser.add_argument(
+        "--compiled", action="store_true", help="run the connector with the modules built by scripts/build-compiled"
+    )
     parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra connector setting (repeatable)"
     )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
+    if args.compiled and not (ROOT / "build" / "compiled" / "connector").is_dir():
+        raise SystemExit("--compiled: run scripts/build-compiled first")
     with provide_broker() as servers:
-        asyncio.run(main(args.records, servers, args.replicas, args.trace, extra))
+        asyncio.run(main(args, servers, extra))

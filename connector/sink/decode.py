@@ -17,7 +17,7 @@ _BOM = b"\xef\xbb\xbf"
 _SHARED = ("context", "integrations")
 
 
-def decode_record(value: bytes | None) -> list[Message] | Rejection:
+def decode_record(value: bytes | bytearray | memoryview | None) -> list[Message] | Rejection:
     """The messages of one record, or the reason it cannot be decoded."""
     if not value:
         return Rejection("empty_record", "record: empty value")
@@ -34,7 +34,7 @@ def decode_record(value: bytes | None) -> list[Message] | Rejection:
     return [doc]
 
 
-def _undecodable(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:
+def _undecodable(value: bytes | bytearray | memoryview, exc: orjson.JSONDecodeError) -> Rejection:
     try:
         bytes(value).decode("utf-8")
     except UnicodeDecodeError as error:

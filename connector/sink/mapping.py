@@ -93,7 +93,7 @@ class Mapper:
             "alias": self._alias,
         }
 
-    def map(self, message: Message, ctx: MessageContext, max_operation_bytes: int = 32_000) -> MappedMessage:
+    def map(self, message: object, ctx: MessageContext, max_operation_bytes: int = 32_000) -> MappedMessage:
         """The operations for one message, or why it is not sent. Never raises."""
         try:
             planned = self._plan(message, ctx)
@@ -105,7 +105,7 @@ class Mapper:
         except Exception as exc:  # the contract: no message, however odd, may stop a partition
             return Rejection("invalid_field", f"message: cannot be mapped ({type(exc).__name__})")
 
-    def _plan(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+    def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
         if not isinstance(message, dict):
             raise Invalid("not_an_object", f"message: must be an object (got {json_type(message)})")
         kind = message.get("type")
@@ -328,7 +328,7 @@ def mapper_for(settings: MappingSettings) -> Mapper:
 
 
 def map_message(
-    message: Message, ctx: MessageContext, settings: MappingSettings, max_operation_bytes: int = 32_000
+    message: object, ctx: MessageContext, settings: MappingSettings, max_operation_bytes: int = 32_000
 ) -> MappedMessage:
     """The Customer.io operations of one message, or a Rejection, or Filtered. Never raises."""
     entry = _MAPPERS.get(id(settings))  # mapper_for(), inlined: this runs once per message
