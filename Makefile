@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: venv tools test lint typecheck demo bench clean
+.PHONY: venv tools test lint typecheck demo bench compiled clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,19 @@ demo: venv
 	$(PY) scripts/demo.py
 
 # Benchmarks (not tests): figures and ratios measured in the same run; see docs/benchmarks.md.
-bench: venv
+# Each CPU-bound bench runs on the sources and on the mypyc-compiled mapping layer (`make compiled`).
+bench: venv compiled
 	$(PY) bench/sink_throughput.py
+	$(PY) bench/sink_throughput.py --replicas 2 --compiled
+	$(PY) bench/sink_path.py
+	$(PY) bench/sink_path.py --compiled
 	$(PY) bench/mapping.py
+	$(PY) bench/mapping.py --compiled
 	$(PY) bench/webhooks.py
 
+# The optional compiled mapping layer (setup.py), unpacked into build/compiled: PYTHONPATH=build/compiled.
+compiled: venv
+	scripts/build-compiled
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist

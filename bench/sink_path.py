@@ -27,9 +27,9 @@ from prometheus_client import CollectorRegistry
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 if "--compiled" in sys.argv:  # the mypyc-compiled mapping layer built by scripts/build-compiled
-    if not (ROOT / "build" / "compiled" / "connector").is_dir():
-        raise SystemExit("--compiled: run scripts/build-compiled first")
-    sys.path.insert(0, str(ROOT / "build" / "compiled"))
+    from compiled_tree import compiled_tree
+
+    sys.path.insert(0, str(compiled_tree()))
 
 from connector.config import load_settings  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402

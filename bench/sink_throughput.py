@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer  # noqa: E402 - after the path tweak, for running from a checkout
+from compiled_tree import compiled_tree  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from connector.config import KafkaSettings, load_settings  # noqa: E402
 from connector.devtools.kafka_local import provide_broker  # noqa: E402
@@ -167,7 +168,7 @@ async def end_to_end(
     env = {
         **os.environ,
         # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
-        "PYTHONPATH": f"{ROOT / 'build' / 'compiled'}:{ROOT}" if compiled else str(ROOT),
+        "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CONNECTOR_INPUT_TOPICS": topic,
         "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
@@ -182,7 +183,8 @@ async def end_to_end(
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    cli = [sys.executable, "-m", "connector"]
+    # -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
+    cli = [sys.executable, "-P", "-m", "connector"]
     fake = subprocess.Popen(
         [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0"],
         env=env,
@@ -287,7 +289,7 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
-    if args.compiled and not (ROOT / "build" / "compiled" / "connector").is_dir():
-        raise SystemExit("--compiled: run scripts/build-compiled first")
+    if args.compiled:
+        compiled_tree()  # exits if missing or stale
     with provide_broker() as servers:
         asyncio.run(main(args, servers, extra))

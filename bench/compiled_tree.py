@@ -1,0 +1,23 @@
+"""The ``--compiled`` option of the benches: the tree built by ``scripts/build-compiled``, checked fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE = ROOT / "build" / "compiled"
+
+
+def compiled_tree() -> Path:
+    """``build/compiled``, or exit with a one-line reason when it is missing or older than the sources.
+
+    The wheel carries a copy of each source next to its compiled module, so comparing the two copies of
+    every source file tells exactly whether the build is stale (a stale build would measure old code).
+    """
+    if not (TREE / "connector").is_dir():
+        raise SystemExit("--compiled: no build/compiled; run `make compiled` (scripts/build-compiled) first")
+    for source in (ROOT / "connector").rglob("*.py"):
+        built = TREE / source.relative_to(ROOT)
+        if not built.is_file() or built.read_bytes() != source.read_bytes():
+            raise SystemExit(f"--compiled: build/compiled is stale ({source.relative_to(ROOT)}); run `make compiled`")
+    return TREE
