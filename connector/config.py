@@ -183,6 +183,12 @@ class SinkSettings:
     fetch_max_bytes: int = setting(
         8_388_608, "CONNECTOR_FETCH_MAX_BYTES", "Bytes fetched from Kafka per request.", ge=1_048_576
     )
+    max_poll_interval_seconds: float = setting(
+        300.0,
+        "CONNECTOR_MAX_POLL_INTERVAL_SECONDS",
+        "Kafka's max.poll.interval: a member that does not poll for this long is put out of the group.",
+        ge=1,
+    )
     commit_interval_seconds: float = setting(
         1.0, "CONNECTOR_COMMIT_INTERVAL_SECONDS", "How often resolved offsets are committed.", gt=0
     )

@@ -86,6 +86,11 @@ class Metrics:
         self.partitions_assigned = Gauge(
             "connector_partitions_assigned", "Partitions assigned to this replica.", registry=r
         )
+        self.partitions_revoked = Counter(
+            "connector_partitions_revoked_total",
+            "Partitions taken from this replica by rebalances (a steady rise is a rebalance storm).",
+            registry=r,
+        )
         self.end_to_end_delay = Histogram(
             "connector_end_to_end_delay_seconds",
             "From the Kafka record timestamp to Customer.io's acceptance of its operations.",

@@ -137,19 +137,17 @@ class Sink:
     async def _consume(self, stop: asyncio.Event) -> None:
         next_commit = next_lag = time.monotonic()
         while not stop.is_set():
-            if self._apply_backpressure():
-                # Everything is paused: wait for records to resolve instead of a fetch timeout, so
-                # intake resumes the moment there is room again.
-                self._progress.clear()
-                self._waiting_for_room = True
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(FETCH_TIMEOUT_MS / 1000):
-                        await self._progress.wait()
-                self._waiting_for_room = False
-            else:
-                records = await self._consumer.fetch(FETCH_TIMEOUT_MS, self._sink.max_poll_records)
-                if records:
-                    self._process(records)
+            all_paused = self._apply_backpressure()
+            # Poll even when everything is paused (then without waiting): a member that stops polling
+            # for max.poll.interval is put out of the group, which a long credential outage must not do.
+            timeout_ms = 0 if all_paused else FETCH_TIMEOUT_MS
+            records = await self._consumer.fetch(timeout_ms, self._sink.max_poll_records)
+            if records:
+                self._process(records)
+            elif all_paused:
+                # Wait for records to resolve rather than a fetch timeout, so intake resumes the moment
+                # there is room again.
+                await self._wait_for_progress(FETCH_TIMEOUT_MS / 1000)
             self._publish_counts()
             now = time.monotonic()
             if now >= next_commit:
@@ -159,6 +157,18 @@ class Sink:
             if now >= next_lag:
                 next_lag = now + LAG_INTERVAL_SECONDS
                 await self._publish_lag()
+
+    async def _wait_for_progress(self, timeout: float) -> None:
+        """Until a record resolves, at most ``timeout`` seconds."""
+        self._progress.clear()
+        self._waiting_for_room = True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._progress.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting_for_room = False
 
     def _raise_if_a_task_died(self) -> None:
         """A crashed lane or writer would stall its records forever: fail loudly instead (a bug)."""
@@ -382,6 +392,8 @@ class Sink:
         for delivery in self._deliveries.values():
             delivery.note_revocation()
         self._paused -= set(partitions)
+        self._metrics.partitions_revoked.inc(len(partitions))
+        self._metrics.partitions_assigned.set(len(set(self._consumer.assignment()) - set(partitions)))
         for partition in partitions:
             with contextlib.suppress(KeyError):  # no lag published yet for it
                 self._metrics.consumer_lag.remove(partition.topic, str(partition.partition))

@@ -169,3 +169,17 @@ def start_process(env: dict[str, str], command: str, log: Path) -> subprocess.Po
         return subprocess.Popen(
             [sys.executable, "-m", "connector", command], env=full, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
+
+
+async def group_members(kafka: KafkaSettings, group: str) -> int:
+    """How many members the broker counts in consumer group ``group`` right now."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        (description,) = response.groups  # (error, group, state, protocol type, protocol, members)
+        return len(description[5])
+    finally:
+        await admin.close()

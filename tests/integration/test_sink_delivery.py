@@ -23,6 +23,7 @@ from tests.integration.harness import (
     committed_and_end,
     connector_env,
     free_port,
+    group_members,
     messages_as_records,
     produce,
     read_all,
@@ -202,6 +203,36 @@ workspaces:
         await wait_for(lambda: set(received(fake, "other")) >= set(expected_operations(bad)), 60, "recovery")
         await wait_for(lambda: connector.sample("connector_workspace_ready", {"workspace": "other"}) == 1, 5, "ready")
     await assert_fully_committed(kafka_settings, settings.sink.group_id, bad_topic, 1)
+
+
+async def test_a_long_credential_outage_keeps_the_group_membership(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """Every partition paused for longer than max.poll.interval: still polled, so no rebalance, no re-read."""
+    topic, dlq = await topic_factory(), await topic_factory()
+    env = connector_env(
+        kafka_settings.bootstrap_servers,
+        fake,
+        [topic],
+        dlq,
+        CONNECTOR_AUTH_REPROBE_SECONDS="0.5",
+        CONNECTOR_MAX_POLL_INTERVAL_SECONDS="1",
+    )
+    settings = load_settings(env, role="sink")
+    messages = sample_messages(300, seed=8)
+    async with running(settings) as connector:
+        fake.state.revoke("demo")
+        await produce(kafka_settings, topic, messages_as_records(messages))
+        await wait_for(lambda: connector.sample("connector_workspace_ready", {"workspace": "demo"}) == 0, 10, "401")
+        await wait_for(lambda: connector.sample("connector_partitions_paused") == 1, 10, "all partitions paused")
+        revoked_before = connector.sample("connector_partitions_revoked_total")
+        await asyncio.sleep(3.5)  # over three poll intervals with nothing fetchable
+        assert await group_members(kafka_settings, settings.sink.group_id) == 1  # still a member
+        assert connector.sample("connector_partitions_revoked_total") == revoked_before
+        assert connector.sample("connector_partitions_assigned") == 1
+        fake.state.restore("demo")
+        await wait_for(lambda: set(received(fake)) >= set(expected_operations(messages)), 60, "recovery")
+    await assert_fully_committed(kafka_settings, settings.sink.group_id, topic, 1)
 
 
 async def test_per_person_order_is_kept_under_random_failures(
