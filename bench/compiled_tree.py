@@ -21,3 +21,8 @@ def compiled_tree() -> Path:
         if not built.is_file() or built.read_bytes() != source.read_bytes():
             raise SystemExit(f"--compiled: build/compiled is stale ({source.relative_to(ROOT)}); run `make compiled`")
     return TREE
+
+
+def import_path(*, compiled: bool) -> list[str]:
+    """Entries to put in front of ``sys.path``: the checkout, and the compiled tree before it if asked."""
+    return [str(compiled_tree()), str(ROOT)] if compiled else [str(ROOT)]

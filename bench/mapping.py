@@ -15,17 +15,12 @@ import gc
 import random
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
+from compiled_tree import import_path  # bench/ is on sys.path when run as a script
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "--compiled" in sys.argv:  # the mypyc-compiled mapping layer built by scripts/build-compiled
-    from compiled_tree import compiled_tree
-
-    sys.path.insert(0, str(compiled_tree()))
+sys.path[:0] = import_path(compiled="--compiled" in sys.argv)  # before any connector import
 
 from connector.config import MappingSettings  # noqa: E402
 from connector.sink.decode import decode_record  # noqa: E402
@@ -33,7 +28,7 @@ from connector.sink.mapping import map_message  # noqa: E402
 from connector.sink.model import MessageContext, Operation  # noqa: E402
 
 MESSAGES = 100_000
-RUNS = 5
+RUNS = 9
 EVENTS = ["Order Completed", "Product Viewed", "Product Added", "Checkout Started", "Signed In", "Application Opened"]
 
 

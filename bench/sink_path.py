@@ -19,17 +19,12 @@ import gc
 import pstats
 import sys
 import time
-from pathlib import Path
 
 import orjson
+from compiled_tree import import_path  # bench/ is on sys.path when run as a script
 from prometheus_client import CollectorRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-if "--compiled" in sys.argv:  # the mypyc-compiled mapping layer built by scripts/build-compiled
-    from compiled_tree import compiled_tree
-
-    sys.path.insert(0, str(compiled_tree()))
+sys.path[:0] = import_path(compiled="--compiled" in sys.argv)  # before any connector import
 
 from connector.config import load_settings  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
