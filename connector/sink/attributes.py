@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from itertools import islice
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -35,7 +35,7 @@ from connector.sink.validation import (
 
 # Person attributes Customer.io gives a meaning to: never prefixed. Names starting with ``_`` or
 # ``cio_`` (``cio_subscription_preferences.topics.topic_1``) are Customer.io's too.
-RESERVED_NAMES = frozenset(
+RESERVED_NAMES: Final = frozenset(
     {
         "id",
         "email",
@@ -50,11 +50,11 @@ RESERVED_NAMES = frozenset(
         "_timestamp",
     }
 )
-_NAME_CACHE_SIZE = 10_000
+_NAME_CACHE_SIZE: Final = 10_000
 # A JSON string that starts like an ISO-8601 date: one search of the serialized event decides whether
 # the attribute tree must be walked at all.
-_DATE_IN_JSON = re.compile(rb'"[0-9]{4}-[0-9]{2}-[0-9]{2}')
-_UNSET = object()
+_DATE_IN_JSON: Final = re.compile(rb'"[0-9]{4}-[0-9]{2}-[0-9]{2}')
+_UNSET: Final = object()
 
 
 class Names:

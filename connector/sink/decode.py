@@ -8,13 +8,15 @@ byte-order mark is skipped. Whatever the bytes, ``decode_record`` returns; it ne
 
 from __future__ import annotations
 
+from typing import Final
+
 import orjson
 
 from connector.sink.model import Message, Rejection
 from connector.sink.validation import json_type
 
-_BOM = b"\xef\xbb\xbf"
-_SHARED = ("context", "integrations")
+_BOM: Final = b"\xef\xbb\xbf"
+_SHARED: Final = ("context", "integrations")
 
 
 def decode_record(value: bytes | bytearray | memoryview | None) -> list[Message] | Rejection:

@@ -9,7 +9,7 @@ and ``device_locale`` from the context, which win over same-named properties.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from connector.sink.identifiers import Identity
 from connector.sink.model import Message, MessageContext
@@ -19,16 +19,16 @@ from connector.sink.validation import Invalid, get_object, get_string, label, se
 if TYPE_CHECKING:
     from connector.sink.mapping import Mapper, Planned
 
-_APPLE = frozenset(
+_APPLE: Final = frozenset(
     {"ios", "ipados", "tvos", "watchos", "visionos", "macos", "mac os", "mac os x", "osx", "iphone os", "apple"}
 )
-_FROM_CONTEXT = (
+_FROM_CONTEXT: Final = (
     ("device_os", "os", "version"),
     ("device_model", "device", "model"),
     ("app_version", "app", "version"),
     ("device_locale", None, "locale"),
 )
-_EMPTY: dict[str, Any] = {}
+_EMPTY: Final[dict[str, Any]] = {}
 
 
 def plan_device(

@@ -10,14 +10,14 @@ case-insensitive, ``cio_id:x``, ``anon:xyz``) keeps one person's operations in o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from connector.sink.validation import MAX_IDENTIFIER_BYTES, Invalid, check_identifier, get_object, json_type, show
 
 Identity = tuple[dict[str, str], str]  # (v2 ``identifiers`` object, order key)
 
-_INT64_MIN = -(2**63)
-_UINT64_END = 2**64
+_INT64_MIN: Final = -(2**63)
+_UINT64_END: Final = 2**64
 
 
 def looks_like_email(value: str) -> bool:

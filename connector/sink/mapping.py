@@ -20,7 +20,7 @@ anonymous (``anonymousId``). Whatever the input, ``map_message`` returns; it nev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -49,13 +49,13 @@ __all__ = ["Mapper", "is_v2_operation", "map_message", "mapper_for", "message_ev
 
 Planned = tuple[dict[str, Any], str, str, str]  # (operation, order key, action label, source field)
 
-SEGMENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
-EVENT_ACTIONS = frozenset({"person.event", "person.page", "person.screen", "delivery.event"})
-_PAGE_FIELDS = ("url", "path", "title", "referrer", "search")
-_EMPTY: dict[str, Any] = {}
-_INTEGRATIONS_DISABLED = Filtered("integrations_disabled")
-_EVENT_DENIED = Filtered("event_denied")
-_TYPE_DENIED = Filtered("type_denied")
+SEGMENT_TYPES: Final = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+EVENT_ACTIONS: Final = frozenset({"person.event", "person.page", "person.screen", "delivery.event"})
+_PAGE_FIELDS: Final = ("url", "path", "title", "referrer", "search")
+_EMPTY: Final[dict[str, Any]] = {}
+_INTEGRATIONS_DISABLED: Final = Filtered("integrations_disabled")
+_EVENT_DENIED: Final = Filtered("event_denied")
+_TYPE_DENIED: Final = Filtered("type_denied")
 
 
 class Mapper:

@@ -11,7 +11,7 @@ The track-event allow/deny lists apply to person ``event`` operations; the messa
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from connector.sink import identifiers as ids
 from connector.sink.model import Filtered, Message, MessageContext
@@ -22,7 +22,7 @@ from connector.sink.validation import Invalid, check_name, json_type, label, sho
 if TYPE_CHECKING:
     from connector.sink.mapping import Mapper, Planned
 
-ACTIONS = {
+ACTIONS: Final = {
     "person": frozenset(
         {
             "identify",
@@ -42,9 +42,9 @@ ACTIONS = {
     "object": frozenset({"identify", "identify_anonymous", "delete", "add_relationships", "delete_relationships"}),
     "delivery": frozenset({"event"}),
 }
-_PERSON_KEYS = frozenset({"id", "email", "cio_id", "phone"})
-_NAMED = frozenset({"person.event", "person.page", "person.screen", "delivery.event"})
-_WITH_ATTRIBUTES = frozenset({"person.identify", "object.identify", "object.identify_anonymous"})
+_PERSON_KEYS: Final = frozenset({"id", "email", "cio_id", "phone"})
+_NAMED: Final = frozenset({"person.event", "person.page", "person.screen", "delivery.event"})
+_WITH_ATTRIBUTES: Final = frozenset({"person.identify", "object.identify", "object.identify_anonymous"})
 
 
 def plan_operation(mapper: Mapper, raw: Message, ctx: MessageContext) -> Planned | Filtered:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from connector.sink.model import MessageContext
 from connector.sink.validation import Invalid, show
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_MS_THRESHOLD = 100_000_000_000
-_ISO_SEPARATORS = frozenset("Tt ")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_MS_THRESHOLD: Final = 100_000_000_000
+_ISO_SEPARATORS: Final = frozenset("Tt ")
 
 
 def iso_ms(text: str) -> int | None:

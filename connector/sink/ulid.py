@@ -8,17 +8,17 @@ BLAKE2b(-512) digest of a seed: the upstream message id, or the record's topic/p
 from __future__ import annotations
 
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Final
 
 from connector.sink.model import MessageContext
 from connector.sink.validation import Invalid, json_type
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CHARS = frozenset(CROCKFORD)
+CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CHARS: Final = frozenset(CROCKFORD)
 # Every pair of base-32 digits, indexed by 10 bits: 13 lookups write a ULID. (base64.b32encode is pure
 # Python on 3.11 and five times slower.)
-_PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
-_TIME_MASK = (1 << 48) - 1
+_PAIRS: Final = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
+_TIME_MASK: Final = (1 << 48) - 1
 
 
 def ulid(ms: int, seed: bytes) -> str:

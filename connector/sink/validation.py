@@ -12,17 +12,17 @@ character is at most 4 UTF-8 bytes), and ``str.isascii()`` is O(1), so the commo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-MAX_IDENTIFIER_BYTES = 150
-MAX_NAME_BYTES = 100
-MAX_ATTRIBUTE_NAME_BYTES = 150
-MAX_VALUE_BYTES = 1000
-MAX_ATTRIBUTES = 300
-MAX_EVENT_DATA_BYTES = 100_000
-MAX_DEPTH = 64  # nesting of attribute values; orjson refuses to serialize deeper than 254 levels
+MAX_IDENTIFIER_BYTES: Final = 150
+MAX_NAME_BYTES: Final = 100
+MAX_ATTRIBUTE_NAME_BYTES: Final = 150
+MAX_VALUE_BYTES: Final = 1000
+MAX_ATTRIBUTES: Final = 300
+MAX_EVENT_DATA_BYTES: Final = 100_000
+MAX_DEPTH: Final = 64  # nesting of attribute values; orjson refuses to serialize deeper than 254 levels
 
 
 class Invalid(Exception):  # noqa: N818 - an outcome ("this message is invalid"), not a program error
