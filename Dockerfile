@@ -4,7 +4,8 @@
 
 # --- build: a wheel of the project, installed with its dependencies into a virtualenv -------------------
 # The full python image has a C compiler: the sink's mapping layer is compiled with mypyc (setup.py;
-# ~1.3x the per-record CPU, docs/benchmarks.md). COMPILE=0, or a failed compile, gives the pure wheel.
+# mapping ~1.6x faster, the sink ~1.2x less CPU per record: docs/benchmarks.md). COMPILE=0, or a failed
+# compile, gives the pure wheel.
 FROM python:3.11-bookworm AS build
 ARG COMPILE=1
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
