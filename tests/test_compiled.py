@@ -93,7 +93,14 @@ def test_every_listed_module_is_compiled(compiled_tree: Path) -> None:
         assert built, f"{module} was not compiled"
 
 
-def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path) -> None:
+def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path, tmp_path: Path) -> None:
+    # Run alongside them: proves the session imported the compiled modules, not the checkout's sources.
+    probe = tmp_path / "test_probe_compiled.py"
+    probe.write_text(
+        "import connector.sink.mapping as mapping\n\n\n"
+        "def test_the_compiled_modules_are_imported():\n"
+        "    assert not mapping.__file__.endswith('.py'), mapping.__file__\n"
+    )
     result = _run_in_tree(
         compiled_tree,
         "-m",
@@ -104,6 +111,7 @@ def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path)
         "-o",
         f"pythonpath={compiled_tree}",
         *PURE_LAYER_TESTS,
+        str(probe),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
