@@ -264,6 +264,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 description="Paused when retries run out or too many operations are buffered.",
             ),
             Panel(
+                "Partitions revoked in 5m (rebalances)",
+                (("sum by (instance) (increase(connector_partitions_revoked_total[5m]))", "{{instance}}"),),
+                description="Taken from a replica by a rebalance: a steady rise is a rebalance loop (runbook).",
+            ),
+            Panel(
                 "Transactional sends / s",
                 (
                     (
@@ -272,7 +277,7 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                     ),
                 ),
                 unit="ops",
-                width=24,
+                width=12,
             ),
         ),
     ),
