@@ -29,10 +29,6 @@ class PartitionOffsets:
     committed: int | None = None  # what was last committed
     first_seen: int = -1  # first offset fetched since assignment (lag before the first commit)
 
-    def add(self, offset: int) -> None:
-        """A record was fetched (offsets arrive in increasing order within a partition)."""
-        self.extend((offset,))
-
     def extend(self, offsets: Sequence[int]) -> None:
         """Records were fetched, in increasing offset order."""
         if offsets and self.first_seen < 0:
@@ -80,8 +76,7 @@ class OffsetTracker:
 
     def is_current(self, partition: Partition, generation: int) -> bool:
         """Whether a record fetched under ``generation`` still belongs to this member."""
-        tracker = self._partitions.get(partition)
-        return tracker is not None and tracker.generation == generation
+        return self.current(partition, generation) is not None
 
     def current(self, partition: Partition, generation: int) -> PartitionOffsets | None:
         """The partition's tracker if a record fetched under ``generation`` still belongs to this member."""

@@ -319,13 +319,12 @@ class Sink:
                     delivery.flush()
         elif backlog < self._max_records_in_flight // 2:
             self._full = False
+        for delivery in self._deliveries.values():
+            delivery.publish_gauges()
         if self._full:
             wanted = set(assignment)
-            for delivery in self._deliveries.values():
-                delivery.publish_gauges()
         else:
             for delivery in self._deliveries.values():
-                delivery.publish_gauges()
                 if delivery.congested:
                     wanted |= delivery.partitions_buffered()
             wanted &= assignment

@@ -39,10 +39,7 @@ def iso_ms(text: str) -> int | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    try:
-        delta = parsed - _EPOCH
-    except OverflowError:  # pragma: no cover - year 1/9999 with an extreme offset
-        return None
+    delta = parsed - _EPOCH  # a timedelta spans ±999,999,999 days: years 1–9999 always fit
     # Floor milliseconds from the normalized fields (days may be negative, the others never are): the
     # same value as ``delta // timedelta(milliseconds=1)``, in machine-int arithmetic once compiled.
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000

@@ -110,20 +110,14 @@ def build_send_email(message: Message) -> bytes | Rejection:
         return Rejection("invalid_field", "properties.message_data: must be an object")
     body["message_data"] = data
 
-    for name in STRING_FIELDS:
-        value = _get(props, name)
-        if value is _MISSING:
-            continue
-        if not isinstance(value, str):
-            return Rejection("invalid_field", f"properties.{name}: must be a string")
-        body[name] = value
-    for name in BOOL_FIELDS:
-        value = _get(props, name)
-        if value is _MISSING:
-            continue
-        if not isinstance(value, bool):
-            return Rejection("invalid_field", f"properties.{name}: must be true or false")
-        body[name] = value
+    for names, kind, wanted in ((STRING_FIELDS, str, "a string"), (BOOL_FIELDS, bool, "true or false")):
+        for name in names:
+            value = _get(props, name)
+            if value is _MISSING:
+                continue
+            if not isinstance(value, kind):
+                return Rejection("invalid_field", f"properties.{name}: must be {wanted}")
+            body[name] = value
 
     send_at = _get(props, "send_at")
     if send_at is not _MISSING:

@@ -25,7 +25,7 @@ def test_contiguous_prefix(fetched: list[int], resolved: list[int], expected: in
     """Only the resolved prefix of fetched offsets becomes committable."""
     tracker = PartitionOffsets(generation=1)
     for offset in fetched:
-        tracker.add(offset)
+        tracker.extend([offset])
     for offset in resolved:
         tracker.resolve(offset)
     assert tracker.committable == expected
@@ -35,7 +35,7 @@ def test_to_commit_reports_each_advance_once() -> None:
     """After a commit is marked, the same offset is not offered again."""
     offsets = OffsetTracker()
     t = offsets.tracker(P)
-    t.add(0)
+    t.extend([0])
     t.resolve(0)
     assert offsets.to_commit() == {P: 1}
     offsets.mark_committed({P: 1})
@@ -46,7 +46,7 @@ def test_revoked_partition_is_never_committed_again() -> None:
     """Completions that arrive after revocation do not make the old partition committable."""
     offsets = OffsetTracker()
     t = offsets.tracker(P)
-    t.add(0)
+    t.extend([0])
     generation = t.generation
     offsets.revoke([P])
     assert not offsets.is_current(P, generation)
@@ -60,7 +60,7 @@ def test_in_flight_counts_unresolved_records() -> None:
     offsets = OffsetTracker()
     t = offsets.tracker(P)
     for offset in range(5):
-        t.add(offset)
+        t.extend([offset])
     t.resolve(0)
     t.resolve(2)
     assert offsets.in_flight() == 4
