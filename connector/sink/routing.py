@@ -171,22 +171,19 @@ class Router:
         return self._no_route(topic) if workspace is None else self._by_workspace[workspace]
 
     def _no_route(self, topic: str) -> Rejection:
-        header = f", or name one in the {self._header} header" if self._topic_may_use_header(topic) else ""
+        header = f", or name one in the {self._header} header" if self._header_allowed.get(topic) else ""
         return Rejection(
             "no_route", f"no workspace takes topic {topic!r}: list it in a workspace's topics or add a route{header}"
         )
 
-    def _topic_may_use_header(self, topic: str) -> bool:
-        return bool(self._header_allowed.get(topic))
-
     def _not_allowed(self, topic: str, value: bytes) -> Rejection:
         # Same answer for an unknown name and a known one the topic may not use: the dead letter tells
         # producers nothing about which workspaces exist.
-        shown = value[:MAX_QUOTED_HEADER_BYTES].decode("utf-8", "replace")
+        shown = repr(value[:MAX_QUOTED_HEADER_BYTES].decode("utf-8", "replace"))
         if len(value) > MAX_QUOTED_HEADER_BYTES:
             shown += f"… ({len(value)} bytes)"
         return Rejection(
             "workspace_not_allowed",
-            f"topic {topic!r} may not choose workspace {shown!r} by the {self._header} header "
+            f"topic {topic!r} may not choose workspace {shown} by the {self._header} header "
             f"(not in topics.{topic}.header_workspaces)",
         )
