@@ -26,6 +26,7 @@ Headers = tuple[tuple[str, bytes], ...]
 # aiokafka's (and Kafka's) default max_request_size; also the broker's message.max.bytes default, less
 # the 12 bytes of log overhead it allows on top.
 DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+_DEFAULT_BATCH_SIZE = 16_384  # aiokafka's
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
@@ -216,6 +217,9 @@ class Producer:
             compression_type=compression,
             request_timeout_ms=30_000,
             max_request_size=max_request_size,
+            # A batch larger than the topic's max.message.bytes is refused whole, small records with it:
+            # never batch beyond the limit (one larger record still goes alone, and is sized by the caller).
+            max_batch_size=min(_DEFAULT_BATCH_SIZE, max_request_size),
         )
         self._max_request_size = max_request_size
         self._started = False
@@ -325,7 +329,8 @@ async def topic_max_message_bytes(settings: KafkaSettings, topic: str) -> int | 
     Unreadable means the topic is missing or DescribeConfigs is not allowed: the caller falls back to a
     setting rather than failing.
     """
-    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     admin = AIOKafkaAdminClient(**client_options(settings))
     try:

@@ -97,7 +97,7 @@ def fit_dead_letter(record: Record, added: Headers, limit: int) -> DeadLetterCop
     """The largest faithful copy of ``record`` within ``limit`` bytes, or None when nothing fits (pure).
 
     In order: the whole record; its value truncated (to nothing if need be) with key and headers kept;
-    then ``minimal_dead_letter``.
+    then without its own headers; then without its key either (``minimal_dead_letter``).
     """
     key, value, kept = record.key, record.value or b"", own_headers(record)
     headers = kept + added
@@ -107,19 +107,22 @@ def fit_dead_letter(record: Record, added: Headers, limit: int) -> DeadLetterCop
     room = limit - Producer.record_size(key, b"", headers) - _VARINT_SLACK
     if room >= 0:
         return DeadLetterCopy(key, value[:room], headers, "value_truncated")
-    minimal = minimal_dead_letter(record, added)
-    return minimal if Producer.record_size(minimal.key, minimal.value, minimal.headers) <= limit else None
+    for keep_key in (True, False):
+        minimal = minimal_dead_letter(record, added, keep_key=keep_key)
+        if Producer.record_size(minimal.key, minimal.value, minimal.headers) <= limit:
+            return minimal
+    return None
 
 
-def minimal_dead_letter(record: Record, added: Headers) -> DeadLetterCopy:
-    """The smallest copy: dead-letter headers only, each left-out part named by its size or count (pure)."""
+def minimal_dead_letter(record: Record, added: Headers, *, keep_key: bool = False) -> DeadLetterCopy:
+    """The dead-letter headers (and the key if ``keep_key``), each left-out part named by its size or count (pure)."""
     value, kept = record.value or b"", own_headers(record)
     markers: Headers = ((VALUE_TRUNCATED, str(len(value)).encode()),)
     if kept:
         markers += ((HEADERS_DROPPED, str(len(kept)).encode()),)
-    if record.key is not None:
+    if record.key is not None and not keep_key:
         markers += ((KEY_DROPPED, str(len(record.key)).encode()),)
-    return DeadLetterCopy(None, b"", added + markers, "minimal")
+    return DeadLetterCopy(record.key if keep_key else None, b"", added + markers, "minimal")
 
 
 class DeadLetterWriter:
