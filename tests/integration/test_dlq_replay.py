@@ -16,6 +16,7 @@ from connector.cli import build_parser
 from connector.config import KafkaSettings, Settings, load_settings
 from connector.dlq_replay import replay
 from connector.kafka import Producer
+from connector.sink.dlq import VALUE_TRUNCATED
 from tests.conftest import TopicFactory
 from tests.integration.harness import read_all
 
@@ -106,3 +107,30 @@ async def test_a_dry_run_replays_and_commits_nothing(
     assert "would replay 2 records" in dry
     assert await read_all(kafka_settings, source, expect=1, timeout=2) == []
     assert "replayed 4 records" in await run_replay(settings, "--group", group)
+
+
+async def test_a_truncated_dead_letter_is_listed_not_replayed(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory
+) -> None:
+    dlq, source = await topic_factory(), await topic_factory()
+    await write_dead_letters(kafka_settings, dlq, source, 2)
+    producer = Producer(kafka_settings)
+    await producer.start()
+    try:
+        headers = (
+            ("cio-dlq-reason", b"not_json"),
+            ("cio-dlq-source-topic", source.encode()),
+            ("cio-dlq-source-partition", b"0"),
+            ("cio-dlq-source-offset", b"77"),
+            (VALUE_TRUNCATED, b"1048400"),
+        )
+        await producer.send_many(dlq, [(b"huge", b"x" * 1000, headers)])
+    finally:
+        await producer.stop()
+    settings, group = replay_settings(kafka_settings, dlq), f"replay-{uuid.uuid4().hex[:8]}"
+
+    out = await run_replay(settings, "--group", group)
+    assert "replayed 2 records" in out
+    assert "1 records cannot be replayed" in out
+    assert f"{source}/0@77" in out
+    assert await replayed_offsets(kafka_settings, source, 3) == Counter(range(2))
