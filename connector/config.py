@@ -124,6 +124,13 @@ class SinkSettings:
     dlq_topic: str = setting(
         "cio-connector-dlq", "CONNECTOR_DLQ_TOPIC", "Dead-letter topic: rejected records with their reason."
     )
+    dlq_max_message_bytes: int | None = setting(
+        None,
+        "CONNECTOR_DLQ_MAX_MESSAGE_BYTES",
+        "Largest dead-letter record (bytes); a larger copy keeps a truncated value. Unset: the dead-letter "
+        "topic's max.message.bytes, read at start-up (1048576 when it cannot be read).",
+        ge=1_024,
+    )
     workspace_header: str = setting(
         "",
         "CONNECTOR_WORKSPACE_HEADER",
