@@ -32,6 +32,8 @@ REASONS = frozenset(
         "no_route",
         # delivery
         "rejected",
+        # a connector bug: an unexpected exception, named by its class (never its text)
+        "internal_error",
     }
 )
 
