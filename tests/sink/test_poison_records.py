@@ -221,10 +221,10 @@ async def test_runner_resolves_every_poison_record(
         ends[Partition(topic, 0)] = offset + 1
     outcome = await run_sink(fake, records)
     assert outcome.committed == ends
-    for headers in outcome.dead_letters.values():
-        reason = headers["cio-dlq-reason"].decode()
+    for written in outcome.dead_letters.values():
+        reason = written["cio-dlq-reason"].decode()
         assert reason in REASONS, reason
-        assert reason != "internal_error", headers["cio-dlq-message"]
+        assert reason != "internal_error", written["cio-dlq-message"]
 
 
 class _BrokenRouter(Router):
