@@ -249,7 +249,8 @@ class Sink:
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
             return
         if record.headers:
-            header = record.header(self._sink.workspace_header)
+            header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
+            header = record.header(header_name) if header_name else None
             topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
         else:  # the common case, without the header scans
             header = None
