@@ -33,6 +33,8 @@ REASONS = frozenset(
         "workspace_not_allowed",
         # delivery
         "rejected",
+        # a connector bug: an unexpected exception, named by its class (never its text)
+        "internal_error",
     }
 )
 
