@@ -293,7 +293,7 @@ def test_helm_network_policy_keeps_the_sidecar_applications_ports_open(helm: str
 
 def test_helm_network_policy_without_peers_is_refused(helm: str, tmp_path: Path) -> None:
     """An empty `from` would silently block every webhook: the rendering fails and says what to set."""
-    values = {"networkPolicy": {"webhook": {"from": []}}}
+    values: dict[str, Any] = {"networkPolicy": {"webhook": {"from": []}}}
     done = subprocess.run(
         [helm, "template", "demo", str(CHART), "-f", str(_values_file(tmp_path, values))],
         capture_output=True,

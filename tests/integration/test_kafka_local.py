@@ -264,7 +264,7 @@ def tarball_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setattr(kafka_local, "TARBALL_URL", f"http://127.0.0.1:{server.server_port}/kafka_{{s}}-{{v}}.tgz")
-    monkeypatch.setattr(kafka_local.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(tmp_path / "cache"))
     yield served
     server.shutdown()
