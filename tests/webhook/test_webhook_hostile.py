@@ -83,7 +83,10 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 def state_of(client: TestClient[Any, Any]) -> WebhookState:
     """The listener's shared state (its counters)."""
-    return client.server.app[STATE]
+    app = client.app
+    assert app is not None
+    state: WebhookState = app[STATE]
+    return state
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
