@@ -261,6 +261,11 @@ class MappingSettings:
     deny_types: tuple[str, ...] = setting((), "CONNECTOR_DENY_TYPES", "Message types never sent (filtered).")
 
 
+# Customer.io retries a webhook for up to 7 days, possibly with its original timestamp (reference §6.2):
+# a tighter window would refuse genuine retries. One more day covers clock skew and the 1-hour pauses.
+WEBHOOK_MAX_AGE_DEFAULT = 8 * 86_400
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """Customer.io reporting webhooks → Kafka."""
@@ -273,10 +278,23 @@ class WebhookSettings:
         (), "CIO_WEBHOOK_SIGNING_KEYS", "Comma-separated signing keys (several during rotation)."
     )
     max_body_bytes: int = setting(1_000_000, "CONNECTOR_WEBHOOK_MAX_BODY_BYTES", "Larger bodies get 413.", ge=1_024)
+    read_timeout_seconds: float = setting(
+        5.0,
+        "CONNECTOR_WEBHOOK_READ_TIMEOUT_SECONDS",
+        "A body not fully received within this → 408 and the connection is closed.",
+        gt=0,
+    )
+    max_concurrent_reads: int = setting(
+        64,
+        "CONNECTOR_WEBHOOK_MAX_CONCURRENT_READS",
+        "Bodies read at once (each up to the max body size); beyond it → 503 with Retry-After.",
+        ge=1,
+    )
     max_timestamp_age_seconds: int | None = setting(
-        None,
+        WEBHOOK_MAX_AGE_DEFAULT,
         "CONNECTOR_WEBHOOK_MAX_AGE_SECONDS",
-        "Reject signatures older than this; off by default because retries may carry old timestamps.",
+        "Signatures older or further ahead than this get 401 (replay window): Customer.io's 7-day retry "
+        "window plus a day. Empty: off.",
         ge=1,
     )
     produce_timeout_seconds: float = setting(

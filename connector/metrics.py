@@ -193,7 +193,7 @@ class Metrics:
         self.webhook_requests = Counter(
             "connector_webhook_requests_total",
             "Webhook requests by outcome (accepted, duplicate, bad_signature, bad_request, too_large, "
-            "unavailable, closing).",
+            "unavailable, closing, busy, timeout, aborted).",
             ["outcome"],
             registry=r,
         )

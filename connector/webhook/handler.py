@@ -2,9 +2,13 @@
 
     POST <settings.path>
       503  closing (shutdown begun) or producer not connected        → Customer.io retries
-      413  body over ``max_body_bytes`` (read with a cap)
-      401  signature missing, malformed, wrong or stale               (nothing is produced)
-      400  not JSON, not an object, no ``event_id``                   (only after a valid signature)
+      413  Content-Length over ``max_body_bytes``                     ┐ answered before any of the body
+      401  signature headers missing or malformed                     │ is read, with Connection: close
+      503  ``max_concurrent_reads`` bodies already being read (+ Retry-After)  ┘ (the rest is discarded)
+      408  body not received within ``read_timeout_seconds``          → the connection is closed
+      413  streamed (chunked) body over ``max_body_bytes`` (read with a cap)
+      401  signature wrong or stale                                   (nothing is produced)
+      400  not JSON, not an object, no ``event_id``, cannot be re-encoded (only after a valid signature)
       200  produced and acknowledged by the broker (acks=all), or a retry of an event already in Kafka
       503  no broker ack within ``produce_timeout_seconds``           → Customer.io retries
     GET /healthz   200 while the process runs
@@ -14,12 +18,17 @@
 An unknown object type or metric is produced under a generic name and answered 200: a 4xx would stall
 Customer.io's whole webhook stream for an hour.
 
+Memory held by request bodies is bounded by ``max_concurrent_reads`` × ``max_body_bytes``: a body is
+only read once its signature headers are well-formed and a read slot is free, and each read has a
+deadline. A client that hangs up mid-body is one info line (it is not our fault, nor a bug).
+
 The listener's lifecycle (bind, serve, graceful shutdown) is in ``connector.webhook.listener``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +43,26 @@ from connector.metrics import Metrics
 from connector.webhook.dedup import RecentIds
 from connector.webhook.delivery import EventDelivery, ProducerLike
 from connector.webhook.normalize import normalize, parse
-from connector.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from connector.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_headers, verify_body
 
 __all__ = ["STATE", "ProducerLike", "WebhookState", "make_webhook_app"]
 
 log = get_logger("webhook")
 
-OUTCOMES = ("accepted", "duplicate", "bad_signature", "bad_request", "too_large", "unavailable", "closing")
+OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "bad_signature",
+    "bad_request",
+    "too_large",
+    "unavailable",
+    "closing",
+    "busy",
+    "timeout",
+    "aborted",
+)
+# Customer.io keeps its own backoff; the header tells other clients (and humans) that 503 is temporary.
+RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(slots=True, eq=False)
@@ -53,6 +75,7 @@ class WebhookState:
     clock: Callable[[], float]
     closing: bool = False
     active: int = 0
+    reading: int = 0  # requests whose body is being read (bounded by settings.max_concurrent_reads)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     outcomes: dict[str, Counter] = field(default_factory=dict)
     keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -156,27 +179,44 @@ async def _receive(request: web.Request) -> web.Response:
 
 async def _handle(state: WebhookState, request: web.Request) -> web.Response:
     settings, metrics = state.settings, state.metrics
-    body = await _read_capped(request, settings.max_body_bytes)
+    # Everything that can be decided from the headers is decided before reading a byte of the body.
+    length = request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        return _too_large(state, length)
+    try:
+        headers = check_headers(request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER))
+    except SignatureError as exc:
+        return _bad_signature(state, request, exc, unread=True)
+    if state.reading >= settings.max_concurrent_reads:
+        state.outcomes["busy"].inc()
+        log.warning("Webhook refused: too many bodies being read.", limit=settings.max_concurrent_reads)
+        return _unread(
+            _reply(503, "too many webhook bodies being read, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        )
+
+    state.reading += 1
+    try:
+        async with asyncio.timeout(settings.read_timeout_seconds):
+            body = await _read_capped(request, settings.max_body_bytes)
+    except TimeoutError:
+        state.outcomes["timeout"].inc()
+        log.warning("Webhook body not received in time.", timeout_seconds=settings.read_timeout_seconds)
+        return await _reply_and_hang_up(request, 408, f"body not received within {settings.read_timeout_seconds:g} s")
+    except ConnectionError:
+        # The client went away (aiohttp: ConnectionResetError "Connection lost"); nobody reads the answer.
+        state.outcomes["aborted"].inc()
+        log.info("Webhook request aborted by the client.", remote=request.remote)
+        return _reply(400, "request aborted")
+    finally:
+        state.reading -= 1
     if body is None:
-        state.outcomes["too_large"].inc()
-        log.warning("Webhook body too large.", limit_bytes=settings.max_body_bytes, length=request.content_length)
-        return _reply(413, f"body larger than {settings.max_body_bytes} bytes")
+        return _too_large(state, length)  # streamed: the rest is left unread
 
     now = state.clock()
     try:
-        verify(
-            state.keys,
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=now,
-            max_age=settings.max_timestamp_age_seconds,
-        )
+        verify_body(state.keys, headers, body, now=now, max_age=settings.max_timestamp_age_seconds)
     except SignatureError as exc:
-        metrics.webhook_signature_failures.labels(reason=exc.reason).inc()
-        state.outcomes["bad_signature"].inc()
-        log.warning("Webhook signature rejected.", reason=exc.reason, remote=request.remote)
-        return _reply(401, "invalid signature")
+        return _bad_signature(state, request, exc, unread=False)
 
     try:
         event = normalize(parse(body), now)
@@ -197,6 +237,41 @@ async def _handle(state: WebhookState, request: web.Request) -> web.Response:
     if log.is_debug():
         log.debug("Webhook stored.", event_id=event.event_id, outcome=outcome, event=event.event["event"])
     return web.Response(body=_ACCEPTED if outcome == "accepted" else _DUPLICATE, content_type=_JSON)
+
+
+def _too_large(state: WebhookState, length: int | None) -> web.Response:
+    limit = state.settings.max_body_bytes
+    state.outcomes["too_large"].inc()
+    log.warning("Webhook body too large.", limit_bytes=limit, length=length)
+    return _unread(_reply(413, f"body larger than {limit} bytes"))
+
+
+def _bad_signature(state: WebhookState, request: web.Request, exc: SignatureError, *, unread: bool) -> web.Response:
+    state.metrics.webhook_signature_failures.labels(reason=exc.reason).inc()
+    state.outcomes["bad_signature"].inc()
+    log.warning("Webhook signature rejected.", reason=exc.reason, remote=request.remote)
+    response = _reply(401, "invalid signature")
+    return _unread(response) if unread else response
+
+
+def _unread(response: web.Response) -> web.Response:
+    """Mark an answer given without reading the body: the connection closes after it.
+
+    aiohttp then discards (never buffers) what the client still sends, for at most its lingering time,
+    so that the client can read the answer before the socket closes.
+    """
+    response.force_close()
+    return response
+
+
+async def _reply_and_hang_up(request: web.Request, status: int, message: str) -> web.Response:
+    """Send the answer, then close the connection at once (no lingering for a client already too slow)."""
+    response = _unread(_reply(status, message))
+    with contextlib.suppress(ConnectionError):  # the client may have given up meanwhile
+        await response.prepare(request)
+        await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:

@@ -46,6 +46,10 @@ Kafka record: key = userId, else the email, else ``cio_id``, else ``event_id`` (
 in one partition, in order); headers ``event_id``, ``object_type``, ``metric`` (raw values, UTF-8).
 An event over ``MAX_RECORD_BYTES`` loses ``properties.content``/``headers`` (message bodies) and gets
 ``properties.contentOmitted: true``; one still too large is a DecodeError (400).
+
+Errors: ``parse`` and ``normalize`` return a value or raise ``DecodeError`` (a 400), never anything else.
+A payload that cannot be written back as JSON is ``DecodeError("unencodable")``: orjson reads up to 1024
+levels of nesting but writes only 254, and writes no integer beyond 64 bits.
 """
 
 from __future__ import annotations
@@ -266,9 +270,17 @@ def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str,
 _camel_cache: dict[str, str] = {}
 
 
+def _dumps(value: Any) -> bytes:
+    """orjson.dumps, its error as a DecodeError (its messages are fixed phrases, never the values)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise DecodeError("unencodable", f"body cannot be re-encoded as JSON: {exc}") from None
+
+
 def _encode(event: dict[str, Any]) -> bytes:
     """The event as JSON, without message bodies if it would not fit in a Kafka record."""
-    value = orjson.dumps(event)
+    value = _dumps(event)
     if len(value) <= MAX_RECORD_BYTES:
         return value
     # A "sent" event with Body Content can carry a whole e-mail. Kafka would refuse the record for good,
@@ -277,7 +289,7 @@ def _encode(event: dict[str, Any]) -> bytes:
     for name in _BODY_FIELDS:
         properties.pop(name, None)
     properties["contentOmitted"] = True
-    value = orjson.dumps(event)
+    value = _dumps(event)
     if len(value) > MAX_RECORD_BYTES:
         raise DecodeError("too_large", f"event larger than {MAX_RECORD_BYTES} bytes even without message content")
     return value
@@ -294,7 +306,7 @@ def _camel(name: str) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ("" if value is None else orjson.dumps(value).decode())
+    return value if isinstance(value, str) else ("" if value is None else _dumps(value).decode())
 
 
 def _id(value: Any) -> str | None:

@@ -11,6 +11,10 @@ Decisions:
   (Customer.io's retries may carry the original timestamp for up to 7 days), and only once the
   signature is known to be genuine, so ``stale`` never hides a forgery. Timestamps further than
   ``max_age`` in the future are stale too (clock skew is bounded by the same window).
+- The headers are checked in two steps so that the listener can refuse a request before reading its
+  body: ``check_headers`` (presence and shape: ``missing_headers``, ``bad_timestamp``, a signature
+  that is not 64 hex digits is a ``mismatch``) needs no body; ``verify_body`` then compares the MACs.
+  ``verify`` does both.
 
 Failures raise ``SignatureError(reason)`` with ``reason`` in ``REASONS``.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from connector.config import Secret
 from connector.errors import SignatureError
@@ -37,6 +42,47 @@ def sign(key: str | bytes, timestamp: str, raw_body: bytes) -> str:
     return hmac.digest(_key_bytes(key), message, "sha256").hex()
 
 
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    """Well-formed signature headers: the timestamp as sent (stripped) and the presented MAC."""
+
+    timestamp: str
+    mac: bytes
+
+
+def check_headers(timestamp_header: str | None, signature_header: str | None) -> SignedHeaders:
+    """The headers' values if they are present and well-formed; SignatureError otherwise (no body needed)."""
+    if not timestamp_header or not signature_header:
+        raise SignatureError("missing_headers")
+    timestamp = timestamp_header.strip()
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
+        raise SignatureError("bad_timestamp")
+    presented = signature_header.strip()
+    if len(presented) != 64 or not _HEX.issuperset(presented):
+        raise SignatureError("mismatch")
+    return SignedHeaders(timestamp, bytes.fromhex(presented))  # hex case is not meaningful: compare bytes
+
+
+def verify_body(
+    keys: Iterable[Secret | str | bytes],
+    headers: SignedHeaders,
+    raw_body: bytes,
+    *,
+    now: float,
+    max_age: float | None,
+) -> None:
+    """Return if ``headers`` sign ``raw_body`` with one of ``keys`` (and are fresh enough); else SignatureError."""
+    message = b"v0:" + headers.timestamp.encode("ascii") + b":" + raw_body
+    matched = False
+    for key in keys:
+        # No early exit: every key is compared, so timing does not tell which key (if any) is close.
+        matched |= hmac.compare_digest(hmac.digest(_key_bytes(key), message, "sha256"), headers.mac)
+    if not matched:
+        raise SignatureError("mismatch")
+    if max_age is not None and abs(now - int(headers.timestamp)) > max_age:
+        raise SignatureError("stale")
+
+
 def verify(
     keys: Iterable[Secret | str | bytes],
     timestamp_header: str | None,
@@ -47,24 +93,7 @@ def verify(
     max_age: float | None,
 ) -> None:
     """Return if the signature matches one of ``keys`` (and is fresh enough); raise SignatureError otherwise."""
-    if not timestamp_header or not signature_header:
-        raise SignatureError("missing_headers")
-    timestamp = timestamp_header.strip()
-    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
-        raise SignatureError("bad_timestamp")
-    presented = signature_header.strip()
-    if len(presented) != 64 or not _HEX.issuperset(presented):
-        raise SignatureError("mismatch")
-    presented_mac = bytes.fromhex(presented)  # hex case is not meaningful: compare the 32 bytes
-    message = b"v0:" + timestamp.encode("ascii") + b":" + raw_body
-    matched = False
-    for key in keys:
-        # No early exit: every key is compared, so timing does not tell which key (if any) is close.
-        matched |= hmac.compare_digest(hmac.digest(_key_bytes(key), message, "sha256"), presented_mac)
-    if not matched:
-        raise SignatureError("mismatch")
-    if max_age is not None and abs(now - int(timestamp)) > max_age:
-        raise SignatureError("stale")
+    verify_body(keys, check_headers(timestamp_header, signature_header), raw_body, now=now, max_age=max_age)
 
 
 def _key_bytes(key: Secret | str | bytes) -> bytes:

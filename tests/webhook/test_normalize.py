@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 from cio_payloads import EXPECTED_NAMES, TIMESTAMP, webhook
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector import __version__
 from connector.errors import DecodeError
@@ -14,6 +17,7 @@ from connector.webhook.normalize import (
     DOCUMENTED_PAIRS,
     GENERIC_EVENT,
     MAX_RECORD_BYTES,
+    NormalizedEvent,
     event_name,
     normalize,
     parse,
@@ -305,3 +309,102 @@ def test_event_too_large_without_content_is_rejected() -> None:
     with pytest.raises(DecodeError) as info:
         normalize(webhook("email", "sent", subject="x" * (MAX_RECORD_BYTES + 1)), RECEIVED)
     assert info.value.reason == "too_large"
+
+
+# --- fuzzing: whatever the body, a result or a DecodeError ---------------------------------------------
+
+FUZZ = settings(max_examples=400, deadline=None)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats()  # NaN and infinities too
+    | st.text(max_size=20)
+)
+_json_like = st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+)
+
+
+def _nest(depth: int, kind: str, leaf: bytes) -> bytes:
+    opener, closer = {"list": (b"[", b"]"), "object": (b'{"k":', b"}")}[kind]
+    return opener * depth + leaf + closer * depth
+
+
+@st.composite
+def hostile_bodies(draw: st.DrawFn) -> bytes:
+    """Raw bodies: webhooks with a hostile value somewhere, deep nesting, bad numbers, bad bytes."""
+    leaf = draw(
+        st.sampled_from([b"1", b"NaN", b"-Infinity", b"1e400", b'"\\ud800"', b'"\xff\xfe"', b"null", b'"x"'])
+        | st.integers().map(lambda n: str(n).encode())
+        | st.binary(max_size=8)
+    )
+    value = _nest(draw(st.integers(0, 1100)), draw(st.sampled_from(["list", "object"])), leaf)
+    field = draw(st.sampled_from(["event_id", "object_type", "metric", "timestamp", "data", "data.identifiers"]))
+    payload = b'{"event_id":"e1","object_type":"email","metric":"sent","timestamp":1735689845,'
+    if field.startswith("data."):
+        body = payload + b'"data":{"' + field[5:].encode() + b'":' + value + b"}}"
+    elif field == "data":
+        body = payload + b'"data":' + value + b"}"
+    else:
+        body = payload + b'"data":{},"' + field.encode() + b'":' + value + b"}"
+    if draw(st.booleans()):  # sometimes cut or spliced anywhere
+        cut = draw(st.integers(0, len(body)))
+        body = body[:cut] + draw(st.binary(max_size=4)) + body[cut:]
+    return body
+
+
+def _event_or_error(make: Callable[[], NormalizedEvent]) -> NormalizedEvent | DecodeError:
+    """What ``make`` returns, or the DecodeError it raised (any other exception fails the test)."""
+    try:
+        return make()
+    except DecodeError as exc:
+        return exc
+
+
+def _result_or_decode_error(body: bytes) -> None:
+    outcome = _event_or_error(lambda: normalize(parse(body), RECEIVED))
+    if isinstance(outcome, DecodeError):
+        assert str(outcome)
+        assert "\n" not in str(outcome)
+        return
+    assert orjson.loads(outcome.value) == outcome.event
+    assert len(outcome.value) <= MAX_RECORD_BYTES
+
+
+@FUZZ
+@given(body=hostile_bodies())
+def test_hostile_bodies_give_an_event_or_a_decode_error(body: bytes) -> None:
+    """Deep nesting, huge ints, NaN, invalid UTF-8, lone surrogates: an event or a DecodeError, nothing else."""
+    _result_or_decode_error(body)
+
+
+@FUZZ
+@given(body=st.binary(max_size=200))
+def test_random_bytes_give_an_event_or_a_decode_error(body: bytes) -> None:
+    """Arbitrary bytes: a DecodeError (or, by chance, an event), nothing else."""
+    _result_or_decode_error(body)
+
+
+@FUZZ
+@given(extra=st.dictionaries(st.sampled_from(["object_type", "metric", "timestamp", "data"]), _json_like))
+def test_any_parsed_values_give_an_event_or_a_decode_error(extra: dict[str, Any]) -> None:
+    """normalize() itself, on values a parser might hand it (ints beyond 64 bits, NaN): event or DecodeError."""
+    outcome = _event_or_error(lambda: normalize({"event_id": "e1", **extra}, RECEIVED))
+    if isinstance(outcome, DecodeError):
+        assert "\n" not in str(outcome)
+        return
+    assert orjson.loads(outcome.value)["messageId"] == "e1"
+
+
+@pytest.mark.parametrize("depth", [252, 253, 1000, 1021])
+def test_nesting_orjson_reads_but_cannot_write_is_a_decode_error(depth: int) -> None:
+    """The 1000-level body that used to raise TypeError (a 500): 254 levels in all pass, deeper is unencodable."""
+    body = b'{"event_id":"deep","data":{"v":' + b"[" * depth + b"]" * depth + b"}}"
+    if depth <= 252:  # data.v becomes properties.v: two levels deep in the event
+        assert normalize(parse(body), RECEIVED).event_id == "deep"
+        return
+    with pytest.raises(DecodeError) as info:
+        normalize(parse(body), RECEIVED)
+    assert info.value.reason == "unencodable"
+    assert str(info.value) == "body cannot be re-encoded as JSON: Recursion limit reached"

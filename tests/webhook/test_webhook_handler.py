@@ -102,13 +102,27 @@ async def test_signature_is_checked_before_parsing(make_client: MakeClient, fake
 
 
 async def test_stale_timestamp_when_max_age_set(make_client: MakeClient, clock: Clock, metrics: Metrics) -> None:
-    """With a max age, an old signature is 401 'stale'; without one (default) it is accepted."""
+    """With a max age, an old signature is 401 'stale'; without one (max age off) it is accepted."""
     strict = await make_client(max_timestamp_age_seconds=300)
-    lax = await make_client()
+    lax = await make_client(max_timestamp_age_seconds=None)
     clock.now = TIMESTAMP + 301
     assert (await post(strict, webhook("email", "sent", event_id="a")))[0] == 401
     assert sample("connector_webhook_signature_failures_total", {"reason": "stale"}, metrics) == 1
     assert (await post(lax, webhook("email", "sent", event_id="b")))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("age_days", "status"),
+    [(7, 200), (-7, 200), (8.1, 401), (-8.1, 401)],
+    ids=["7-day-old-retry", "7-days-ahead", "8-days-old", "8-days-ahead"],
+)
+async def test_default_replay_window_covers_customerio_retries(
+    make_client: MakeClient, clock: Clock, age_days: float, status: int
+) -> None:
+    """By default a genuine signature is accepted for Customer.io's 7-day retry window (plus a day), not beyond."""
+    client = await make_client()  # the default max age
+    clock.now = TIMESTAMP + age_days * 86_400
+    assert (await post(client, webhook("email", "sent", event_id="replayed")))[0] == status
 
 
 async def test_rotated_keys_both_accepted(make_client: MakeClient) -> None:
@@ -310,7 +324,9 @@ async def test_too_many_pending_events_is_503(fake_producer: FakeProducer, metri
 
     from connector.webhook.handler import make_webhook_app
 
-    app = make_webhook_app(webhook_settings(produce_timeout_seconds=0.05), fake_producer, metrics, max_pending=2)
+    app = make_webhook_app(
+        webhook_settings(produce_timeout_seconds=0.05), fake_producer, metrics, Clock(), max_pending=2
+    )
     fake_producer.gate = asyncio.Event()
     async with TestClient(TestServer(app)) as client:
         assert [(await post(client, webhook("email", "sent", event_id=str(i))))[0] for i in range(3)] == [503] * 3
@@ -329,7 +345,7 @@ async def test_health_and_readiness(make_client: MakeClient) -> None:
 
 async def test_graceful_shutdown(fake_producer: FakeProducer, metrics: Metrics) -> None:
     """begin_shutdown: readiness false, new webhooks 503, the in-flight one finishes with 200; stop waits."""
-    listener = WebhookListener(webhook_settings(produce_timeout_seconds=2), fake_producer, metrics)
+    listener = WebhookListener(webhook_settings(produce_timeout_seconds=2), fake_producer, metrics, clock=Clock())
     await listener.start()
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{listener.port}") as client:
         fake_producer.gate = asyncio.Event()
@@ -356,7 +372,7 @@ async def test_stop_cancels_produce_tasks_left_after_the_deadline(
     fake_producer: FakeProducer, metrics: Metrics
 ) -> None:
     """A record never acknowledged does not hold shutdown: after the deadline its task is cancelled."""
-    listener = WebhookListener(webhook_settings(produce_timeout_seconds=0.05), fake_producer, metrics)
+    listener = WebhookListener(webhook_settings(produce_timeout_seconds=0.05), fake_producer, metrics, clock=Clock())
     await listener.start()
     fake_producer.gate = asyncio.Event()  # the broker never answers
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{listener.port}") as client:

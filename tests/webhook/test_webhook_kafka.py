@@ -155,7 +155,9 @@ async def test_unknown_event_is_produced_under_the_generic_name(
     topic = await topic_factory()
     payload = {"event_id": f"unk-{uuid.uuid4().hex}", "object_type": "fax", "metric": "beeped", "data": {}}
     async with (
-        serve_webhooks(webhook_settings(topic=topic), producer, Metrics(CollectorRegistry())) as listener,
+        serve_webhooks(
+            webhook_settings(topic=topic), producer, Metrics(CollectorRegistry()), clock=Clock()
+        ) as listener,
         aiohttp.ClientSession(base_url=f"http://127.0.0.1:{listener.port}") as session,
     ):
         assert await post(session, payload) == 200
@@ -175,7 +177,10 @@ async def test_broker_outage_503_then_retries_produced_exactly_once(restartable_
     producer = Producer(kafka_settings)
     await producer.start()
     metrics = Metrics(CollectorRegistry())
-    listener = WebhookListener(webhook_settings(topic=topic, produce_timeout_seconds=0.5), producer, metrics)
+    # The payloads' timestamps are fixed: the listener's clock must be near them (replay window).
+    listener = WebhookListener(
+        webhook_settings(topic=topic, produce_timeout_seconds=0.5), producer, metrics, clock=Clock()
+    )
     await listener.start()
     before = [webhook("email", "delivered", event_id=f"before-{i}") for i in range(3)]
     during = [webhook("push", "opened", event_id=f"during-{i}") for i in range(5)]
