@@ -319,13 +319,21 @@ def _id(value: Any) -> str | None:
 
 def _unix_seconds(value: Any) -> float | None:
     if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
+        value = _decimal_string(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if 0 <= value <= _MAX_UNIX_SECONDS else None
+
+
+def _decimal_string(text: str) -> float | None:
+    """``"123"`` or ``"123.5"`` in ASCII digits, else None (``float()`` alone also takes "١٢", "1_000", " 12",
+    "1e3" and "nan"); the length bound keeps a hostile string from costing anything."""
+    if not (0 < len(text) <= 32 and text.isascii()):
+        return None
+    whole, dot, fraction = text.partition(".")
+    if not whole.isdigit() or (dot and not fraction.isdigit()):
+        return None
+    return float(text)
 
 
 _second_prefixes: dict[int, str] = {}

@@ -226,6 +226,14 @@ def test_person_identity(data: dict[str, Any], user_id: str | None, anonymous_id
         (10**20, RECEIVED_ISO),
         (True, RECEIVED_ISO),
         ({"s": 1}, RECEIVED_ISO),
+        ("1735689845.5", "2025-01-01T00:04:05.500Z"),
+        # Only ASCII decimal strings: float() alone would also take these.
+        ("١٧٣٥٦٨٩٨٤٥", RECEIVED_ISO),
+        ("1_735_689_845", RECEIVED_ISO),
+        (" 1735689845", RECEIVED_ISO),
+        ("1.7e9", RECEIVED_ISO),
+        ("nan", RECEIVED_ISO),
+        ("9" * 5000, RECEIVED_ISO),
     ],
 )
 def test_timestamp(timestamp: Any, iso: str) -> None:
