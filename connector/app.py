@@ -115,6 +115,8 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
             sink = _build_sink(settings, starts, client, producer, metrics, dlq_producer=dlq_producer)
             for name, delivery in sink.deliveries.items():
                 readiness.add(f"workspace:{name}", _workspace_check(delivery))
+            if settings.sink.errors_tolerance == "none":
+                readiness.add("partitions", _halted_check(sink))
 
         listener = None
         if wants_webhooks:
@@ -257,6 +259,18 @@ def _workspace_check(delivery: WorkspaceDelivery) -> Callable[[], tuple[bool, st
         if delivery.stopped_reason is not None:
             return False, delivery.stopped_reason
         return True, "failing, retrying" if delivery.failing else "ok"
+
+    return check
+
+
+def _halted_check(sink: Sink) -> Callable[[], tuple[bool, str]]:
+    """Not ready while a partition is stopped at a rejected record (CONNECTOR_ERRORS_TOLERANCE=none)."""
+
+    def check() -> tuple[bool, str]:
+        halted = sink.halted
+        if halted:
+            return False, "; ".join(halted[p] for p in sorted(halted))
+        return True, "flowing"
 
     return check
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import types
 import typing
@@ -82,6 +83,18 @@ class KafkaSettings:
 
     bootstrap_servers: str = setting("localhost:9092", "KAFKA_BOOTSTRAP_SERVERS", "Comma-separated brokers.")
     client_id: str = setting("cio-connector", "KAFKA_CLIENT_ID", "Client id shown in broker logs and quotas.")
+    isolation_level: Literal["read_committed", "read_uncommitted"] = setting(
+        "read_committed",
+        "KAFKA_ISOLATION_LEVEL",
+        "read_committed skips records of aborted transactions; read_uncommitted delivers them too.",
+    )
+    metadata_max_age_seconds: float = setting(
+        300.0,
+        "KAFKA_METADATA_MAX_AGE_SECONDS",
+        "Cluster metadata refresh interval: topics created later that match CONNECTOR_INPUT_TOPIC_PATTERN are "
+        "consumed within this.",
+        gt=0,
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
         "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL", "Kafka security protocol."
     )
@@ -119,6 +132,23 @@ class SinkSettings:
 
     input_topics: tuple[str, ...] = setting(
         (), "CONNECTOR_INPUT_TOPICS", "Comma-separated topics of Segment-spec events to deliver."
+    )
+    input_topic_pattern: str | None = setting(
+        None,
+        "CONNECTOR_INPUT_TOPIC_PATTERN",
+        "Consume every topic whose whole name matches this regular expression (instead of "
+        "CONNECTOR_INPUT_TOPICS), except the dead-letter, webhook and transactional delivery topics.",
+    )
+    tombstones: Literal["skip", "dead_letter"] = setting(
+        "skip",
+        "CONNECTOR_TOMBSTONES",
+        "Records with a null value (tombstones): skip (committed, counted) or dead_letter them as empty_record.",
+    )
+    errors_tolerance: Literal["all", "none"] = setting(
+        "all",
+        "CONNECTOR_ERRORS_TOLERANCE",
+        "all: rejected records go to the dead-letter topic; none: a rejected record stops its partition "
+        "(not committed past it, /readyz names it).",
     )
     group_id: str = setting("cio-connector", "CONNECTOR_GROUP_ID", "Kafka consumer group of the sink.")
     dlq_topic: str = setting(
@@ -646,6 +676,7 @@ def _check_consistency(settings: Settings) -> None:
         for name in topic.header_workspaces:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
+    _check_input_topics(settings.sink)
     kafka = settings.kafka
     if kafka.security_protocol.startswith("SASL_") and (
         kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None
@@ -653,6 +684,21 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             "KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism, user name and password"
         )
+
+
+def _check_input_topics(sink: SinkSettings) -> None:
+    """Topics by name or by pattern, never both; the pattern must be a regular expression."""
+    pattern = sink.input_topic_pattern
+    if pattern is None:
+        return
+    if sink.input_topics:
+        raise ConfigError(
+            "CONNECTOR_INPUT_TOPICS", "set either CONNECTOR_INPUT_TOPICS or CONNECTOR_INPUT_TOPIC_PATTERN, not both"
+        )
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError("CONNECTOR_INPUT_TOPIC_PATTERN", f"not a regular expression ({exc})") from None
 
 
 def _check_role(settings: Settings, role: Role) -> None:
@@ -670,8 +716,10 @@ def _check_role(settings: Settings, role: Role) -> None:
             if ws.api_key is None:
                 key_label = "CIO_API_KEY" if label == "CIO_SITE_ID" else f"workspaces[{i}].api_key"
                 raise ConfigError(key_label, "required")
-    if role in ("sink", "run") and not settings.sink.input_topics:
-        raise ConfigError("CONNECTOR_INPUT_TOPICS", "required: at least one topic to consume")
+    if role in ("sink", "run") and not settings.sink.input_topics and settings.sink.input_topic_pattern is None:
+        raise ConfigError(
+            "CONNECTOR_INPUT_TOPICS", "required (or CONNECTOR_INPUT_TOPIC_PATTERN): at least one topic to consume"
+        )
     if role in ("webhooks", "run") and not settings.webhook.signing_keys:
         raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import IllegalStateError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
@@ -122,12 +122,26 @@ class Consumer:
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
             max_partition_fetch_bytes=min(fetch_max_bytes, 2 * 1_048_576),
+            isolation_level=settings.isolation_level,
+            metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
             **extra,
         )
 
-    async def start(self, topics: Sequence[str], on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
-        """Join the group for ``topics``; rebalance callbacks run inside the consumer's poll."""
-        self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+    async def start(
+        self,
+        topics: Sequence[str],
+        on_revoked: RebalanceCallback,
+        on_assigned: RebalanceCallback,
+        *,
+        pattern: str | None = None,
+    ) -> None:
+        """Join the group for ``topics``, or for every topic matching ``pattern`` (``re.match``: anchor it);
+        rebalance callbacks run inside the consumer's poll."""
+        listener = _Listener(on_revoked, on_assigned)
+        if pattern is not None:
+            self._consumer.subscribe(pattern=pattern, listener=listener)
+        else:
+            self._consumer.subscribe(list(topics), listener=listener)
         await self._consumer.start()
 
     async def connect(self) -> None:
@@ -176,6 +190,21 @@ class Consumer:
         except KafkaError as exc:
             raise BrokerUnavailableError(f"cannot read end offsets: {exc}") from exc
         return {_partition(tp): offset for tp, offset in ends.items()}
+
+    async def position(self, partition: Partition) -> int | None:
+        """The offset the next ``fetch()`` of this partition starts from, if known without waiting.
+
+        It is past every record already returned, and also past what is never returned as a record:
+        aborted transactions' records, transaction markers, compacted-away offsets. None when the
+        partition is not assigned or its position is still being looked up (after a rebalance).
+        """
+        try:
+            # aiokafka returns at once when the position is known; timeout(0) cancels only a wait.
+            async with asyncio.timeout(0):
+                result: int = await self._consumer.position(_tp(partition))
+        except (IllegalStateError, TimeoutError):
+            return None
+        return result
 
     def assignment(self) -> set[Partition]:
         """Partitions currently assigned to this member."""

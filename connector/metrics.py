@@ -6,7 +6,8 @@ classes — never ids, emails or raw error text.
 
 Accounting identity for the sink (per topic, summed over workspaces):
     connector_records_consumed_total
-      = connector_records_completed_total{outcome="delivered"|"dead_lettered"|"filtered"} + in flight
+      = connector_records_completed_total{outcome="delivered"|"dead_lettered"|"filtered"|"skipped"} + in flight
+A record stopped by CONNECTOR_ERRORS_TOLERANCE=none stays in flight (it is never completed).
 """
 
 from __future__ import annotations
@@ -58,8 +59,26 @@ class Metrics:
         )
         self.records_completed = Counter(
             "connector_records_completed_total",
-            "Input records fully resolved, by outcome (delivered, dead_lettered, filtered).",
+            "Input records fully resolved, by outcome (delivered, dead_lettered, filtered, skipped).",
             ["topic", "outcome"],
+            registry=r,
+        )
+        self.records_skipped = Counter(
+            "connector_records_skipped_total",
+            "Records committed without delivery on purpose, by reason (tombstone: a null value).",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.records_halted = Counter(
+            "connector_records_halted_total",
+            "Records that stopped their partition instead of being dead-lettered (CONNECTOR_ERRORS_TOLERANCE=none), "
+            "by reason.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.partitions_halted = Gauge(
+            "connector_partitions_halted",
+            "Assigned partitions stopped at a rejected record (CONNECTOR_ERRORS_TOLERANCE=none).",
             registry=r,
         )
         self.records_in_flight = Gauge(

@@ -5,6 +5,12 @@ the dead-letter topic (or it was filtered). Records resolve out of order (lanes 
 partition commits ``offset + 1`` of the last record of the resolved prefix — Kafka's committed offset is
 the next record to read, which is why it is ``+ 1``.
 
+Offsets that never arrive as records — aborted transactions' records and transaction markers under
+``read_committed``, offsets removed by compaction — are gaps the prefix steps over: only fetched offsets
+are waited for. A gap at the end of what was fetched (the commit marker after a transaction's last
+record) is covered by ``catch_up``: a partition with nothing in flight commits the consumer's position,
+so its lag reaches 0.
+
 A revoked partition's tracker is dropped, and its ``generation`` changes, so late completions of its
 records cannot be committed after revocation.
 """
@@ -48,6 +54,16 @@ class PartitionOffsets:
             self.committable = last + 1
         else:
             self.resolved.add(offset)
+
+    def catch_up(self, position: int) -> None:
+        """The consumer reads ``position`` next: when nothing is in flight, every offset before it was
+        resolved or never delivered as a record, so ``position`` may be committed (never moves back)."""
+        if self.pending:
+            return  # an unresolved record: the prefix stops there
+        if self.first_seen < 0:
+            self.first_seen = position
+        if self.committable is None or position > self.committable:
+            self.committable = position
 
     @property
     def in_flight(self) -> int:

@@ -6,6 +6,10 @@ Invariants:
 - Commits carry the highest *contiguous* resolved offset + 1 per partition (``offsets.py``).
 - A revoked partition is never committed after its revocation: in-flight work gets a bounded grace
   period, then its tracker is dropped and late completions are ignored.
+- Gaps in a partition's offsets (aborted transactions, transaction markers) are stepped over; a partition
+  with nothing in flight commits the consumer's position, so lag reaches 0 after a trailing marker.
+- With ``CONNECTOR_ERRORS_TOLERANCE=none`` a record that would be dead-lettered halts its partition: it
+  is never resolved (so nothing past it is committed), the partition stays paused, /readyz names it.
 - Backpressure, not loss: partitions feeding a congested workspace (failing, credentials rejected, or
   holding for Retry-After) or one at its share of the process-wide buffer budget (``budget.py``) are
   paused, and resumed when it recovers; at the process bound every partition is paused.
@@ -36,6 +40,7 @@ from connector.sink.model import Filtered, MessageContext, Rejection
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
+from connector.sink.subscription import output_topics, subscription_pattern
 from connector.sink.tickets import DeadLetterReason, Ticket
 from connector.sink.transactional import TransactionalSender, build_send_email
 
@@ -86,6 +91,8 @@ class Sink:
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
         self._completed: Counter[tuple[str, str]] = Counter()  # (topic, outcome), flushed to metrics per fetch
+        self._skipped: Counter[str] = Counter()  # tombstones skipped, by topic, flushed with _completed
+        self._halted: dict[Partition, str] = {}  # errors.tolerance=none: partition → why it stopped
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         # One bound for the whole process, shared by the workspaces (not multiplied by their number).
@@ -100,6 +107,11 @@ class Sink:
         """Per-workspace delivery state (readiness is read from here)."""
         return self._deliveries
 
+    @property
+    def halted(self) -> Mapping[Partition, str]:
+        """Partitions stopped at a rejected record (CONNECTOR_ERRORS_TOLERANCE=none), with the reason."""
+        return self._halted
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then flush, wait for in-flight work (bounded) and commit."""
         for delivery in self._deliveries.values():
@@ -107,7 +119,12 @@ class Sink:
         self._tasks.append(asyncio.create_task(self._dlq.run(), name="dlq-writer"))
         if self._transactional is not None:
             self._tasks.extend(asyncio.create_task(self._run_transactional(), name="transactional") for _ in range(4))
-        await self._consumer.start(self._sink.input_topics, self._on_revoked, self._on_assigned)
+        pattern = self._sink.input_topic_pattern
+        if pattern is not None:
+            excluded = output_topics(self._settings)
+            pattern = subscription_pattern(pattern, excluded)
+            log.info("Subscribing by pattern; output topics excluded.", pattern=pattern, excluded=list(excluded))
+        await self._consumer.start(self._sink.input_topics, self._on_revoked, self._on_assigned, pattern=pattern)
         log.info("Sink started.", topics=list(self._sink.input_topics), group=self._sink.group_id)
         try:
             await self._consume(stop)
@@ -115,6 +132,7 @@ class Sink:
             await self._drain(self._sink.shutdown_timeout_seconds)
             try:
                 async with asyncio.timeout(FINAL_STEP_SECONDS):
+                    await self._catch_up_idle_partitions()
                     await self._commit()
             except TimeoutError:
                 log.warning("Final commit timed out; uncommitted records will be re-read.")
@@ -155,6 +173,7 @@ class Sink:
             if now >= next_commit:
                 next_commit = now + self._sink.commit_interval_seconds
                 self._raise_if_a_task_died()
+                await self._catch_up_idle_partitions()
                 await self._commit()
             if now >= next_lag:
                 next_lag = now + LAG_INTERVAL_SECONDS
@@ -183,8 +202,8 @@ class Sink:
         """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds."""
         for delivery in self._deliveries.values():
             delivery.flush()
-        await _wait_until(lambda: not self._offsets.in_flight(), timeout)
-        left = self._offsets.in_flight()
+        await _wait_until(lambda: not self._in_flight_not_halted(), timeout)
+        left = self._in_flight_not_halted()
         if left:
             log.warning("Shutdown deadline passed; unresolved records will be re-read.", records=left)
 
@@ -222,6 +241,9 @@ class Sink:
         for (topic, outcome), count in completed.items():
             self._metrics.records_completed.labels(topic, outcome).inc(count)
         completed.clear()
+        for topic, count in self._skipped.items():
+            self._metrics.records_skipped.labels(topic, "tombstone").inc(count)
+        self._skipped.clear()
         self._metrics.records_in_flight.set(self._offsets.in_flight())
 
     def _map_record(self, record: Record, ticket: Ticket) -> None:
@@ -246,6 +268,11 @@ class Sink:
             ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
 
     def _map_messages(self, record: Record, ticket: Ticket) -> None:
+        if record.value is None and self._sink.tombstones == "skip":
+            # A tombstone deletes a key on a compacted topic: nothing to send, and no reason to dead-letter.
+            ticket.skipped = True
+            self._skipped[record.topic] += 1
+            return
         decoded = decode_record(record.value)
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
@@ -286,8 +313,37 @@ class Sink:
     def _on_ticket_done(self, ticket: Ticket) -> None:
         if ticket.dead_letter is None:
             self._finish(ticket)
-        elif self._offsets.is_current(ticket.partition, ticket.generation):
+        elif not self._offsets.is_current(ticket.partition, ticket.generation):
+            return  # revoked meanwhile: its new owner re-reads it
+        elif self._sink.errors_tolerance == "none":
+            self._halt(ticket, ticket.dead_letter)
+        else:
             self._dlq.submit(ticket)
+
+    def _halt(self, ticket: Ticket, reason: DeadLetterReason) -> None:
+        """errors.tolerance=none: the record stays unresolved (nothing past it is committed) and its
+        partition is paused until a restart or a rebalance re-reads it."""
+        partition = ticket.partition
+        self._metrics.records_halted.labels(partition.topic, reason.reason).inc()
+        if partition in self._halted:
+            return  # an earlier record already stopped it
+        offset = ticket.record.offset
+        self._halted[partition] = (
+            f"{partition.topic}-{partition.partition} stopped at offset {offset}: {reason.message}"
+        )
+        self._metrics.partitions_halted.set(len(self._halted))
+        log.error(
+            "Record rejected with CONNECTOR_ERRORS_TOLERANCE=none; partition stopped.",
+            topic=partition.topic,
+            partition=partition.partition,
+            offset=offset,
+            reason=reason.reason,
+        )
+
+    def _in_flight_not_halted(self, partitions: list[Partition] | None = None) -> int:
+        """Unresolved records worth waiting for: a halted partition's never resolve."""
+        chosen = self._offsets.partitions() if partitions is None else partitions
+        return self._offsets.in_flight([p for p in chosen if p not in self._halted])
 
     def _finish(self, ticket: Ticket) -> None:
         """The record is resolved (delivered, filtered, or its dead-letter copy acknowledged)."""
@@ -351,6 +407,7 @@ class Sink:
             for name in plan.held_back:
                 wanted |= deliveries[name].partitions_buffered()
             wanted &= assignment
+        wanted |= self._halted.keys() & assignment
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
         # Pauses at the memory bound are routine under backlog (debug); a congested workspace's are news.
@@ -364,6 +421,17 @@ class Sink:
         self._paused = wanted
         self._metrics.partitions_paused.set(len(wanted))
         return bool(assignment) and wanted >= assignment
+
+    async def _catch_up_idle_partitions(self) -> None:
+        """Partitions with nothing in flight may commit the consumer's position (``offsets.py``)."""
+        for partition in self._consumer.assignment():
+            tracker = self._offsets.tracker(partition)
+            if tracker.pending:
+                continue
+            position = await self._consumer.position(partition)
+            # Re-checked after the await: the partition may have been revoked (a new tracker) meanwhile.
+            if position is not None and self._offsets.current(partition, tracker.generation) is tracker:
+                tracker.catch_up(position)
 
     async def _commit(self, only: list[Partition] | None = None) -> None:
         offsets = self._offsets.to_commit()
@@ -395,6 +463,8 @@ class Sink:
                 continue
             tracker = self._offsets.tracker(partition)
             position = tracker.committed if tracker.committed is not None else tracker.first_seen
+            if position < 0:
+                continue  # nothing fetched or committed yet: no lag known
             self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(max(0, end - position))
 
     async def _on_assigned(self, partitions: list[Partition]) -> None:
@@ -407,13 +477,16 @@ class Sink:
         for delivery in self._deliveries.values():
             delivery.flush()
         grace = 0.0 if self._stopping else REVOKE_GRACE_SECONDS
-        await _wait_until(lambda: not self._offsets.in_flight(partitions), grace)
+        await _wait_until(lambda: not self._in_flight_not_halted(partitions), grace)
         await self._commit(only=partitions)
         abandoned = self._offsets.in_flight(partitions)
         self._offsets.revoke(partitions)
         for delivery in self._deliveries.values():
             delivery.note_revocation()
         self._paused -= set(partitions)
+        for partition in partitions:
+            self._halted.pop(partition, None)  # its next owner re-reads the record and decides again
+        self._metrics.partitions_halted.set(len(self._halted))
         self._metrics.partitions_revoked.inc(len(partitions))
         self._metrics.partitions_assigned.set(len(set(self._consumer.assignment()) - set(partitions)))
         for partition in partitions:

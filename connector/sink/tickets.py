@@ -26,7 +26,17 @@ class DeadLetterReason:
 class Ticket:
     """Completion state of one record."""
 
-    __slots__ = ("_on_done", "dead_letter", "filtered", "generation", "partition", "pending", "record", "workspaces")
+    __slots__ = (
+        "_on_done",
+        "dead_letter",
+        "filtered",
+        "generation",
+        "partition",
+        "pending",
+        "record",
+        "skipped",
+        "workspaces",
+    )
 
     def __init__(
         self, record: Record, partition: Partition, generation: int, on_done: Callable[[Ticket], None]
@@ -37,6 +47,7 @@ class Ticket:
         self.pending = 1  # held by the mapping stage until seal()
         self.dead_letter: DeadLetterReason | None = None
         self.filtered = 0
+        self.skipped = False  # not delivered on purpose (a tombstone): nothing to send, nothing wrong
         self.workspaces: tuple[str, ...] = ()
         self._on_done = on_done
 
@@ -63,9 +74,11 @@ class Ticket:
 
     @property
     def outcome(self) -> str:
-        """delivered, dead_lettered or filtered (a label of connector_records_completed_total)."""
+        """delivered, dead_lettered, filtered or skipped (a label of connector_records_completed_total)."""
         if self.dead_letter is not None:
             return "dead_lettered"
+        if self.skipped:
+            return "skipped"
         if self.filtered and not self.workspaces:
             return "filtered"
         return "delivered"

@@ -39,10 +39,18 @@ class MemoryConsumer(Consumer):
         self._ends = {Partition(r.topic, r.partition): r.offset + 1 for r in records}
         self.committed_offsets: dict[Partition, int] = {}
         self.all_committed = asyncio.Event()
+        self._positions: dict[Partition, int] = {}  # next offset fetch() hands out, per partition
         if not records:
             self.all_committed.set()
 
-    async def start(self, topics: Sequence[str], on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
+    async def start(
+        self,
+        topics: Sequence[str],
+        on_revoked: RebalanceCallback,
+        on_assigned: RebalanceCallback,
+        *,
+        pattern: str | None = None,
+    ) -> None:
         await on_assigned(sorted(self._ends, key=lambda p: (p.topic, p.partition)))
 
     async def stop(self) -> None:
@@ -54,7 +62,12 @@ class MemoryConsumer(Consumer):
             return []
         count = max_records or len(self._pending)
         taken, self._pending = self._pending[:count], self._pending[count:]
+        for record in taken:
+            self._positions[Partition(record.topic, record.partition)] = record.offset + 1
         return taken
+
+    async def position(self, partition: Partition) -> int | None:
+        return self._positions.get(partition)
 
     async def commit(self, offsets: dict[Partition, int]) -> None:
         self.committed_offsets.update(offsets)

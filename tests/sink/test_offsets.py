@@ -65,3 +65,25 @@ def test_in_flight_counts_unresolved_records() -> None:
     t.resolve(2)
     assert offsets.in_flight() == 4
     assert offsets.in_flight([Partition("other", 0)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("fetched", "resolved", "position", "expected"),
+    [
+        ([0, 1, 2], [0, 1, 2], 4, 4),  # a trailing transaction marker at 3: commit past it
+        ([], [], 7, 7),  # only aborted records and markers fetched: still committable
+        ([0, 1, 2], [0, 2], 5, 1),  # 1 is unresolved: never past it
+        ([0, 1, 2], [1, 2], 5, None),
+        ([5, 9], [5, 9], 3, 10),  # never backwards (a position behind what was resolved)
+    ],
+)
+def test_catch_up_commits_the_position_only_when_nothing_is_in_flight(
+    fetched: list[int], resolved: list[int], position: int, expected: int | None
+) -> None:
+    """With nothing in flight the consumer's position is committable, so lag reaches 0 past gaps."""
+    tracker = PartitionOffsets(generation=1)
+    tracker.extend(fetched)
+    for offset in resolved:
+        tracker.resolve(offset)
+    tracker.catch_up(position)
+    assert tracker.committable == expected

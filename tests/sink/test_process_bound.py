@@ -46,7 +46,14 @@ class MemoryConsumer(Consumer):
         self._turn = 0
         self.committed_offsets: dict[Partition, int] = {}
 
-    async def start(self, topics: Sequence[str], on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
+    async def start(
+        self,
+        topics: Sequence[str],
+        on_revoked: RebalanceCallback,
+        on_assigned: RebalanceCallback,
+        *,
+        pattern: str | None = None,
+    ) -> None:
         await on_assigned(list(self._logs))
 
     async def stop(self) -> None:
@@ -78,6 +85,9 @@ class MemoryConsumer(Consumer):
 
     def assignment(self) -> set[Partition]:
         return set(self._logs)
+
+    async def position(self, partition: Partition) -> int | None:
+        return self._positions.get(partition)  # offsets are list indexes here
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         self._paused.update(partitions)
