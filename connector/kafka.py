@@ -27,7 +27,7 @@ from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
-    SaslAuthenticationFailedError,
+    SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
 from aiokafka.protocol.metadata import MetadataRequest
@@ -244,7 +244,7 @@ async def _diagnose_server(
             await conn.send(MetadataRequest([]))
         finally:
             conn.close()
-    except SaslAuthenticationFailedError:
+    except SaslAuthenticationFailed:
         mechanism = settings.sasl_mechanism
         setting = {"OAUTHBEARER": "KAFKA_SASL_OAUTH_CLIENT_ID", "AWS_MSK_IAM": "AWS_REGION"}.get(
             str(mechanism), "KAFKA_SASL_PASSWORD"
@@ -546,3 +546,58 @@ async def topic_max_message_bytes(settings: KafkaSettings, topic: str) -> int | 
             if entry[0] == "max.message.bytes" and entry[1] is not None:
                 return int(entry[1])
     return None
+
+
+async def probe_cluster(
+    settings: KafkaSettings, read_topics: Sequence[str], group: str | None, write_topics: Sequence[str]
+) -> list[tuple[str, bool, str]]:
+    """``check``'s Kafka rows, (what, ok, reason): connect and authenticate; each input topic exists and
+    the group's offsets can be read; each output topic exists with a leader for every partition.
+
+    Nothing is written: a write permission cannot be proven without writing a record, so an output
+    topic's row proves it is visible to these credentials (Describe), the service's own start proves Write.
+    A missing output topic is reported but not a failure: the service creates it at start-up.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    mechanism = settings.sasl_mechanism if settings.security_protocol.startswith("SASL_") else None
+    how = f"{settings.security_protocol}" + (f", {mechanism}" if mechanism else "")
+    try:
+        await start_client(admin, settings, options)
+    except KafkaConnectError as exc:
+        return [(f"connect ({how})", False, str(exc))]
+    rows: list[tuple[str, bool, str]] = [(f"connect ({how})", True, "ok")]
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics(None)}
+
+        def topic_state(topic: str) -> str | None:
+            info = described.get(topic)
+            if info is None:
+                return "missing (or not visible to these credentials)"
+            if info["error_code"] != 0:
+                return f"error {info['error_code']}"
+            if any(p["leader"] < 0 for p in info["partitions"]):
+                return "a partition has no leader"
+            return None
+
+        for topic in read_topics:
+            problem = topic_state(topic)
+            if problem is None and group:
+                try:
+                    await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+                except KafkaError as exc:
+                    problem = f"group {group} cannot read its offsets ({type(exc).__name__})"
+            rows.append((f"read {topic} (group {group})", problem is None, problem or "ok"))
+        for topic in write_topics:
+            problem = topic_state(topic)
+            if problem is not None and problem.startswith("missing"):
+                rows.append((f"write {topic}", True, "missing; created at start-up"))
+            else:
+                rows.append((f"write {topic}", problem is None, problem or "ok"))
+    except KafkaError as exc:
+        rows.append(("describe topics", False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        await admin.close()
+    return rows

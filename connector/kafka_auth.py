@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 
@@ -123,12 +125,14 @@ class OAuthClientCredentials(_CachedToken):
         form = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = self._scope
-        auth = aiohttp.BasicAuth(self._client_id, self._secret.reveal())
+        # RFC 6749 §2.3.1: id and secret form-encoded, then HTTP Basic.
+        credentials = f"{quote(self._client_id, safe='')}:{quote(self._secret.reveal(), safe='')}"
+        headers = {"Accept": "application/json", "Authorization": f"Basic {b64encode(credentials.encode()).decode()}"}
         self.fetches += 1
         try:
             async with (
                 aiohttp.ClientSession(timeout=self._timeout) as session,
-                session.post(self._url, data=form, auth=auth, headers={"Accept": "application/json"}) as response,
+                session.post(self._url, data=form, headers=headers) as response,
             ):
                 status = response.status
                 try:

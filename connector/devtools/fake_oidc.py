@@ -79,14 +79,15 @@ class FakeOidc:
         """A signed access token for ``subject`` and its lifetime in seconds."""
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "kid": KEY_ID}
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.url,
             "sub": subject,
             "aud": self.audience,
             "iat": now,
             "exp": now + self.lifetime_seconds,
-            "scope": scope,
         }
+        if scope:  # the broker refuses an empty scope claim
+            claims["scope"] = scope
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = self._run("dgst", "-sha256", "-sign", str(self._key), data=signing_input.encode())
         return f"{signing_input}.{_b64url(signature)}", self.lifetime_seconds
