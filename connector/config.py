@@ -679,7 +679,7 @@ def _check_kafka_security(kafka: KafkaSettings) -> None:
         return
     mechanism = kafka.sasl_mechanism
     if mechanism is None:
-        raise ConfigError("KAFKA_SASL_MECHANISM", f"required with KAFKA_SECURITY_PROTOCOL={kafka.security_protocol}")
+        raise ConfigError("KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism")
     if mechanism == "GSSAPI":
         raise ConfigError(
             "KAFKA_SASL_MECHANISM",
