@@ -60,13 +60,13 @@ compiled: venv
 	scripts/build-compiled
 
 # Regenerates the hashed locks from pyproject.toml (and requirements/build.in) at the newest versions allowed:
-# test.txt (venv, CI), runtime.txt (the image; the same versions as test.txt) and build.txt (the image's
+# test.txt (venv, CI), runtime.txt (the image, with the msk extra; the same versions as test.txt) and build.txt (the image's
 # compile stage). Resolved for this interpreter (CPython 3.11 on Linux); hashes cover every published file.
 lock:
 	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
 		$(LOCK_VENV)/bin/pip install -q "pip-tools==$(PIP_TOOLS_VERSION)"; }
 	$(PIP_COMPILE) --upgrade --extra test -o requirements/test.txt pyproject.toml
-	$(PIP_COMPILE) -c requirements/test.txt -o requirements/runtime.txt pyproject.toml
+	$(PIP_COMPILE) -c requirements/test.txt --extra msk -o requirements/runtime.txt pyproject.toml
 	$(PIP_COMPILE) -c requirements/test.txt -o requirements/build.txt requirements/build.in
 
 clean:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connector.config import Settings
-from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
+from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
 from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Producer, ensure_topics, topic_max_message_bytes
 from connector.logs import get_logger
 from connector.metrics import Metrics
@@ -101,7 +101,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         try:
             await producer.start()
         except BrokerUnavailableError as exc:
-            raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+            raise StartupError(_kafka_failure(exc)) from None
         stack.push_async_callback(producer.stop)
         readiness.add("kafka_producer", lambda: (producer.started, "connected" if producer.started else "stopped"))
         await _ensure_output_topics(settings, wants_sink, wants_webhooks)
@@ -240,8 +240,13 @@ async def _start_dlq_producer(settings: Settings) -> Producer:
     try:
         await producer.start()
     except BrokerUnavailableError as exc:
-        raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+        raise StartupError(_kafka_failure(exc)) from None
     return producer
+
+
+def _kafka_failure(exc: BrokerUnavailableError) -> str:
+    """The one line of a Kafka client that cannot start: its own (setting: reason), else the bootstrap's."""
+    return str(exc) if isinstance(exc, KafkaConnectError) else f"KAFKA_BOOTSTRAP_SERVERS: {exc}"
 
 
 def _delivery_sink(producer: Producer, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:

@@ -34,8 +34,7 @@ def _secret_values(settings: Settings) -> list[str]:
     values = [key.reveal() for key in settings.webhook.signing_keys]
     for ws in settings.workspaces:
         values.extend(k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None)
-    if settings.kafka.sasl_password is not None:
-        values.append(settings.kafka.sasl_password.reveal())
+    values.extend(s.reveal() for s in (settings.kafka.sasl_password, settings.kafka.sasl_oauth_client_secret) if s)
     return values
 
 
@@ -76,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         from connector import logs
 
         logs.setup("WARNING")  # the table is the output; progress lines would only clutter it
-    return asyncio.run(run_check(settings, Metrics(), sys.stdout))
+    return asyncio.run(run_check(settings, Metrics(), sys.stdout, kafka=True))
 
 
 def cmd_fake_cio(args: argparse.Namespace) -> int:
@@ -129,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         parents=[common],
-        help="verify every workspace's credentials and region",
-        description="Verify each workspace's Track (and App) API credentials and region; exit 1 if any fails.",
+        help="verify every workspace's credentials and region, and the Kafka connection and topics",
+        description="Verify each workspace's Track (and App) API credentials and region, then Kafka: connect and "
+        "authenticate, input topics readable by the group, DLQ and webhook topics writable; exit 1 if any fails.",
     )
     check.set_defaults(func=cmd_check)
 

@@ -12,6 +12,7 @@ Secrets are ``Secret`` values whose repr and str never show the value.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import sys
@@ -29,6 +30,11 @@ from connector.errors import ConfigError
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
+MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
+_EXTENSION_KEY = re.compile(r"[A-Za-z]+")
+_EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 DEFAULT_TRACK_URL_US = "https://track.customer.io"
 DEFAULT_TRACK_URL_EU = "https://track-eu.customer.io"
@@ -98,11 +104,33 @@ class KafkaSettings:
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
         "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL", "Kafka security protocol."
     )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = setting(
-        None, "KAFKA_SASL_MECHANISM", "SASL mechanism when the protocol is SASL_*."
+    sasl_mechanism: SaslMechanism | None = setting(
+        None,
+        "KAFKA_SASL_MECHANISM",
+        "SASL mechanism when the protocol is SASL_*: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (user name and "
+        "password), OAUTHBEARER (OIDC client credentials) or AWS_MSK_IAM (extra `msk`). GSSAPI is refused.",
     )
     sasl_username: str | None = setting(None, "KAFKA_SASL_USERNAME", "SASL user name.")
     sasl_password: Secret | None = setting(None, "KAFKA_SASL_PASSWORD", "SASL password (secret).")
+    sasl_oauth_token_url: str | None = setting(
+        None, "KAFKA_SASL_OAUTH_TOKEN_URL", "OAUTHBEARER: the OIDC token endpoint (client-credentials grant)."
+    )
+    sasl_oauth_client_id: str | None = setting(None, "KAFKA_SASL_OAUTH_CLIENT_ID", "OAUTHBEARER: OAuth client id.")
+    sasl_oauth_client_secret: Secret | None = setting(
+        None, "KAFKA_SASL_OAUTH_CLIENT_SECRET", "OAUTHBEARER: OAuth client secret (secret)."
+    )
+    sasl_oauth_scope: str | None = setting(
+        None, "KAFKA_SASL_OAUTH_SCOPE", "OAUTHBEARER: scope requested with the token (space-separated)."
+    )
+    sasl_oauth_extensions: tuple[str, ...] = setting(
+        (),
+        "KAFKA_SASL_OAUTH_EXTENSIONS",
+        "OAUTHBEARER: SASL extensions sent with the token, key=value,… (Confluent Cloud: "
+        "logicalCluster=lkc-…,identityPoolId=pool-…).",
+    )
+    aws_region: str | None = setting(
+        None, "AWS_REGION", "AWS_MSK_IAM: the cluster's AWS region (AWS_DEFAULT_REGION when unset)."
+    )
     ssl_cafile: str | None = setting(None, "KAFKA_SSL_CAFILE", "CA bundle (PEM) to verify the brokers.")
     ssl_certfile: str | None = setting(None, "KAFKA_SSL_CERTFILE", "Client certificate (PEM) for mTLS.")
     ssl_keyfile: str | None = setting(None, "KAFKA_SSL_KEYFILE", "Client private key (PEM) for mTLS.")
@@ -491,6 +519,8 @@ def load_settings(
         _build(RouteOverride, item, {}, key_prefix=f"routes[{i}]", use_env=False) for i, item in enumerate(raw_routes)
     )
     topics = _build_topics(raw_topics)
+    if sections["kafka"].aws_region is None and env.get("AWS_DEFAULT_REGION"):
+        sections["kafka"] = dataclasses.replace(sections["kafka"], aws_region=env["AWS_DEFAULT_REGION"].strip())
     settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
     _check_consistency(settings)
     _check_role(settings, role)
@@ -677,13 +707,71 @@ def _check_consistency(settings: Settings) -> None:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
     _check_input_topics(settings.sink)
-    kafka = settings.kafka
-    if kafka.security_protocol.startswith("SASL_") and (
-        kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None
-    ):
+    _check_kafka_security(settings.kafka)
+
+
+def sasl_extensions(kafka: KafkaSettings) -> dict[str, str]:
+    """KAFKA_SASL_OAUTH_EXTENSIONS as a mapping (validated at start-up)."""
+    return dict(item.split("=", 1) for item in kafka.sasl_oauth_extensions)
+
+
+def _check_kafka_security(kafka: KafkaSettings) -> None:
+    """Each security mode gets what it needs, or one line naming the missing or wrong setting."""
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(_env_of(KafkaSettings, name), f"cannot read {path}")
+    if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
+        raise ConfigError("KAFKA_SSL_CERTFILE", "required with KAFKA_SSL_KEYFILE (the client certificate)")
+    if not kafka.security_protocol.startswith("SASL_"):
+        return
+    mechanism = kafka.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError("KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism")
+    if mechanism == "GSSAPI":
         raise ConfigError(
-            "KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism, user name and password"
+            "KAFKA_SASL_MECHANISM",
+            "GSSAPI (Kerberos) is not supported; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM",
         )
+    if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        if kafka.sasl_username is None:
+            raise ConfigError("KAFKA_SASL_USERNAME", f"required with KAFKA_SASL_MECHANISM={mechanism}")
+        if kafka.sasl_password is None:
+            raise ConfigError("KAFKA_SASL_PASSWORD", f"required with KAFKA_SASL_MECHANISM={mechanism}")
+    elif mechanism == "OAUTHBEARER":
+        url = kafka.sasl_oauth_token_url
+        if url is None:
+            raise ConfigError("KAFKA_SASL_OAUTH_TOKEN_URL", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError("KAFKA_SASL_OAUTH_TOKEN_URL", f"must be an http(s) URL (got {url!r})")
+        if not kafka.sasl_oauth_client_id:
+            raise ConfigError("KAFKA_SASL_OAUTH_CLIENT_ID", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        if kafka.sasl_oauth_client_secret is None:
+            raise ConfigError("KAFKA_SASL_OAUTH_CLIENT_SECRET", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        for item in kafka.sasl_oauth_extensions:
+            key, sep, value = item.partition("=")
+            # RFC 7628 §3.1: key = 1*(ALPHA), "auth" is reserved; value = printable ASCII and spaces.
+            if not sep or not _EXTENSION_KEY.fullmatch(key) or key == "auth" or not _EXTENSION_VALUE.fullmatch(value):
+                raise ConfigError(
+                    "KAFKA_SASL_OAUTH_EXTENSIONS",
+                    f"each item must be key=value with a letters-only key other than auth (got {key or item!r})",
+                )
+    elif mechanism == "AWS_MSK_IAM":
+        if kafka.security_protocol != "SASL_SSL":
+            raise ConfigError("KAFKA_SECURITY_PROTOCOL", "AWS_MSK_IAM needs SASL_SSL")
+        if kafka.aws_region is None:
+            raise ConfigError("AWS_REGION", "required with KAFKA_SASL_MECHANISM=AWS_MSK_IAM (or AWS_DEFAULT_REGION)")
+        if not _AWS_REGION.fullmatch(kafka.aws_region):
+            raise ConfigError("AWS_REGION", f"not an AWS region name (got {kafka.aws_region!r})")
+        if importlib.util.find_spec(MSK_EXTRA_MODULE) is None:
+            raise ConfigError(
+                "KAFKA_SASL_MECHANISM",
+                "AWS_MSK_IAM needs the optional extra msk: pip install 'cio-connector[msk]' (the Docker image has it)",
+            )
+
+
+def _env_of(cls: type[Any], name: str) -> str:
+    return str(next(f.metadata["env"] for f in dataclasses.fields(cls) if f.name == name))
 
 
 def _check_input_topics(sink: SinkSettings) -> None:

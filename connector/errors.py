@@ -9,6 +9,7 @@
     │   ├── PermanentDeliveryError  400/404/413/422: the payload is rejected (dead-letter)
     │   └── AuthError               401/403: the workspace is misconfigured; stop it, never dead-letter
     ├── BrokerUnavailableError      Kafka did not acknowledge in time (webhooks answer 503)
+    │   ├── KafkaConnectError       a client cannot start: names the setting to fix and the reason
     │   └── RecordTooLargeError     the producer or the broker refuses the record's size: resending it
     │                               unchanged cannot succeed
     └── SignatureError              webhook signature missing or wrong (401)
@@ -78,6 +79,15 @@ class BrokerUnavailableError(ConnectorError):
     """Kafka did not accept or acknowledge a record in time."""
 
     retriable = True
+
+
+class KafkaConnectError(BrokerUnavailableError):
+    """A Kafka client cannot start. ``str()`` is one line, ``SETTING: reason``, never a secret."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
 
 
 class RecordTooLargeError(BrokerUnavailableError):

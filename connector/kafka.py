@@ -4,6 +4,10 @@ aiokafka ships no type information, so everything above this module sees plain d
 small ``Consumer``/``Producer`` classes below. aiokafka exceptions are translated here: a failed
 produce raises ``BrokerUnavailableError``, or its subclass ``RecordTooLargeError`` when the producer or
 the broker refuses the record's size (resending it unchanged cannot succeed).
+
+A client that cannot start raises ``KafkaConnectError``, whose one line names the setting to fix and
+the reason (``KAFKA_SASL_PASSWORD: SASL authentication failed (SCRAM-SHA-512)``): aiokafka only logs the
+reason and raises "Unable to bootstrap", so ``diagnose()`` connects once more, alone, to find it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
+import aiokafka.conn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
-from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError
+from connector.kafka_auth import TokenError, TokenSource, token_source
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -59,23 +76,205 @@ class Record(NamedTuple):
         return found
 
 
+class _TokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """aiokafka's OAUTHBEARER callback over a ``kafka_auth`` token source.
+
+    A token failure is raised to aiokafka as a connection error (what it expects from a connect attempt:
+    anything else would escape its reconnect logic) and kept in ``failure`` for ``diagnose()``.
+    """
+
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+        self.failure: TokenError | None = None
+
+    async def token(self) -> str:
+        try:
+            token = await self.source.token()
+        except TokenError as exc:
+            self.failure = exc
+            raise KafkaConnectionError(str(exc)) from None
+        self.failure = None
+        return token
+
+    def extensions(self) -> dict[str, str]:
+        return self.source.extensions()
+
+
+class _OAuthAuthenticator(aiokafka.conn.OAuthAuthenticator):  # type: ignore[misc]
+    """aiokafka's OAUTHBEARER exchange, plus the failure half of RFC 7628 §3.2.2.
+
+    A broker that rejects the token answers with an error challenge and waits for the client's ``%x01``
+    before failing the authentication. aiokafka 0.14 takes the challenge for success, and the broker then
+    drops the connection on the next request without a reason; answering ``%x01`` gets the broker's
+    SaslAuthenticationFailed with its message instead.
+    """
+
+    _acknowledged = False
+
+    async def step(self, payload: bytes | None) -> Any:
+        if self._token_sent and payload and not self._acknowledged:
+            self._acknowledged = True
+            return b"\x01", True
+        return await super().step(payload)
+
+
+aiokafka.conn.OAuthAuthenticator = _OAuthAuthenticator
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context of SSL and SASL_SSL: the CA bundle (or the system's), and the client certificate."""
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    """Connection and security options shared by consumers, producers and admin clients."""
+    """Connection and security options shared by consumers, producers and admin clients.
+
+    OAUTHBEARER and AWS_MSK_IAM get a token source of their own per client (each caches its token).
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": settings.client_id,
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.ssl_cafile)
-        if settings.ssl_certfile:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-        options["ssl_context"] = context
+        options["ssl_context"] = ssl_context(settings)
     if settings.security_protocol.startswith("SASL_"):
-        options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = settings.sasl_password.reveal() if settings.sasl_password else None
+        source = token_source(settings)
+        if source is not None:
+            # MSK's IAM authentication is OAUTHBEARER carrying the signer's token.
+            options["sasl_mechanism"] = "OAUTHBEARER"
+            options["sasl_oauth_token_provider"] = _TokenProvider(source)
+        else:
+            options["sasl_mechanism"] = settings.sasl_mechanism
+            options["sasl_plain_username"] = settings.sasl_username
+            options["sasl_plain_password"] = settings.sasl_password.reveal() if settings.sasl_password else None
     return options
+
+
+async def start_client(client: Any, settings: KafkaSettings, options: dict[str, Any]) -> None:
+    """``await client.start()``; on failure, stop it and raise KafkaConnectError with the reason found."""
+    try:
+        await client.start()
+    except (KafkaError, TokenError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await client.stop() if hasattr(client, "stop") else await client.close()
+        raise await diagnose(settings, options, exc) from None
+
+
+async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: BaseException) -> KafkaConnectError:
+    """Why clients with ``options`` cannot start: each bootstrap server is tried alone, TLS first."""
+    provider = options.get("sasl_oauth_token_provider")
+    if isinstance(failure, TokenError):
+        return KafkaConnectError(failure.setting, failure.reason)
+    reasons: list[KafkaConnectError] = []
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port_text = server.strip().rpartition(":")
+        try:
+            port = int(port_text)
+        except ValueError:
+            return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"{server.strip()!r} is not host:port")
+        reason = await _diagnose_server(settings, options, host.strip("[]"), port)
+        if reason is None:
+            continue
+        reasons.append(reason)
+    if isinstance(provider, _TokenProvider) and provider.failure is not None:
+        return KafkaConnectError(provider.failure.setting, provider.failure.reason)
+    if reasons:
+        return reasons[0]
+    return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to Kafka: {failure}")
+
+
+_API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 8) + b"diagnose"
+
+
+async def _diagnose_server(
+    settings: KafkaSettings, options: dict[str, Any], host: str, port: int
+) -> KafkaConnectError | None:
+    where = f"{host}:{port}"
+    protocol = settings.security_protocol
+    if protocol in ("SSL", "SASL_SSL"):
+        # TLS alone first: certificate problems surface here with their reason (aiokafka loses it).
+        try:
+            async with asyncio.timeout(15):
+                reader, writer = await asyncio.open_connection(host, port, ssl=options["ssl_context"])
+                try:
+                    writer.write(struct.pack(">i", len(_API_VERSIONS_V0)) + _API_VERSIONS_V0)
+                    await writer.drain()
+                    answered = len(await reader.read(4)) == 4
+                finally:
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await writer.wait_closed()
+        except ssl.SSLCertVerificationError as exc:
+            return KafkaConnectError(
+                "KAFKA_SSL_CAFILE", f"TLS: the broker's certificate is not trusted ({exc.verify_message}) at {where}"
+            )
+        except ssl.SSLError as exc:
+            alert = (exc.reason or str(exc)).lower().replace("_", " ")
+            if "certificate required" in alert or (not settings.ssl_certfile and "alert" in alert):
+                return KafkaConnectError(
+                    "KAFKA_SSL_CERTFILE", f"TLS: the broker requires a client certificate at {where}"
+                )
+            if "alert" in alert and settings.ssl_certfile:
+                return KafkaConnectError(
+                    "KAFKA_SSL_CERTFILE", f"TLS: the broker refused the client certificate ({alert})"
+                )
+            return KafkaConnectError("KAFKA_SECURITY_PROTOCOL", f"TLS handshake with {where} failed ({alert})")
+        except (OSError, TimeoutError) as exc:
+            return _network(where, exc)
+        if not answered:
+            cause = "requires a client certificate" if not settings.ssl_certfile else "closed the TLS connection"
+            return KafkaConnectError("KAFKA_SSL_CERTFILE", f"TLS: the broker {cause} at {where}")
+    try:
+        conn = await aiokafka.conn.create_conn(
+            host,
+            port,
+            client_id=settings.client_id,
+            request_timeout_ms=15_000,
+            ssl_context=options.get("ssl_context"),
+            security_protocol=protocol,
+            sasl_mechanism=options.get("sasl_mechanism"),
+            sasl_plain_username=options.get("sasl_plain_username"),
+            sasl_plain_password=options.get("sasl_plain_password"),
+            sasl_oauth_token_provider=options.get("sasl_oauth_token_provider"),
+        )
+        try:
+            await conn.send(MetadataRequest([]))
+        finally:
+            conn.close()
+    except SaslAuthenticationFailed:
+        mechanism = settings.sasl_mechanism
+        setting = {"OAUTHBEARER": "KAFKA_SASL_OAUTH_CLIENT_ID", "AWS_MSK_IAM": "AWS_REGION"}.get(
+            str(mechanism), "KAFKA_SASL_PASSWORD"
+        )
+        rejected = " (the broker rejected the token)" if setting != "KAFKA_SASL_PASSWORD" else ""
+        return KafkaConnectError(setting, f"SASL authentication failed ({mechanism}){rejected}")
+    except UnsupportedSaslMechanismError:
+        return KafkaConnectError(
+            "KAFKA_SASL_MECHANISM", f"the broker at {where} does not offer {settings.sasl_mechanism}"
+        )
+    except (KafkaError, OSError, TimeoutError) as exc:
+        provider = options.get("sasl_oauth_token_provider")
+        if isinstance(provider, _TokenProvider) and provider.failure is not None:
+            return KafkaConnectError(provider.failure.setting, provider.failure.reason)
+        if isinstance(exc, OSError | TimeoutError):
+            return _network(where, exc)
+        if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect TLS?): {exc}"
+            )
+        return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where}: {exc}")
+    return None
+
+
+def _network(where: str, exc: BaseException) -> KafkaConnectError:
+    if isinstance(exc, TimeoutError):
+        return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"no answer from {where}")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where} ({reason.lower()})")
 
 
 def _tp(partition: Partition) -> Any:
@@ -114,8 +313,10 @@ class Consumer:
         auto_offset_reset: str = "earliest",
         **extra: Any,
     ) -> None:
+        self._settings = settings
+        self._options = client_options(settings)
         self._consumer = AIOKafkaConsumer(
-            **client_options(settings),
+            **self._options,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
@@ -142,11 +343,11 @@ class Consumer:
             self._consumer.subscribe(pattern=pattern, listener=listener)
         else:
             self._consumer.subscribe(list(topics), listener=listener)
-        await self._consumer.start()
+        await start_client(self._consumer, self._settings, self._options)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
-        await self._consumer.start()
+        await start_client(self._consumer, self._settings, self._options)
 
     async def stop(self) -> None:
         """Leave the group and close connections."""
@@ -238,8 +439,10 @@ class Producer:
         compression: str | None = None,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
     ) -> None:
+        self._settings = settings
+        self._options = client_options(settings)
         self._producer = AIOKafkaProducer(
-            **client_options(settings),
+            **self._options,
             enable_idempotence=True,
             acks="all",
             linger_ms=linger_ms,
@@ -265,12 +468,8 @@ class Producer:
         return size
 
     async def start(self) -> None:
-        """Connect to the cluster; raises BrokerUnavailableError when it cannot."""
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise BrokerUnavailableError(f"cannot connect to Kafka: {exc}") from exc
+        """Connect to the cluster; raises KafkaConnectError (setting and reason) when it cannot."""
+        await start_client(self._producer, self._settings, self._options)
         self._started = True
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -334,8 +533,9 @@ async def ensure_topics(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    await start_client(admin, settings, options)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -376,3 +576,58 @@ async def topic_max_message_bytes(settings: KafkaSettings, topic: str) -> int | 
             if entry[0] == "max.message.bytes" and entry[1] is not None:
                 return int(entry[1])
     return None
+
+
+async def probe_cluster(
+    settings: KafkaSettings, read_topics: Sequence[str], group: str | None, write_topics: Sequence[str]
+) -> list[tuple[str, bool, str]]:
+    """``check``'s Kafka rows, (what, ok, reason): connect and authenticate; each input topic exists and
+    the group's offsets can be read; each output topic exists with a leader for every partition.
+
+    Nothing is written: a write permission cannot be proven without writing a record, so an output
+    topic's row proves it is visible to these credentials (Describe), the service's own start proves Write.
+    A missing output topic is reported but not a failure: the service creates it at start-up.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    mechanism = settings.sasl_mechanism if settings.security_protocol.startswith("SASL_") else None
+    how = f"{settings.security_protocol}" + (f", {mechanism}" if mechanism else "")
+    try:
+        await start_client(admin, settings, options)
+    except KafkaConnectError as exc:
+        return [(f"connect ({how})", False, str(exc))]
+    rows: list[tuple[str, bool, str]] = [(f"connect ({how})", True, "ok")]
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics(None)}
+
+        def topic_state(topic: str) -> str | None:
+            info = described.get(topic)
+            if info is None:
+                return "missing (or not visible to these credentials)"
+            if info["error_code"] != 0:
+                return f"error {info['error_code']}"
+            if any(p["leader"] < 0 for p in info["partitions"]):
+                return "a partition has no leader"
+            return None
+
+        for topic in read_topics:
+            problem = topic_state(topic)
+            if problem is None and group:
+                try:
+                    await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+                except KafkaError as exc:
+                    problem = f"group {group} cannot read its offsets ({type(exc).__name__})"
+            rows.append((f"read {topic} (group {group})", problem is None, problem or "ok"))
+        for topic in write_topics:
+            problem = topic_state(topic)
+            if problem is not None and problem.startswith("missing"):
+                rows.append((f"write {topic}", True, "missing; created at start-up"))
+            else:
+                rows.append((f"write {topic}", problem is None, problem or "ok"))
+    except KafkaError as exc:
+        rows.append(("describe topics", False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        await admin.close()
+    return rows

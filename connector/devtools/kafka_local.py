@@ -48,8 +48,12 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
 
 from connector.devtools.kafka_checksums import MAVEN_JARS_SHA256, TARBALL_SHA512
+
+if TYPE_CHECKING:
+    from connector.devtools.kafka_security import BrokerSecurity
 
 KAFKA_VERSION = "4.1.2"
 SCALA_VERSION = "2.13"
@@ -326,12 +330,23 @@ class LocalKafka:
 
     ``stop()`` keeps ``data_dir`` and the ports, so ``start()`` brings the same broker back with its
     records. ``close()`` (and leaving the ``with`` block) also removes a data directory it created.
+    ``security`` adds secured listeners (``kafka_security``) next to the PLAINTEXT one, each on a port of its
+    own (``listener_bootstrap(name)``).
     """
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None, heap_mb: int = 512) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        heap_mb: int = 512,
+        *,
+        security: BrokerSecurity | None = None,
+    ) -> None:
         self._port_given = port is not None
         self.port = port or _free_port()
         self.controller_port = self._other_free_port()
+        self.security = security
+        self.listener_ports = self._secured_ports()
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="kafka-local-"))
         if self._owns_data_dir:  # runs after the atexit stop() registered by start(): last in, first out
@@ -345,6 +360,19 @@ class LocalKafka:
         while port == self.port:
             port = _free_port()
         return port
+
+    def _secured_ports(self) -> dict[str, int]:
+        ports: dict[str, int] = {}
+        for name in self.security.listener_names if self.security else ():
+            port = _free_port()
+            while port in (self.port, self.controller_port, *ports.values()):
+                port = _free_port()
+            ports[name] = port
+        return ports
+
+    def listener_bootstrap(self, name: str) -> str:
+        """``127.0.0.1:PORT`` of a secured listener (a name of ``security.listener_names``)."""
+        return f"127.0.0.1:{self.listener_ports[name]}"
 
     @property
     def bootstrap(self) -> str:
@@ -386,6 +414,15 @@ class LocalKafka:
             "log.dirs": str(self.log_dir),
             **DEV_BROKER_PROPERTIES,
         }
+        if self.security is not None:
+            secured = {name: f"{name}://127.0.0.1:{port}" for name, port in self.listener_ports.items()}
+            for key in ("listeners", "advertised.listeners"):
+                properties[key] = ",".join((properties[key], *secured.values()))
+            protocols = (f"{name}:{self.security.protocol(name)}" for name in secured)
+            properties["listener.security.protocol.map"] = ",".join(
+                (properties["listener.security.protocol.map"], *protocols)
+            )
+            properties |= self.security.properties()
         return "".join(f"{key}={value}\n" for key, value in properties.items())
 
     def start(self, timeout: float = 120, *, detach: bool = False) -> str:
@@ -418,6 +455,7 @@ class LocalKafka:
                     raise
                 self.port = _free_port()
                 self.controller_port = self._other_free_port()
+                self.listener_ports = self._secured_ports()
                 continue
             break
         self._started_once = True
@@ -425,7 +463,8 @@ class LocalKafka:
 
     def _java_argv(self, java: str, libs: Path, heap_mb: int, main: str, *args: str) -> list[str]:
         logging_config = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
-        return [java, f"-Xmx{heap_mb}m", *JVM_OPTIONS, logging_config, "-cp", str(libs / "*"), main, *args]
+        extra = self.security.jvm_options() if self.security else []
+        return [java, f"-Xmx{heap_mb}m", *JVM_OPTIONS, *extra, logging_config, "-cp", str(libs / "*"), main, *args]
 
     def _format(self, java: str, libs: Path, deadline: float) -> None:
         cluster_id = "-"
@@ -433,6 +472,7 @@ class LocalKafka:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         properties = str(self.data_dir / "server.properties")
         argv = self._java_argv(java, libs, 256, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", properties)
+        argv += self.security.format_arguments() if self.security else []  # SCRAM users: only at format time
         with self.log_path.open("ab") as log:
             try:
                 result = subprocess.run(  # noqa: S603 — fixed argv
