@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from connector.config import Settings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
-from connector.kafka import Consumer, Headers, Partition, Producer, RebalanceCallback, Record
+from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Headers, Partition, Producer, RebalanceCallback, Record
 from connector.metrics import Metrics
 from connector.region import resolve_workspace
 from connector.sink.client import CustomerIOClient
@@ -77,8 +77,9 @@ class MemoryConsumer(Consumer):
 class MemoryProducer(Producer):
     """Keeps what is sent: the dead-letter copies, as (topic, key, value, headers)."""
 
-    def __init__(self) -> None:  # no super().__init__: no aiokafka client
+    def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:  # no aiokafka client
         self.sent: list[tuple[str, bytes | None, bytes | None, Headers]] = []
+        self._max_request_size = max_request_size  # read by the dead-letter writer to size its copies
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         self.sent.extend((topic, key, value, headers) for key, value, headers in items)
