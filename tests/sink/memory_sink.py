@@ -8,7 +8,8 @@ dead-letter writer, WorkspaceDelivery and TransactionalSender over HTTP to ``con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from connector.config import Settings, load_settings
@@ -171,3 +172,46 @@ async def run_sink(
 def record(offset: int, value: bytes | None, topic: str = EVENTS, headers: Headers = ()) -> Record:
     """A consumed record at ``offset`` of partition 0."""
     return Record(topic, 0, offset, 1_735_689_600_000 + offset, None, value, headers)
+
+
+# --- shared by the broker-free engine tests (delivery, runner, dead-letter writer) ----------------------
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told; counts its readings (each one is code deciding on it)."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds (generous: a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Resolved:
+    """The ``on_done`` of test tickets: every ticket that resolved, in order (a ticket twice is a bug)."""
+
+    def __init__(self) -> None:
+        self.tickets: list[Ticket] = []
+
+    def __call__(self, ticket: Ticket) -> None:
+        self.tickets.append(ticket)
+
+    @property
+    def offsets(self) -> list[int]:
+        """Offsets of the resolved tickets' records, in resolution order."""
+        return [t.record.offset for t in self.tickets]
