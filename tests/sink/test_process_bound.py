@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from connector.config import Settings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Faults, Workspace
-from connector.kafka import Consumer, Headers, Partition, Producer, RebalanceCallback, Record
+from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Headers, Partition, Producer, RebalanceCallback, Record
 from connector.metrics import Metrics
 from connector.region import pin
 from connector.sink.client import CustomerIOClient
@@ -94,8 +94,8 @@ class MemoryConsumer(Consumer):
 class NoDeadLetters(Producer):
     """The dead-letter producer: these tests produce no bad record, so any write fails the test."""
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self) -> None:  # no aiokafka client
+        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE  # read by the dead-letter writer at construction
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         raise AssertionError(f"unexpected dead letters: {len(items)}")
