@@ -67,6 +67,7 @@ class WorkspaceDelivery:
         max_in_flight: int,
         metrics: Metrics,
         is_current: Callable[[Ticket], bool],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -109,6 +110,7 @@ class WorkspaceDelivery:
         self._revocations = 0
         self._last_revocation_at = 0.0
         self._hold_until = 0.0  # Retry-After applies to the whole workspace, not just the lane that got it
+        self._clock = clock  # of the Retry-After hold (monotonic seconds; tests pass their own)
         # partitions_buffered() while intake is stopped: valid until an operation arrives or a revocation.
         self._partitions_cache: tuple[int, frozenset[Partition]] | None = None
 
@@ -122,7 +124,12 @@ class WorkspaceDelivery:
     @property
     def congested(self) -> bool:
         """True while this workspace cannot drain: credentials rejected, failing, or holding for Retry-After."""
-        return self.stopped_reason is not None or self.failing or self._hold_until > time.monotonic()
+        return self.stopped_reason is not None or self.failing or self._hold_until > self._clock()
+
+    @property
+    def hold_until(self) -> float:
+        """When the last Retry-After hold ends, on ``clock`` (0.0 if there never was one): no request before."""
+        return self._hold_until
 
     def mark_stopped(self, reason: str) -> None:
         """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
@@ -279,7 +286,7 @@ class WorkspaceDelivery:
         while True:
             await self._concurrency.acquire()
             # Checked after the permit: a 429 may have arrived while this lane waited for it.
-            hold = self._hold_until - time.monotonic()
+            hold = self._hold_until - self._clock()
             if hold <= 0:
                 break
             await self._concurrency.release(backpressure=None)
@@ -305,7 +312,7 @@ class WorkspaceDelivery:
             log.warning("Workspace failing; pausing its partitions.", workspace=self.name, error=str(exc))
         delay = self._policy.delay(attempt, exc.retry_after)
         if exc.retry_after is not None:
-            self._hold_until = max(self._hold_until, time.monotonic() + delay)
+            self._hold_until = max(self._hold_until, self._clock() + delay)
         log.info(
             "Batch delivery failed; retrying.",
             workspace=self.name,

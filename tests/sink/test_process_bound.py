@@ -104,8 +104,8 @@ class MemoryConsumer(Consumer):
 class NoDeadLetters(Producer):
     """The dead-letter producer: these tests produce no bad record, so any write fails the test."""
 
-    def __init__(self) -> None:  # no super().__init__: no aiokafka client
-        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE
+    def __init__(self) -> None:  # no aiokafka client
+        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE  # read by the dead-letter writer at construction
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         raise AssertionError(f"unexpected dead letters: {len(items)}")
