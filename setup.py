@@ -14,15 +14,15 @@ from setuptools import setup
 
 # Pure, fully typed, no I/O: decode → map → validate → serialize, the per-message CPU of the sink.
 COMPILED_MODULES = [
-    "connector/sink/attributes.py",
-    "connector/sink/decode.py",
-    "connector/sink/devices.py",
-    "connector/sink/identifiers.py",
-    "connector/sink/mapping.py",
-    "connector/sink/operations.py",
-    "connector/sink/timestamps.py",
-    "connector/sink/ulid.py",
-    "connector/sink/validation.py",
+    "connector/sink/mapping/attributes.py",
+    "connector/sink/mapping/decode.py",
+    "connector/sink/mapping/devices.py",
+    "connector/sink/mapping/identifiers.py",
+    "connector/sink/mapping/mapper.py",
+    "connector/sink/mapping/operations.py",
+    "connector/sink/mapping/timestamps.py",
+    "connector/sink/mapping/ulid.py",
+    "connector/sink/mapping/validation.py",
 ]
 
 

@@ -23,9 +23,9 @@ from compiled_tree import import_path  # bench/ is on sys.path when run as a scr
 sys.path[:0] = import_path(compiled="--compiled" in sys.argv)  # before any connector import
 
 from connector.config import MappingSettings  # noqa: E402
-from connector.sink.decode import decode_record  # noqa: E402
-from connector.sink.mapping import map_message  # noqa: E402
-from connector.sink.model import MessageContext, Operation  # noqa: E402
+from connector.sink.mapping.decode import decode_record  # noqa: E402
+from connector.sink.mapping.mapper import map_message  # noqa: E402
+from connector.sink.mapping.model import MessageContext, Operation  # noqa: E402
 
 MESSAGES = 100_000
 RUNS = 9
@@ -172,7 +172,7 @@ def main() -> None:
 
 def variant() -> str:
     """Which mapping code runs: the sources or the mypyc-compiled modules (--compiled)."""
-    import connector.sink.mapping as mapping_module
+    import connector.sink.mapping.mapper as mapping_module
 
     compiled = not mapping_module.__file__.endswith(".py")
     return "compiled with mypyc (build/compiled)" if compiled else "pure Python"

@@ -40,8 +40,8 @@ from connector.config import KafkaSettings, load_settings  # noqa: E402
 from connector.devtools.kafka_local import provide_broker  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
 from connector.kafka import Producer, ensure_topics  # noqa: E402
-from connector.sink.mapping import map_message  # noqa: E402
-from connector.sink.model import MessageContext  # noqa: E402
+from connector.sink.mapping.mapper import map_message  # noqa: E402
+from connector.sink.mapping.model import MessageContext  # noqa: E402
 
 PARTITIONS = 4
 

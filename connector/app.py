@@ -16,21 +16,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
 from connector.kafka import Consumer, Producer, ensure_topics
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.server import Readiness, make_ops_app, start_site
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
+from connector.sink.mapping.transactional import TransactionalSender
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.tickets import Ticket
-from connector.sink.transactional import TransactionalSender
 
 log = get_logger("app")
 

@@ -18,8 +18,8 @@ import pytest
 
 from connector.config import MappingSettings
 from connector.devtools.samples import SampleEvents
-from connector.sink.mapping import map_message
-from connector.sink.model import MessageContext
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import MessageContext
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE_LAYER_TESTS = [
@@ -35,10 +35,10 @@ SAMPLES = 3_000
 # Maps SAMPLES sample messages (plus a few odd ones) and prints a digest of every outcome.
 DIGEST_SCRIPT = f"""
 import hashlib
-import connector.sink.mapping as mapping
+import connector.sink.mapping.mapper as mapping
 from connector.config import MappingSettings
 from connector.devtools.samples import SampleEvents
-from connector.sink.model import MessageContext
+from connector.sink.mapping.model import MessageContext
 assert not mapping.__file__.endswith(".py"), mapping.__file__
 samples = SampleEvents(seed=3, users=500)
 digest = hashlib.sha256()
@@ -97,7 +97,7 @@ def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path,
     # Run alongside them: proves the session imported the compiled modules, not the checkout's sources.
     probe = tmp_path / "test_probe_compiled.py"
     probe.write_text(
-        "import connector.sink.mapping as mapping\n\n\n"
+        "import connector.sink.mapping.mapper as mapping\n\n\n"
         "def test_the_compiled_modules_are_imported():\n"
         "    assert not mapping.__file__.endswith('.py'), mapping.__file__\n"
     )

@@ -30,7 +30,7 @@ class RuleError(TypedDict):
 
 
 # Limits [spec]. KB is read as 1000 bytes: the smaller reading, so whatever passes here passes there.
-# Declared here, not imported from connector.sink.validation: the fake checks the documented rules
+# Declared here, not imported from connector.sink.mapping.validation: the fake checks the documented rules
 # independently of the code it tests, so a wrong limit in the connector cannot agree with itself.
 MAX_BATCH_BYTES: Final = 500_000  # ASSUMED (1000 vs 1024); a larger body rejects the whole batch (400)
 MAX_OPERATION_BYTES: Final = 32_000  # ASSUMED (1000 vs 1024); per v2 op and for /api/v2/entity

@@ -21,16 +21,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from connector.cio.client import BatchResponse, CustomerIOClient
+from connector.cio.region import ResolvedWorkspace
 from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.kafka import Partition
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace
 from connector.sink.batcher import Batch, Batcher
-from connector.sink.client import BatchResponse, CustomerIOClient
 from connector.sink.limits import ConcurrencyLimiter, RateLimiter
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
 

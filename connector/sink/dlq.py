@@ -1,7 +1,7 @@
 """The dead-letter topic: rejected records with their reason, keeping the original key, value and headers.
 
 Headers added (all UTF-8 strings):
-    cio-dlq-reason            reason code (connector.sink.model.REASONS)
+    cio-dlq-reason            reason code (connector.sink.mapping.model.REASONS)
     cio-dlq-message           one-line explanation naming the field, or Customer.io's message
     cio-dlq-status            Customer.io's HTTP status, "" when the connector rejected the record itself
     cio-dlq-workspace         target workspace, "" when unknown

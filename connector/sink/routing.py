@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from connector.config import MappingSettings, Settings
 from connector.errors import ConfigError
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, Rejection
 
 
 @dataclass(frozen=True, slots=True)

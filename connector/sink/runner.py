@@ -26,16 +26,16 @@ from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, P
 from connector.kafka import Consumer, Partition, Producer, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.sink.decode import decode_record
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
-from connector.sink.mapping import map_message
-from connector.sink.model import Filtered, MessageContext, Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import Filtered, MessageContext, Rejection
+from connector.sink.mapping.transactional import TransactionalSender, build_send_email
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.tickets import DeadLetterReason, Ticket
-from connector.sink.transactional import TransactionalSender, build_send_email
 
 log = get_logger("sink.runner")
 

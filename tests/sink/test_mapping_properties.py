@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.config import MappingSettings
-from connector.sink.decode import decode_record
-from connector.sink.mapping import map_message
-from connector.sink.model import FILTER_REASONS, REASONS, Filtered, MessageContext, Operation, Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import FILTER_REASONS, REASONS, Filtered, MessageContext, Operation, Rejection
 
 CTX = MessageContext(topic="events", partition=0, offset=7, index=0, timestamp_ms=1_735_689_600_000)
 PROPERTY_SETTINGS = settings(

@@ -13,7 +13,7 @@ from connector.config import (
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, Rejection
 from connector.sink.routing import Router, Target
 
 TRACK: Message = {"type": "track", "event": "Order Completed", "userId": "u1"}

@@ -8,16 +8,16 @@ from typing import Any
 import orjson
 import pytest
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace, resolve_workspace
 from connector.config import EndpointSettings, Secret, WorkspaceSettings
 from connector.errors import AuthError, BrokerUnavailableError, PermanentDeliveryError
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, resolve_workspace
-from connector.sink.client import CustomerIOClient
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, Rejection
+from connector.sink.mapping.transactional import TransactionalSender, build_send_email
 from connector.sink.retry import RetryPolicy
-from connector.sink.transactional import TransactionalSender, build_send_email
 
 
 def _event(userId: Any = "u-1", **props: Any) -> Message:  # noqa: N803 - Segment's field name

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from connector.sink.identifiers import Identity
-from connector.sink.model import Message, MessageContext
-from connector.sink.timestamps import message_ms
-from connector.sink.validation import Invalid, get_object, get_string, label, serialize, show
+from connector.sink.mapping.identifiers import Identity
+from connector.sink.mapping.model import Message, MessageContext
+from connector.sink.mapping.timestamps import message_ms
+from connector.sink.mapping.validation import Invalid, get_object, get_string, label, serialize, show
 
 if TYPE_CHECKING:
-    from connector.sink.mapping import Mapper, Planned
+    from connector.sink.mapping.mapper import Mapper, Planned
 
 _APPLE: Final = frozenset(
     {"ios", "ipados", "tvos", "watchos", "visionos", "macos", "mac os", "mac os x", "osx", "iphone os", "apple"}

@@ -12,8 +12,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from connector.sink.model import MessageContext
-from connector.sink.validation import Invalid, show
+from connector.sink.mapping.model import MessageContext
+from connector.sink.mapping.validation import Invalid, show
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from connector.cio.client import CustomerIOClient, Labels, RegionInfo, basic_auth, bearer_auth
 from connector.config import EndpointSettings, WorkspaceSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
-from connector.sink.client import CustomerIOClient, Labels, RegionInfo, basic_auth, bearer_auth
 
 REGIONS = ("us", "eu")
 

@@ -31,15 +31,15 @@ from typing import Any
 
 import orjson
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace
 from connector.errors import AuthError, ConnectorError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
 from connector.metrics import Metrics, status_class
-from connector.region import ResolvedWorkspace
-from connector.sink.client import CustomerIOClient
 from connector.sink.limits import RateLimiter
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, Rejection
+from connector.sink.mapping.timestamps import to_unix_ms
 from connector.sink.retry import RetryPolicy
-from connector.sink.timestamps import to_unix_ms
 
 SEND_EMAIL_PATH = "/v1/send/email"
 MAX_RECIPIENTS = 15

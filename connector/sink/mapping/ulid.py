@@ -10,8 +10,8 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any, Final
 
-from connector.sink.model import MessageContext
-from connector.sink.validation import Invalid, json_type
+from connector.sink.mapping.model import MessageContext
+from connector.sink.mapping.validation import Invalid, json_type
 
 CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CHARS: Final = frozenset(CROCKFORD)

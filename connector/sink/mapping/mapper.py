@@ -12,7 +12,7 @@ One small method per message kind (reference §7 for what peers do, §3 for the 
   and fragment (the full URL stays in ``attributes.url``) before the name limit applies.
 - group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id.
 - alias → person ``merge``.
-- records that already are v2 operations: see ``connector.sink.operations``.
+- records that already are v2 operations: see ``connector.sink.mapping.operations``.
 
 Track, page and screen find the person by ``userId``, else ``context.traits.email``, else they are
 anonymous (``anonymousId``). Whatever the input, ``map_message`` returns; it never raises.
@@ -25,14 +25,14 @@ from typing import Any, Final
 import orjson
 
 from connector.config import MappingSettings
-from connector.sink import identifiers as ids
-from connector.sink.attributes import Attributes, Names
-from connector.sink.devices import plan_device
-from connector.sink.model import Filtered, MappedMessage, Message, MessageContext, Operation, Rejection
-from connector.sink.operations import ACTIONS, is_v2_operation, message_event_name, plan_operation
-from connector.sink.timestamps import message_ms, to_unix_ms
-from connector.sink.ulid import event_ulid
-from connector.sink.validation import (
+from connector.sink.mapping import identifiers as ids
+from connector.sink.mapping.attributes import Attributes, Names
+from connector.sink.mapping.devices import plan_device
+from connector.sink.mapping.model import Filtered, MappedMessage, Message, MessageContext, Operation, Rejection
+from connector.sink.mapping.operations import ACTIONS, is_v2_operation, message_event_name, plan_operation
+from connector.sink.mapping.timestamps import message_ms, to_unix_ms
+from connector.sink.mapping.ulid import event_ulid
+from connector.sink.mapping.validation import (
     MAX_NAME_BYTES,
     Invalid,
     check_name,

@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import orjson
 
-from connector.sink.timestamps import iso_seconds
-from connector.sink.validation import (
+from connector.sink.mapping.timestamps import iso_seconds
+from connector.sink.mapping.validation import (
     MAX_ATTRIBUTE_NAME_BYTES,
     MAX_ATTRIBUTES,
     MAX_DEPTH,

@@ -12,7 +12,14 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from connector.sink.validation import MAX_IDENTIFIER_BYTES, Invalid, check_identifier, get_object, json_type, show
+from connector.sink.mapping.validation import (
+    MAX_IDENTIFIER_BYTES,
+    Invalid,
+    check_identifier,
+    get_object,
+    json_type,
+    show,
+)
 
 Identity = tuple[dict[str, str], str]  # (v2 ``identifiers`` object, order key)
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
-from connector.sink import identifiers as ids
-from connector.sink.model import Filtered, Message, MessageContext
-from connector.sink.timestamps import to_unix_ms
-from connector.sink.ulid import record_ulid
-from connector.sink.validation import Invalid, check_name, json_type, label, show
+from connector.sink.mapping import identifiers as ids
+from connector.sink.mapping.model import Filtered, Message, MessageContext
+from connector.sink.mapping.timestamps import to_unix_ms
+from connector.sink.mapping.ulid import record_ulid
+from connector.sink.mapping.validation import Invalid, check_name, json_type, label, show
 
 if TYPE_CHECKING:
-    from connector.sink.mapping import Mapper, Planned
+    from connector.sink.mapping.mapper import Mapper, Planned
 
 ACTIONS: Final = {
     "person": frozenset(
