@@ -25,12 +25,12 @@ from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.server import Readiness, make_ops_app, start_site
 from connector.sink.delivery import WorkspaceDelivery
-from connector.sink.mapping.transactional import TransactionalSender
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.tickets import Ticket
+from connector.sink.transactional_sender import TransactionalSender
 
 log = get_logger("app")
 

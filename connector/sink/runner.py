@@ -31,11 +31,12 @@ from connector.sink.dlq import DeadLetterWriter
 from connector.sink.mapping.decode import decode_record
 from connector.sink.mapping.mapper import map_message
 from connector.sink.mapping.model import Filtered, MessageContext, Rejection
-from connector.sink.mapping.transactional import TransactionalSender, build_send_email
+from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.tickets import DeadLetterReason, Ticket
+from connector.sink.transactional_sender import TransactionalSender
 
 log = get_logger("sink.runner")
 

@@ -16,8 +16,9 @@ from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
 from connector.sink.mapping.model import Message, Rejection
-from connector.sink.mapping.transactional import TransactionalSender, build_send_email
+from connector.sink.mapping.transactional import build_send_email
 from connector.sink.retry import RetryPolicy
+from connector.sink.transactional_sender import TransactionalSender
 
 
 def _event(userId: Any = "u-1", **props: Any) -> Message:  # noqa: N803 - Segment's field name
