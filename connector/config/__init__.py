@@ -4,6 +4,7 @@ Everything public is re-exported here, so ``from connector.config import Setting
 is the one import the rest of the connector uses.
 """
 
+from connector.config.loading import documented_settings, load_settings, markdown_table
 from connector.config.settings import (
     DEFAULT_APP_URL_EU,
     DEFAULT_APP_URL_US,
@@ -25,9 +26,6 @@ from connector.config.settings import (
     TransactionalSettings,
     WebhookSettings,
     WorkspaceSettings,
-    documented_settings,
-    load_settings,
-    markdown_table,
     setting,
 )
 

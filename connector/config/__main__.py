@@ -2,6 +2,6 @@
 
 import sys
 
-from connector.config.settings import _main
+from connector.config.loading import _main
 
 raise SystemExit(_main(sys.argv[1:], sys.stdout.write))

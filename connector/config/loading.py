@@ -1,0 +1,312 @@
+"""Settings loaded and validated once at start-up, and the settings table generated for the docs.
+
+Sources, lowest precedence first: field defaults (``connector.config.settings``), the YAML file
+(``--config`` or ``CONNECTOR_CONFIG``), environment variables.
+
+Errors are one line naming the key: ``CIO_REGION: must be one of us, eu, auto (got 'mars')``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from connector.config.settings import (
+    SECTIONS,
+    EndpointSettings,
+    LogLevel,
+    Role,
+    RouteOverride,
+    Secret,
+    Settings,
+    WorkspaceSettings,
+)
+from connector.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_path: str | None = None, role: Role = "none"
+) -> Settings:
+    """Build settings from the YAML file (if any) and the environment; raise ConfigError on the first problem.
+
+    ``role`` adds the requirements of a subcommand (the sink needs topics and a workspace, the webhook
+    listener needs a signing key), checked after every value has been parsed.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_path or env.get("CONNECTOR_CONFIG") or None
+    doc = _read_yaml(path) if path else {}
+
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        raw = doc.pop(name, None) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(name, "must be a mapping in the config file")
+        sections[name] = _build(cls, raw, env, key_prefix=name)
+
+    raw_workspaces = doc.pop("workspaces", None)
+    raw_routes = doc.pop("routes", None) or []
+    if doc:
+        raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
+
+    if raw_workspaces:
+        if not isinstance(raw_workspaces, list):
+            raise ConfigError("workspaces", "must be a list in the config file")
+        workspaces = tuple(_build_workspace(item, env, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces))
+    elif env.get("CIO_SITE_ID") or env.get("CIO_API_KEY") or env.get("CIO_REGION"):
+        workspaces = (_build(WorkspaceSettings, {}, env, key_prefix="workspace"),)
+    else:
+        workspaces = ()
+
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes", "must be a list in the config file")
+    routes = tuple(
+        _build(RouteOverride, item, {}, key_prefix=f"routes[{i}]", use_env=False) for i, item in enumerate(raw_routes)
+    )
+    settings = Settings(workspaces=workspaces, routes=routes, **sections)
+    _check_consistency(settings)
+    _check_role(settings, role)
+    return settings
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("CONNECTOR_CONFIG", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("CONNECTOR_CONFIG", f"{path} is not valid YAML{where}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError("CONNECTOR_CONFIG", f"{path} must hold a mapping at the top level")
+    return doc
+
+
+def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> WorkspaceSettings:
+    """A workspace from YAML. Secrets come inline, from ``<key>_env`` (a variable name) or ``<key>_file``."""
+    if not isinstance(item, dict):
+        raise ConfigError(where, "must be a mapping")
+    raw = dict(item)
+    for secret in ("api_key", "app_api_key"):
+        env_name = raw.pop(f"{secret}_env", None)
+        file_name = raw.pop(f"{secret}_file", None)
+        if env_name is not None:
+            if str(env_name) not in env:
+                raise ConfigError(f"{where}.{secret}_env", f"environment variable {env_name} is not set")
+            raw[secret] = env[str(env_name)]
+        elif file_name is not None:
+            try:
+                raw[secret] = Path(str(file_name)).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{where}.{secret}_file", f"cannot read {file_name}: {exc.strerror}") from None
+    if "name" not in raw:
+        raise ConfigError(f"{where}.name", "required")
+    return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
+
+
+def _build(
+    cls: type[Any], raw: dict[str, Any], env: Mapping[str, str], *, key_prefix: str, use_env: bool = True
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_name = f.metadata.get("env")
+        if use_env and env_name and env_name in env:
+            key, value, from_env = env_name, env[env_name], True
+        elif f.name in raw:
+            key, value, from_env = f"{key_prefix}.{f.name}", raw[f.name], False
+        else:
+            continue
+        values[f.name] = _coerce(hints[f.name], value, key, from_env, f.metadata)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, Any]) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (from_env and value == ""):
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(inner, value, key, from_env, rules)
+    if origin is Literal:
+        text = str(value).strip()
+        if tp is LogLevel:
+            text = text.upper()
+        if text not in args:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
+        return text
+    if origin is tuple:
+        items = _as_list(value, key, from_env)
+        return tuple(_coerce(args[0], item, key, from_env, {}) for item in items)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str | int) or str(value) == "":
+            raise ConfigError(key, "must be a non-empty string")
+        return Secret(str(value))
+    if tp is bool:
+        return _as_bool(value, key)
+    if tp is int or tp is float:
+        return _check_range(_as_number(tp, value, key), key, rules)
+    if tp is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(key, "must be a string")
+        return str(value)
+    raise ConfigError(key, f"unsupported setting type {tp!r}")  # pragma: no cover - declaration bug
+
+
+def _as_list(value: Any, key: str, from_env: bool) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [v for v in value if str(v).strip() != ""]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    raise ConfigError(key, "must be a list or a comma-separated string")
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(key, f"must be true or false (got {value!r})")
+
+
+def _as_number(tp: type[Any], value: Any, key: str) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"must be a number (got {value!r})")
+    try:
+        number = tp(str(value).strip().replace("_", "")) if isinstance(value, str) else tp(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(key, f"must be {kind} (got {value!r})") from None
+    if tp is int and isinstance(value, float) and value != int(value):
+        raise ConfigError(key, f"must be an integer (got {value!r})")
+    return typing.cast(int | float, number)
+
+
+def _check_range(number: int | float, key: str, rules: Mapping[str, Any]) -> int | float:
+    if "ge" in rules and number < rules["ge"]:
+        raise ConfigError(key, f"must be ≥ {rules['ge']} (got {number})")
+    if "gt" in rules and number <= rules["gt"]:
+        raise ConfigError(key, f"must be > {rules['gt']} (got {number})")
+    if "le" in rules and number > rules["le"]:
+        raise ConfigError(key, f"must be ≤ {rules['le']} (got {number})")
+    return number
+
+
+def _check_consistency(settings: Settings) -> None:
+    for url_field in dataclasses.fields(EndpointSettings):
+        url = getattr(settings.endpoints, url_field.name)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(str(url_field.metadata["env"]), f"must be an http(s) URL (got {url!r})")
+    names = [ws.name for ws in settings.workspaces]
+    for i, name in enumerate(names):
+        if not name or name != name.strip():
+            raise ConfigError(f"workspaces[{i}].name", "must be a non-empty name without surrounding spaces")
+        if name in names[:i]:
+            raise ConfigError(f"workspaces[{i}].name", f"duplicate workspace name {name!r}")
+    for i, route in enumerate(settings.routes):
+        if route.topic is None and route.event is None:
+            raise ConfigError(f"routes[{i}]", "needs topic or event to match on")
+        if route.workspace is not None and route.workspace not in names:
+            raise ConfigError(f"routes[{i}].workspace", f"no workspace named {route.workspace!r}")
+    kafka = settings.kafka
+    if kafka.security_protocol.startswith("SASL_") and (
+        kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None
+    ):
+        raise ConfigError(
+            "KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism, user name and password"
+        )
+
+
+def _check_role(settings: Settings, role: Role) -> None:
+    if role in ("sink", "run", "check"):
+        if not settings.workspaces:
+            raise ConfigError("CIO_SITE_ID", "required (or declare workspaces in the config file)")
+        for i, ws in enumerate(settings.workspaces):
+            label = (
+                "CIO_SITE_ID"
+                if ws.name == "default" and len(settings.workspaces) == 1
+                else (f"workspaces[{i}].site_id")
+            )
+            if not ws.site_id:
+                raise ConfigError(label, "required")
+            if ws.api_key is None:
+                key_label = "CIO_API_KEY" if label == "CIO_SITE_ID" else f"workspaces[{i}].api_key"
+                raise ConfigError(key_label, "required")
+    if role in ("sink", "run") and not settings.sink.input_topics:
+        raise ConfigError("CONNECTOR_INPUT_TOPICS", "required: at least one topic to consume")
+    if role in ("webhooks", "run") and not settings.webhook.signing_keys:
+        raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Documentation
+# ---------------------------------------------------------------------------------------------------
+
+
+def documented_settings() -> Iterator[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting that has one, in order."""
+    for cls in (*SECTIONS.values(), WorkspaceSettings):
+        for f in dataclasses.fields(cls):
+            env_name = f.metadata.get("env")
+            if not env_name:
+                continue
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            yield env_name, _format_default(default), str(f.metadata["help"])
+    yield "CONNECTOR_CONFIG", "(none)", "Path of the optional YAML file (same as --config)."
+
+
+def _format_default(value: Any) -> str:
+    if value is None or value in ((), ""):
+        return "(none)"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The configuration table for the README and docs."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for env_name, default, help_text in documented_settings():
+        shown = default.replace("|", "\\|")
+        lines.append(f"| `{env_name}` | `{shown}` | {help_text} |")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str], write: Callable[[str], object]) -> int:
+    if argv == ["--markdown"]:
+        write(markdown_table() + "\n")
+        return 0
+    write("usage: python -m connector.config --markdown\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:], sys.stdout.write))
