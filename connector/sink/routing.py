@@ -17,27 +17,30 @@ override names none). ``transactional`` is true for ``track`` messages named
 ``TransactionalSettings.event_name`` on ``TransactionalSettings.topic``.
 
 ``route`` runs once per message: everything is precomputed into dictionaries, and the answer for a
-topic without header or override is cached.
+topic without header or override is cached. The Router builds one ``Mapper`` per distinct mapping
+settings and hands it out in the ``Target``, so the sink maps with it directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connector.config import MappingSettings, Settings
 from connector.errors import ConfigError
+from connector.sink.mapping.mapper import Mapper
 from connector.sink.mapping.model import Message, Rejection
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a message goes: a workspace name, the mapping settings to use, and whether it is a
-    transactional send (App API) rather than a Track API operation."""
+    """Where a message goes: a workspace name, the mapping settings to use (and the Mapper built from
+    them), and whether it is a transactional send (App API) rather than a Track API operation."""
 
     workspace: str
     mapping: MappingSettings
     transactional: bool
+    mapper: Mapper = field(compare=False, repr=False)  # derived from ``mapping``
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,8 @@ class _Pair:
     transactional: Target
 
     @classmethod
-    def of(cls, workspace: str, mapping: MappingSettings) -> _Pair:
-        return cls(Target(workspace, mapping, False), Target(workspace, mapping, True))
+    def of(cls, workspace: str, mapping: MappingSettings, mapper: Mapper) -> _Pair:
+        return cls(Target(workspace, mapping, False, mapper), Target(workspace, mapping, True, mapper))
 
     def pick(self, transactional: bool) -> Target:
         return self.transactional if transactional else self.plain
@@ -60,6 +63,7 @@ class Router:
 
     def __init__(self, settings: Settings) -> None:
         """Precompute every Target. Raises ConfigError if two workspaces list the same topic."""
+        self._mappers: dict[MappingSettings, Mapper] = {}  # one per distinct settings (they are frozen)
         self._header_names: dict[bytes, str] = {}
         self._by_workspace: dict[str, _Pair] = {}
         self._topic_workspace: dict[str, str] = {}
@@ -69,7 +73,7 @@ class Router:
                 if ws.attribute_prefix is None
                 else dataclasses.replace(settings.mapping, attribute_prefix=ws.attribute_prefix)
             )
-            self._by_workspace[ws.name] = _Pair.of(ws.name, mapping)
+            self._by_workspace[ws.name] = _Pair.of(ws.name, mapping, self._mapper(mapping))
             self._header_names[ws.name.encode()] = ws.name
             for topic in ws.topics:
                 owner = self._topic_workspace.setdefault(topic, ws.name)
@@ -96,12 +100,18 @@ class Router:
                 names = [route.workspace] if route.workspace is not None else list(self._by_workspace)
                 for name in names:
                     mapping = dataclasses.replace(settings.mapping, attribute_prefix=route.attribute_prefix)
-                    self._override_pairs[(i, name)] = _Pair.of(name, mapping)
+                    self._override_pairs[(i, name)] = _Pair.of(name, mapping, self._mapper(mapping))
 
         self._header = settings.sink.workspace_header
         self._tx_topic = settings.transactional.topic
         self._tx_event = settings.transactional.event_name
         self._topic_cache: dict[str, _Pair | Rejection] = {}
+
+    def _mapper(self, mapping: MappingSettings) -> Mapper:
+        mapper = self._mappers.get(mapping)
+        if mapper is None:
+            mapper = self._mappers[mapping] = Mapper(mapping)
+        return mapper
 
     @property
     def workspaces(self) -> tuple[str, ...]:

@@ -29,7 +29,6 @@ from connector.metrics import Metrics
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
 from connector.sink.mapping.decode import decode_record
-from connector.sink.mapping.mapper import map_message
 from connector.sink.mapping.model import Filtered, MessageContext, Rejection
 from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
@@ -250,7 +249,7 @@ class Sink:
                     self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
                 continue
             context = MessageContext(topic, partition, offset, index, timestamp_ms)
-            mapped = map_message(message, context, target.mapping, max_bytes)
+            mapped = target.mapper.map(message, context, max_bytes)
             if isinstance(mapped, Rejection):
                 ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
             elif isinstance(mapped, Filtered):

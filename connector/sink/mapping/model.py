@@ -78,4 +78,5 @@ class MessageContext:
 
 
 MappedMessage = tuple[Operation, ...] | Rejection | Filtered
+Planned = tuple[dict[str, Any], str, str, str]  # (operation, order key, action label, source field)
 Message = dict[str, Any]
