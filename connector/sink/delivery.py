@@ -98,8 +98,6 @@ class WorkspaceDelivery:
         self.stopped_reason: str | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_pending = False
         self._revocations = 0
@@ -136,16 +134,6 @@ class WorkspaceDelivery:
         self._tasks = [asyncio.create_task(self._run_lane(lane), name=f"lane-{self.name}") for lane in self._lanes]
         self._tasks.append(asyncio.create_task(self._linger(), name=f"linger-{self.name}"))
 
-    async def drain(self, timeout: float) -> bool:
-        """Flush every open batch and wait until all operations are resolved; False on timeout."""
-        self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def stop(self) -> None:
         """Cancel the senders (unresolved operations stay unresolved: their offsets are not committed)."""
         for task in self._tasks:
@@ -160,8 +148,6 @@ class WorkspaceDelivery:
     def submit(self, operation: Operation, ticket: Ticket) -> None:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         ticket.hold(self.name)
-        if not self.buffered:
-            self._idle.clear()
         self.buffered += 1
         # hash() is stable within the process, which is all lane affinity needs.
         lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
@@ -373,8 +359,6 @@ class WorkspaceDelivery:
 
     def _resolved(self, count: int) -> None:
         self.buffered -= count
-        if self.buffered == 0:
-            self._idle.set()
 
     def _on_rate_wait(self, seconds: float) -> None:
         self._metrics.rate_limit_waits.labels(self.name, "track").inc()

@@ -44,7 +44,6 @@ LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
 FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
 _TOPIC_AND_PARTITION = operator.itemgetter(0, 1)  # of a Record (a NamedTuple), in C
-ORIGIN_HEADERS = ("cio-origin-topic", "cio-origin-partition", "cio-origin-offset", "cio-origin-timestamp")
 
 
 @dataclass(frozen=True, slots=True)
