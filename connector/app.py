@@ -20,7 +20,7 @@ from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
-from connector.kafka import Consumer, Producer, ensure_topics
+from connector.kafka import Consumer, Producer, ProducerLike, ensure_topics
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.server import Readiness, make_ops_app, start_site
@@ -158,7 +158,7 @@ def _build_sink(
     settings: Settings,
     starts: list[WorkspaceStart],
     client: CustomerIOClient,
-    producer: Producer,
+    producer: ProducerLike,
     metrics: Metrics,
 ) -> Sink:
     policy = RetryPolicy.from_settings(settings.sink)
@@ -210,7 +210,7 @@ def _build_sink(
     )
 
 
-def _delivery_sink(producer: Producer, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
+def _delivery_sink(producer: ProducerLike, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
     if topic is None:
         return None
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from connector.errors import BrokerUnavailableError
-from connector.kafka import Headers, Producer
+from connector.kafka import Headers, ProducerLike
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.sink.retry import RetryPolicy
@@ -58,7 +58,7 @@ class DeadLetterWriter:
 
     def __init__(
         self,
-        producer: Producer,
+        producer: ProducerLike,
         topic: str,
         metrics: Metrics,
         policy: RetryPolicy,

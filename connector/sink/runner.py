@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, PermanentDeliveryError
-from connector.kafka import Consumer, Partition, Producer, Record
+from connector.kafka import ConsumerLike, Partition, ProducerLike, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.sink.delivery import WorkspaceDelivery
@@ -61,8 +61,8 @@ class Sink:
         settings: Settings,
         *,
         offsets: OffsetTracker,
-        consumer: Consumer,
-        producer: Producer,
+        consumer: ConsumerLike,
+        producer: ProducerLike,
         deliveries: Mapping[str, WorkspaceDelivery],
         router: Router,
         metrics: Metrics,
