@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import KafkaSettings
-from connector.devtools import kafka_local
+from connector.devtools import kafka_broker, kafka_jars
 from connector.devtools.kafka_local import (
     HOW_TO_GET_A_BROKER,
     KAFKA_VERSION,
@@ -109,7 +109,7 @@ async def test_restarted_broker_keeps_address_and_records(restartable_kafka: Loc
 @pytest.mark.integration
 def test_cli_start_status_stop(tmp_path: Path) -> None:
     """`start` detaches and prints the address, `status` finds the broker, `stop` ends it; then status exits 3."""
-    libs = kafka_local.fetch_jars()
+    libs = kafka_jars.fetch_jars()
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / f"kafka-{KAFKA_VERSION}").symlink_to(libs.parent)  # reuse the jars, keep the state separate
@@ -144,8 +144,8 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
 def test_configured_bootstrap_wins_and_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """With KAFKA_BOOTSTRAP_SERVERS set, provide_broker yields it without looking for Docker or Java."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
-    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: pytest.fail("looked for Docker"))
-    monkeypatch.setattr(kafka_local, "java_major_version", lambda: pytest.fail("looked for Java"))
+    monkeypatch.setattr(kafka_broker, "docker_reachable", lambda: pytest.fail("looked for Docker"))
+    monkeypatch.setattr(kafka_broker, "java_major_version", lambda: pytest.fail("looked for Java"))
     with provide_broker() as bootstrap:
         assert bootstrap == "broker-1:9092,broker-2:9092"
 
@@ -154,8 +154,8 @@ def test_configured_bootstrap_wins_and_starts_nothing(monkeypatch: pytest.Monkey
 def test_no_way_to_a_broker_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, java: int | None) -> None:
     """Without a configured broker, Docker or Java 17+, the error names every way to get a broker."""
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: False)
-    monkeypatch.setattr(kafka_local, "java_major_version", lambda: java)
+    monkeypatch.setattr(kafka_broker, "docker_reachable", lambda: False)
+    monkeypatch.setattr(kafka_broker, "java_major_version", lambda: java)
     with (
         pytest.raises(KafkaLocalError, match="KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine") as raised,
         provide_broker(),
@@ -181,7 +181,7 @@ def test_server_properties_describe_a_single_node_kraft_broker(tmp_path: Path) -
 
 def test_probe_is_false_when_nothing_listens() -> None:
     """broker_ready() answers False, without raising, for a closed port."""
-    assert not broker_ready("127.0.0.1", kafka_local._free_port(), timeout=0.5)
+    assert not broker_ready("127.0.0.1", kafka_broker._free_port(), timeout=0.5)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_probe_is_false_when_nothing_listens() -> None:
 )
 def test_sha512_files_in_both_published_formats(published: str) -> None:
     """The tarball checksum is read from gpg --print-md and from sha512sum output."""
-    assert kafka_local._parse_sha512(published) == "ab12cd34ef56"
+    assert kafka_jars._parse_sha512(published) == "ab12cd34ef56"
 
 
 def test_cli_usage_error_exits_2() -> None:
