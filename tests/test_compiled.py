@@ -29,6 +29,9 @@ PURE_LAYER_TESTS = [
     "tests/sink/test_timestamps.py",
     "tests/sink/test_ulid.py",
     "tests/sink/test_identifiers.py",
+    "tests/sink/test_transactional.py",
+    "tests/sink/test_routing.py",
+    "tests/test_layout.py",
 ]
 SAMPLES = 3_000
 
@@ -84,13 +87,16 @@ def _run_in_tree(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_listed_module_is_compiled(compiled_tree: Path) -> None:
+    """Every module of every package setup.py lists has a compiled extension in the built tree."""
     source = (ROOT / "setup.py").read_text()
     listed = [line.strip().strip('",') for line in source.splitlines() if line.strip().startswith('"connector/')]
-    assert listed, "setup.py lists no modules"
-    for module in listed:
-        stem = Path(module).with_suffix("")
+    assert listed, "setup.py lists no packages"
+    modules = [path for package in listed for path in sorted((ROOT / package).rglob("*.py"))]
+    assert len(modules) >= 12, modules  # the whole mapping layer, not a stray file
+    for module in modules:
+        stem = module.relative_to(ROOT).with_suffix("")
         built = list((compiled_tree / stem.parent).glob(f"{stem.name}.cpython-*.so"))
-        assert built, f"{module} was not compiled"
+        assert built, f"{stem}.py was not compiled"
 
 
 def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path, tmp_path: Path) -> None:
@@ -112,6 +118,9 @@ def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path,
         f"pythonpath={compiled_tree}",
         *PURE_LAYER_TESTS,
         str(probe),
+        # The App API sender's rate-limit test (not the mapping layer) depends on wall time under load.
+        "--deselect",
+        "tests/sink/test_transactional.py::test_rate_limiter_is_per_workspace",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
