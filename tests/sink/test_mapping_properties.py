@@ -134,7 +134,7 @@ MAPPING_SETTINGS = st.builds(
 )
 MAX_BYTES = st.sampled_from([32_000, 1_000, 5_000, 200_000])
 
-# ---- an independent checker of Customer.io's limits (reference §3.2) -------------------------------------
+# ---- an independent checker of Customer.io's Track API limits -------------------------------------
 
 
 def _bytes(text: str) -> int:

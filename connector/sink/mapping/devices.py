@@ -1,4 +1,5 @@
-"""Device track events → person ``add_device`` / ``delete_device`` (reference §1.6, §2.1, §7) (pure).
+"""Device track events → person ``add_device`` / ``delete_device`` (Customer.io's Track API device
+operations; devices as the Segment destination sends them) (pure).
 
 The push token is ``context.device.token``; the platform comes from ``context.device.type``, else
 ``context.os.name``: ``android``, or any Apple system (iOS, iPadOS, tvOS, watchOS, macOS…) as ``ios``

@@ -1,6 +1,7 @@
 """Segment-spec messages → Customer.io Track API v2 operations, serialized once (pure).
 
-One small method per message kind (reference §7 for what peers do, §3 for the limits):
+One small method per message kind (the Segment and RudderStack Customer.io destinations are the peers
+followed; Customer.io's Track API limits apply):
 
 - identify → person ``identify``. Attributes come from ``traits``; ``context.traits`` is used only when
   the message has no ``traits`` at all (RudderStack's mobile SDKs put identify traits there), never

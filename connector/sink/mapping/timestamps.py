@@ -1,4 +1,5 @@
-"""Timestamps → integer Unix time, the only form Customer.io understands (reference §3.3) (pure).
+"""Timestamps → integer Unix time, the only form Customer.io understands (Track API
+timestamps are Unix seconds) (pure).
 
 Accepted: ISO-8601 dates and date-times with any offset (``Z``, ``+02:00``, ``+0200``), fractional
 seconds or none, date-only (midnight UTC); a missing offset means UTC. For message timestamps also

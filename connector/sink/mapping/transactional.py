@@ -1,4 +1,5 @@
-"""Transactional email: a Segment ``track`` event → one App API ``POST /v1/send/email`` (§5.1).
+"""Transactional email: a Segment ``track`` event → one App API ``POST /v1/send/email`` (Customer.io's
+App API docs, "Send a transactional email").
 
 ``build_send_email`` is pure: it validates the event's ``properties`` and returns the request body or a
 Rejection. Every property is read by its snake_case name or its camelCase twin

@@ -1,4 +1,5 @@
-"""Deterministic ULIDs for event dedup ids (reference §1.4): same seed and time → same id (pure).
+"""Deterministic ULIDs for event dedup ids (Customer.io deduplicates events by
+their ULID ``id``): same seed and time → same id (pure).
 
 A ULID is 128 bits written as 26 Crockford base-32 characters: a 48-bit millisecond timestamp (so ids
 sort by time) followed by 80 bits that are random in the spec and here the first 10 bytes of the
