@@ -20,7 +20,14 @@ from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
-from connector.kafka import Consumer, Producer, ProducerLike, ensure_topics
+from connector.kafka import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    Consumer,
+    Producer,
+    ProducerLike,
+    ensure_topics,
+    topic_max_message_bytes,
+)
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.server import Readiness, make_ops_app, start_site
@@ -110,7 +117,9 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         if wants_sink:
             client = await stack.enter_async_context(CustomerIOClient(settings.sink.request_timeout_seconds, metrics))
             starts = await pin_workspaces(settings, client)
-            sink = _build_sink(settings, starts, client, producer, metrics)
+            dlq_producer = await _start_dlq_producer(settings)
+            stack.push_async_callback(dlq_producer.stop)
+            sink = _build_sink(settings, starts, client, producer, metrics, dlq_producer=dlq_producer)
             for name, delivery in sink.deliveries.items():
                 readiness.add(f"workspace:{name}", _workspace_check(delivery))
 
@@ -160,6 +169,8 @@ def _build_sink(
     client: CustomerIOClient,
     producer: ProducerLike,
     metrics: Metrics,
+    *,
+    dlq_producer: Producer,
 ) -> Sink:
     policy = RetryPolicy.from_settings(settings.sink)
     consumer = Consumer(
@@ -202,12 +213,40 @@ def _build_sink(
         settings,
         offsets=offsets,
         consumer=consumer,
-        producer=producer,
+        producer=dlq_producer,
         deliveries=deliveries,
         router=Router(settings),
         metrics=metrics,
         transactional=transactional,
     )
+
+
+async def _start_dlq_producer(settings: Settings) -> Producer:
+    """A producer of the dead-letter writer's own, whose size limit is what the dead-letter topic accepts.
+
+    Its own, so that neither limit nor a slow 1 MiB dead letter affects the webhook producer.
+    """
+    topic = settings.sink.dlq_topic
+    limit = settings.sink.dlq_max_message_bytes
+    if limit is None:
+        try:
+            limit = await topic_max_message_bytes(settings.kafka, topic)
+        except BrokerUnavailableError as exc:
+            log.warning("Could not read the dead-letter topic's max.message.bytes.", topic=topic, error=str(exc))
+        if limit is None:
+            limit = DEFAULT_MAX_REQUEST_SIZE
+            log.warning(
+                "Dead letters sized to the default limit; set CONNECTOR_DLQ_MAX_MESSAGE_BYTES if the topic differs.",
+                topic=topic,
+                max_message_bytes=limit,
+            )
+    log.info("Dead-letter copies sized to fit the topic.", topic=topic, max_message_bytes=limit)
+    producer = Producer(settings.kafka, max_request_size=limit)
+    try:
+        await producer.start()
+    except BrokerUnavailableError as exc:
+        raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+    return producer
 
 
 def _delivery_sink(producer: ProducerLike, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:

@@ -151,11 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="re-inject dead-lettered records into their source topic",
         description="Re-inject dead-lettered records (keeping their dedup ids) into their source topic, "
-        "or --to-topic. Reads the dead-letter topic up to its current end.",
+        "or --to-topic. Reads the dead-letter topic up to its current end. Progress is kept in --group, "
+        "which never moves past a record that was not replayed and could be: records --reason does not "
+        "select are first copied unchanged to the end of the dead-letter topic (a later run, with another "
+        "--reason or none, replays them), and --limit stops at the first record past the limit. Records "
+        "whose value was truncated to fit the dead-letter topic cannot be replayed; they are listed with "
+        "the position of their original.",
     )
     replay.add_argument("--to-topic", help="produce here instead of each record's source topic")
-    replay.add_argument("--reason", action="append", help="only records with this reason (repeatable)")
-    replay.add_argument("--limit", type=int, help="replay at most this many records")
+    replay.add_argument(
+        "--reason",
+        action="append",
+        help="only records with this reason (repeatable); the others are kept for a later replay "
+        "(copied to the end of the dead-letter topic)",
+    )
+    replay.add_argument(
+        "--limit", type=int, help="replay at most this many records, then stop; the rest stay for the next replay"
+    )
     replay.add_argument("--group", default="cio-connector-dlq-replay", help="consumer group remembering progress")
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
     replay.set_defaults(func=cmd_dlq_replay)

@@ -7,21 +7,44 @@ ULID as its first attempt and Customer.io de-duplicates it if that attempt did g
 
 Progress is remembered by a consumer group (``--group``), so replaying twice does not duplicate; the run
 stops at the dead-letter topic's end as it was when the command started.
+
+Invariant: the group never commits past a dead letter that was not replayed and is still replayable.
+- ``--reason`` (a filter): a dead letter it does not select, or one without a target topic, is copied
+  unchanged (all headers kept) to the end of the dead-letter topic before the group moves past it, so a
+  later run (another ``--reason``, or none) still finds it. The copy is acknowledged before the commit; a
+  crash in between leaves both, and replaying both is harmless (same dedup ids).
+- ``--limit N``: the run stops at the first record past the N-th replayed, and commits only up to it.
+- A dead letter whose value was truncated to fit the topic (``cio-dlq-value-truncated``) cannot be
+  replayed: it is reported with the source position of its original and left in the topic, and the
+  group moves past it.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import operator
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from connector.config import Settings
-from connector.kafka import Consumer, Headers, Partition, Producer, Record
-from connector.sink.dlq import DLQ_PREFIX
+from connector.errors import BrokerUnavailableError
+from connector.kafka import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    Consumer,
+    Headers,
+    Partition,
+    Producer,
+    Record,
+    topic_max_message_bytes,
+)
+from connector.sink.dlq import DLQ_PREFIX, VALUE_TRUNCATED
 
 CHUNK = 500
 IDLE_TIMEOUT_SECONDS = 10.0
+_TOPIC_AND_PARTITION = operator.itemgetter(0, 1)
 
 
 def replay_headers(record: Record) -> Headers:
@@ -38,17 +61,33 @@ def replay_headers(record: Record) -> Headers:
     return kept + origin
 
 
+def _text(record: Record, header: str) -> str:
+    return (record.header(header) or b"").decode("utf-8", "replace")
+
+
+@dataclass
+class _Chunk:
+    """What one fetched chunk asks for; the group's positions move only after all of it is acknowledged."""
+
+    replays: list[tuple[str, Record]] = field(default_factory=list)
+    carried: list[Record] = field(default_factory=list)
+    positions: dict[Partition, int] = field(default_factory=dict)
+
+
 async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Replay the dead-letter topic up to its current end; print progress and a summary to ``out``."""
     topic = settings.sink.dlq_topic
     reasons = set(args.reason or ())
+    limit: int | None = args.limit or None  # 0: no limit, as before
     consumer = Consumer(settings.kafka, args.group)
-    producer = Producer(settings.kafka)
+    producer = Producer(settings.kafka, max_request_size=await _dlq_limit(settings))
     await producer.start()
     replayed: Counter[tuple[str, str]] = Counter()
-    skipped = 0
+    carried = 0
+    unreplayable: list[str] = []
     ends: dict[Partition, int] | None = None
     positions: dict[Partition, int] = {}
+    stopped_by_limit = False
 
     async def noop(_partitions: list[Partition]) -> None:
         return None
@@ -64,35 +103,43 @@ async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
                 for partition in assignment:
                     committed = await consumer.committed(partition)
                     positions.setdefault(partition, committed or 0)
-            batch: list[tuple[str, Record]] = []
-            for record in records:
-                partition = Partition(record.topic, record.partition)
-                positions[partition] = record.offset + 1
-                if ends is not None and record.offset >= ends.get(partition, 0):
-                    continue  # dead-lettered after the run started: left for the next replay
-                reason = (record.header("cio-dlq-reason") or b"").decode("utf-8", "replace")
-                if (reasons and reason not in reasons) or (
-                    args.limit and sum(replayed.values()) + len(batch) >= args.limit
-                ):
-                    skipped += 1
-                    continue
-                target = args.to_topic or (record.header("cio-dlq-source-topic") or b"").decode() or None
-                if target is None:
-                    skipped += 1
-                    continue
-                batch.append((target, record))
-            if batch and not args.dry_run:
-                for target in {t for t, _ in batch}:
-                    await producer.send_many(
-                        target, [(r.key, r.value, replay_headers(r)) for t, r in batch if t == target]
-                    )
-            for target, record in batch:
-                replayed[(target, (record.header("cio-dlq-reason") or b"").decode("utf-8", "replace"))] += 1
+            chunk = _Chunk()
+            budget = None if limit is None else limit - sum(replayed.values())
+            for (record_topic, number), run in itertools.groupby(records, _TOPIC_AND_PARTITION):
+                partition = Partition(record_topic, number)
+                for record in run:
+                    if ends is not None and record.offset >= ends.get(partition, 0):
+                        break  # dead-lettered after the run started: left for the next replay
+                    if budget is not None and len(chunk.replays) >= budget:
+                        stopped_by_limit = True  # this record and the rest stay for the next replay
+                        break
+                    target = args.to_topic or _text(record, "cio-dlq-source-topic") or None
+                    selected = not reasons or _text(record, "cio-dlq-reason") in reasons
+                    if selected and target is not None and record.header(VALUE_TRUNCATED) is None:
+                        chunk.replays.append((target, record))
+                    elif selected and target is not None:
+                        unreplayable.append(
+                            f"{_text(record, 'cio-dlq-source-topic')}/{_text(record, 'cio-dlq-source-partition')}"
+                            f"@{_text(record, 'cio-dlq-source-offset')}"
+                        )
+                    else:
+                        chunk.carried.append(record)
+                    chunk.positions[partition] = record.offset + 1
+                if stopped_by_limit:
+                    break
+            if not args.dry_run:
+                await _apply(producer, topic, chunk)
+                if chunk.positions:
+                    await consumer.commit(chunk.positions)
+            positions.update(chunk.positions)
+            for target, record in chunk.replays:
+                replayed[(target, _text(record, "cio-dlq-reason"))] += 1
+            carried += len(chunk.carried)
             if records:
                 idle_since = time.monotonic()
-                if not args.dry_run:
-                    await consumer.commit({p: o for p, o in positions.items() if p in assignment})
-                _progress(out, sum(replayed.values()), skipped, ends, positions)
+                _progress(out, sum(replayed.values()), carried, ends, positions)
+            if stopped_by_limit:
+                break
             if ends is not None and all(positions.get(p, 0) >= end for p, end in ends.items()):
                 break
             if time.monotonic() - idle_since > IDLE_TIMEOUT_SECONDS:
@@ -101,21 +148,65 @@ async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
     finally:
         await consumer.stop()
         await producer.stop()
-    _summary(out, replayed, skipped, dry_run=args.dry_run)
+    _summary(out, replayed, carried, unreplayable, dry_run=args.dry_run, stopped_by_limit=stopped_by_limit)
     return 0
 
 
+async def _apply(producer: Producer, dlq_topic: str, chunk: _Chunk) -> None:
+    """Produce the chunk's replays and carried copies and wait for every acknowledgement."""
+    for target in dict.fromkeys(t for t, _ in chunk.replays):
+        await producer.send_many(target, [(r.key, r.value, replay_headers(r)) for t, r in chunk.replays if t == target])
+    if chunk.carried:
+        await producer.send_many(dlq_topic, [(r.key, r.value, r.headers) for r in chunk.carried])
+
+
+async def _dlq_limit(settings: Settings) -> int:
+    """The producer's size limit: carried copies are as large as the dead letters the topic accepted."""
+    limit = settings.sink.dlq_max_message_bytes
+    if limit is None:
+        try:
+            limit = await topic_max_message_bytes(settings.kafka, settings.sink.dlq_topic)
+        except BrokerUnavailableError:
+            limit = None
+    return max(DEFAULT_MAX_REQUEST_SIZE, limit or 0)
+
+
 def _progress(
-    out: TextIO, done: int, skipped: int, ends: dict[Partition, int] | None, positions: dict[Partition, int]
+    out: TextIO, done: int, carried: int, ends: dict[Partition, int] | None, positions: dict[Partition, int]
 ) -> None:
     total = sum(ends.values()) if ends else 0
     read = sum(positions.values())
-    out.write(f"\rread {read}/{total} dead-letter records: {done} replayed, {skipped} skipped")
+    out.write(f"\rread {read}/{total} dead-letter records: {done} replayed, {carried} kept for a later replay")
     out.flush()
 
 
-def _summary(out: TextIO, replayed: Counter[tuple[str, str]], skipped: int, *, dry_run: bool) -> None:
+def _summary(
+    out: TextIO,
+    replayed: Counter[tuple[str, str]],
+    carried: int,
+    unreplayable: list[str],
+    *,
+    dry_run: bool,
+    stopped_by_limit: bool,
+) -> None:
     verb = "would replay" if dry_run else "replayed"
-    out.write(f"\n{verb} {sum(replayed.values())} records, skipped {skipped}\n")
+    out.write(f"\n{verb} {sum(replayed.values())} records\n")
     for (target, reason), count in sorted(replayed.items()):
         out.write(f"  {count:>8}  → {target}  (reason: {reason or 'unknown'})\n")
+    if carried:
+        how = "would be copied" if dry_run else "copied"
+        out.write(
+            f"kept {carried} records not selected (other --reason, or no source topic: use --to-topic) for a "
+            f"later replay: {how} to the end of the dead-letter topic\n"
+        )
+    if stopped_by_limit:
+        out.write("stopped at --limit: the records after it are left for the next replay\n")
+    if unreplayable:
+        out.write(
+            f"{len(unreplayable)} records cannot be replayed: their value was truncated to fit the dead-letter "
+            "topic; the originals are at (source topic/partition@offset, until their retention):\n"
+        )
+        for position in unreplayable[:50]:
+            out.write(f"  {position}\n")
+        if len(unreplayable) > 50:
+            out.write(f"  … and {len(unreplayable) - 50} more\n")

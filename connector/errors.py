@@ -8,6 +8,8 @@
     │   ├── PermanentDeliveryError  400/404/413/422: the payload is rejected (dead-letter)
     │   └── AuthError               401/403: the workspace is misconfigured; stop it, never dead-letter
     ├── BrokerUnavailableError      Kafka did not acknowledge in time (webhooks answer 503)
+    │   └── RecordTooLargeError     the producer or the broker refuses the record's size: resending it
+    │                               unchanged cannot succeed
     └── SignatureError              webhook signature missing or wrong (401)
 
 Foreign exceptions (aiohttp, aiokafka) are translated at the module that wraps the library, so nothing
@@ -68,6 +70,13 @@ class BrokerUnavailableError(ConnectorError):
     """Kafka did not accept or acknowledge a record in time."""
 
     retriable = True
+
+
+class RecordTooLargeError(BrokerUnavailableError):
+    """The record is larger than the producer or the topic accepts (a subclass, so callers that only
+    answer "Kafka did not take it" keep doing so; the dead-letter writer tells it apart)."""
+
+    retriable = False
 
 
 class SignatureError(ConnectorError):

@@ -2,7 +2,8 @@
 
 aiokafka ships no type information, so everything above this module sees plain dataclasses and the
 small ``Consumer``/``Producer`` classes below. aiokafka exceptions are translated here: a failed
-produce raises ``BrokerUnavailableError``.
+produce raises ``BrokerUnavailableError``, or its subclass ``RecordTooLargeError`` when the producer or
+the broker refuses the record's size (resending it unchanged cannot succeed).
 
 The engine is typed against ``ConsumerLike`` and ``ProducerLike``, the methods it uses of those two
 classes, so tests without a broker can pass in-memory objects of the same shape.
@@ -17,12 +18,19 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
-from connector.errors import BrokerUnavailableError
+from connector.errors import BrokerUnavailableError, RecordTooLargeError
 
 Headers = tuple[tuple[str, bytes], ...]
+
+# aiokafka's (and Kafka's) default max_request_size; also the broker's message.max.bytes default, less
+# the 12 bytes of log overhead it allows on top.
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+_DEFAULT_BATCH_SIZE = 16_384  # aiokafka's
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class Partition(NamedTuple):
@@ -126,6 +134,11 @@ class ProducerLike(Protocol):
     @property
     def started(self) -> bool:
         """Whether the producer is connected."""
+        ...
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest record this producer sends, as measured by ``Producer.record_size``."""
         ...
 
     async def send(
@@ -257,7 +270,14 @@ class Consumer:
 class Producer:
     """An idempotent producer (acks=all) whose sends are awaited with a deadline."""
 
-    def __init__(self, settings: KafkaSettings, *, linger_ms: int = 5, compression: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        linger_ms: int = 5,
+        compression: str | None = None,
+        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+    ) -> None:
         self._producer = AIOKafkaProducer(
             **client_options(settings),
             enable_idempotence=True,
@@ -265,8 +285,24 @@ class Producer:
             linger_ms=linger_ms,
             compression_type=compression,
             request_timeout_ms=30_000,
+            max_request_size=max_request_size,
+            # A batch larger than the topic's max.message.bytes is refused whole, small records with it:
+            # never batch beyond the limit (one larger record still goes alone, and is sized by the caller).
+            max_batch_size=min(_DEFAULT_BATCH_SIZE, max_request_size),
         )
+        self._max_request_size = max_request_size
         self._started = False
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest record this producer sends, as measured by ``record_size``."""
+        return self._max_request_size
+
+    @staticmethod
+    def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+        """Upper bound of a record's size alone in a batch (what both the producer and the broker check)."""
+        size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+        return size
 
     async def start(self) -> None:
         """Connect to the cluster; raises BrokerUnavailableError when it cannot."""
@@ -312,6 +348,8 @@ class Producer:
                 await asyncio.wait_for(asyncio.shield(future), ack_timeout)
         except TimeoutError as exc:
             raise BrokerUnavailableError(f"no acknowledgement from Kafka within {ack_timeout}s") from exc
+        except _TOO_LARGE as exc:
+            raise RecordTooLargeError(f"Kafka rejected the record's size: {exc}") from exc
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka rejected the record: {exc}") from exc
 
@@ -322,12 +360,17 @@ class Producer:
                 await self._producer.send(topic, value, key=key, headers=list(headers)) for key, value, headers in items
             ]
             await asyncio.gather(*futures)
+        except _TOO_LARGE as exc:
+            raise RecordTooLargeError(f"Kafka rejected a record's size: {exc}") from exc
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka rejected a record: {exc}") from exc
 
 
-async def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replication: int = 1) -> None:
-    """Create the topics that do not exist yet (name → partition count); existing ones are left alone."""
+async def ensure_topics(
+    settings: KafkaSettings, topics: dict[str, int], replication: int = 1, configs: dict[str, str] | None = None
+) -> None:
+    """Create the topics that do not exist yet (name → partition count, with topic ``configs``); existing
+    ones are left alone."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -335,7 +378,11 @@ async def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replica
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, replication) for name, n in topics.items() if name not in existing]
+        missing = [
+            NewTopic(name, n, replication, topic_configs=configs or {})
+            for name, n in topics.items()
+            if name not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
                 await admin.create_topics(missing)
@@ -343,6 +390,32 @@ async def ensure_topics(settings: KafkaSettings, topics: dict[str, int], replica
         raise BrokerUnavailableError(f"cannot create topics: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def topic_max_message_bytes(settings: KafkaSettings, topic: str) -> int | None:
+    """The topic's effective ``max.message.bytes`` (its own or the broker's default); None when unreadable.
+
+    Unreadable means the topic is missing or DescribeConfigs is not allowed: the caller falls back to a
+    setting rather than failing.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    try:
+        await admin.start()
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    except (KafkaError, ValueError) as exc:
+        raise BrokerUnavailableError(f"cannot read the configuration of topic {topic}: {exc}") from exc
+    finally:
+        await admin.close()
+    for error_code, _message, _type, _name, entries in response.resources:
+        if error_code != 0:
+            return None
+        for entry in entries:
+            if entry[0] == "max.message.bytes" and entry[1] is not None:
+                return int(entry[1])
+    return None
 
 
 if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape

@@ -112,6 +112,19 @@ class Metrics:
             ["workspace", "reason"],
             registry=r,
         )
+        self.dead_letters_reduced = Counter(
+            "connector_dead_letters_reduced_total",
+            "Dead-letter copies reduced to fit the topic (value_truncated: value cut; minimal: dead-letter "
+            "headers only).",
+            ["form"],
+            registry=r,
+        )
+        self.dead_letters_unwritable = Counter(
+            "connector_dead_letters_unwritable_total",
+            "Records committed WITHOUT a dead-letter copy: even the smallest copy was refused as too large.",
+            ["workspace", "reason"],
+            registry=r,
+        )
         self.filtered = Counter(
             "connector_filtered_total", "Messages filtered (not sent), by reason.", ["workspace", "reason"], registry=r
         )

@@ -126,6 +126,10 @@ routes:
         ("workspaces:\n  - site_id: x", "workspaces[0].name"),
         ("workspaces:\n  - {name: a, site_id: s, api_key_env: NOPE}", "workspaces[0].api_key_env"),
         ("routes:\n  - workspace: a", "routes[0]"),
+        ("topics: [a]", "topics"),
+        ("topics:\n  a: [x]", "topics.a"),
+        ("topics:\n  a: {header_workspace: [x]}", "topics.a.header_workspace"),
+        ("workspaces:\n  - {name: x}\ntopics:\n  a: {header_workspaces: [x, mars]}", "topics.a.header_workspaces"),
         ("sink: {input_topics: [a]\n", "CONNECTOR_CONFIG"),
     ],
 )
@@ -136,6 +140,32 @@ def test_yaml_errors_name_the_key(tmp_path: Path, yaml_text: str, key: str) -> N
     with pytest.raises(ConfigError) as caught:
         load_settings({}, str(config))
     assert str(caught.value).startswith(f"{key}:")
+
+
+def test_yaml_topics_list_the_workspaces_their_header_may_name(tmp_path: Path) -> None:
+    """`topics.<topic>.header_workspaces` is read per topic; the header itself stays off unless set."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        """
+workspaces:
+  - {name: us-brand, site_id: s1}
+  - {name: eu-brand, site_id: s2}
+topics:
+  shared: {header_workspaces: [us-brand, eu-brand]}
+  2024: {header_workspaces: [eu-brand]}
+  quiet:
+"""
+    )
+    settings = load_settings({}, str(config))
+    assert settings.sink.workspace_header == ""
+    assert {t.name: t.header_workspaces for t in settings.topics} == {
+        "shared": ("us-brand", "eu-brand"),
+        "2024": ("eu-brand",),
+        "quiet": (),
+    }
+    assert load_settings({"CONNECTOR_WORKSPACE_HEADER": "cio-workspace"}, str(config)).sink.workspace_header == (
+        "cio-workspace"
+    )
 
 
 def test_readme_configuration_table_matches_declarations() -> None:

@@ -27,6 +27,7 @@ from connector.config.settings import (
     RouteOverride,
     Secret,
     Settings,
+    TopicSettings,
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
@@ -57,6 +58,7 @@ def load_settings(
 
     raw_workspaces = doc.pop("workspaces", None)
     raw_routes = doc.pop("routes", None) or []
+    raw_topics = doc.pop("topics", None) or {}
     if doc:
         raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
 
@@ -74,7 +76,8 @@ def load_settings(
     routes = tuple(
         _build(RouteOverride, item, {}, key_prefix=f"routes[{i}]", use_env=False) for i, item in enumerate(raw_routes)
     )
-    settings = Settings(workspaces=workspaces, routes=routes, **sections)
+    topics = _build_topics(raw_topics)
+    settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
     _check_consistency(settings)
     _check_role(settings, role)
     return settings
@@ -118,6 +121,27 @@ def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> Workspace
     if "name" not in raw:
         raise ConfigError(f"{where}.name", "required")
     return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
+
+
+def _build_topics(raw: Any) -> tuple[TopicSettings, ...]:
+    """Per-topic settings from the ``topics:`` mapping (topic name → its settings)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("topics", "must be a mapping of topic name to settings in the config file")
+    topics = []
+    for key, value in raw.items():
+        # YAML reads a topic named 2024 as a number; a topic name is its text.
+        name = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        where = f"topics.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(where, "a topic name must be a non-empty string")
+        item = {} if value is None else value
+        if not isinstance(item, dict):
+            raise ConfigError(where, "must be a mapping")
+        if "name" in item:
+            raise ConfigError(f"{where}.name", "unknown setting")
+        fields = {**item, "name": name}
+        topics.append(typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False)))
+    return tuple(topics)
 
 
 def _build(
@@ -234,6 +258,10 @@ def _check_consistency(settings: Settings) -> None:
             raise ConfigError(f"routes[{i}]", "needs topic or event to match on")
         if route.workspace is not None and route.workspace not in names:
             raise ConfigError(f"routes[{i}].workspace", f"no workspace named {route.workspace!r}")
+    for topic in settings.topics:
+        for name in topic.header_workspaces:
+            if name not in names:
+                raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
     kafka = settings.kafka
     if kafka.security_protocol.startswith("SASL_") and (
         kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None

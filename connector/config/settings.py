@@ -112,8 +112,18 @@ class SinkSettings:
     dlq_topic: str = setting(
         "cio-connector-dlq", "CONNECTOR_DLQ_TOPIC", "Dead-letter topic: rejected records with their reason."
     )
+    dlq_max_message_bytes: int | None = setting(
+        None,
+        "CONNECTOR_DLQ_MAX_MESSAGE_BYTES",
+        "Largest dead-letter record (bytes); a larger copy keeps a truncated value. Unset: the dead-letter "
+        "topic's max.message.bytes, read at start-up (1048576 when it cannot be read).",
+        ge=1_024,
+    )
     workspace_header: str = setting(
-        "cio-workspace", "CONNECTOR_WORKSPACE_HEADER", "Kafka header naming the target workspace."
+        "",
+        "CONNECTOR_WORKSPACE_HEADER",
+        "Kafka header that may name the target workspace (off when empty); each topic's "
+        "header_workspaces in the config file lists the workspaces it may name.",
     )
     batch_max_operations: int = setting(
         500, "CONNECTOR_BATCH_MAX_OPERATIONS", "Flush a batch at this many operations.", ge=1, le=10_000
@@ -323,6 +333,18 @@ class RouteOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """Per-topic settings, from the YAML file's ``topics:`` mapping (topic name → settings)."""
+
+    name: str = setting("", None, "The input topic these settings apply to.")
+    header_workspaces: tuple[str, ...] = setting(
+        (),
+        None,
+        "Workspaces this topic's records may name in CONNECTOR_WORKSPACE_HEADER (empty: the header is refused).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the process needs, validated."""
 
@@ -335,6 +357,7 @@ class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     workspaces: tuple[WorkspaceSettings, ...] = ()
     routes: tuple[RouteOverride, ...] = ()
+    topics: tuple[TopicSettings, ...] = ()
 
     def workspace(self, name: str) -> WorkspaceSettings:
         """The workspace of that name (KeyError if none)."""

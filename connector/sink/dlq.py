@@ -11,8 +11,23 @@ Headers added (all UTF-8 strings):
     cio-dlq-source-timestamp  the source record's timestamp (ms), so replays keep their dedup ids
     cio-dlq-time              when it was dead-lettered (ISO-8601, UTC)
 
-A record is marked resolved (and its offset committable) only after Kafka acknowledged its
-dead-letter copy; while the broker refuses, writes are retried and nothing is committed.
+Added only when the copy had to be reduced to fit the topic (see ``fit_dead_letter``):
+    cio-dlq-value-truncated   the original value's size: the value kept is its first bytes (maybe none)
+    cio-dlq-headers-dropped   how many of the record's own headers were left out
+    cio-dlq-key-dropped       the original key's size: the key was left out
+
+A record is marked resolved (and its offset committable) only after Kafka acknowledged its dead-letter
+copy; while the broker is unavailable, that write is retried and nothing past it is committed.
+
+Every copy fits: it is sized against the producer's limit (the dead-letter topic's max.message.bytes)
+before sending, and reduced when larger. A copy that Kafka still refuses as too large is sent again in the
+smallest form (dead-letter headers only); if even that is refused, the record is resolved without a copy,
+with an error log naming its source topic, partition and offset and ``connector_dead_letters_unwritable_total``
+(stalling the partition forever instead would stop the sink for every later record; the original stays
+in its source topic until retention).
+
+Each dead letter is written independently (up to ``MAX_CONCURRENT_WRITES`` at once), so one whose write
+is retried never holds back the others.
 """
 
 from __future__ import annotations
@@ -20,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.errors import BrokerUnavailableError
-from connector.kafka import Headers, ProducerLike
+from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.kafka import Headers, Producer, ProducerLike, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.sink.retry import RetryPolicy
@@ -32,11 +48,16 @@ from connector.sink.tickets import DeadLetterReason, Ticket
 log = get_logger("sink.dlq")
 
 DLQ_PREFIX = "cio-dlq-"
-MAX_BATCH = 500
+VALUE_TRUNCATED = "cio-dlq-value-truncated"
+HEADERS_DROPPED = "cio-dlq-headers-dropped"
+KEY_DROPPED = "cio-dlq-key-dropped"
+MAX_CONCURRENT_WRITES = 500
+# Varint length prefixes (the value's and the record's) grow by at most 4 bytes each from an empty value.
+_VARINT_SLACK = 8
 
 
-def dead_letter_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Headers:
-    """The record's own headers followed by the dead-letter headers (pure)."""
+def added_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Headers:
+    """The dead-letter headers describing why and where from (pure)."""
     record = ticket.record
     added = (
         ("cio-dlq-reason", reason.reason),
@@ -49,12 +70,63 @@ def dead_letter_headers(ticket: Ticket, reason: DeadLetterReason, now: float) ->
         ("cio-dlq-source-timestamp", str(record.timestamp_ms)),
         ("cio-dlq-time", datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
     )
-    kept = tuple((k, v) for k, v in record.headers if not k.startswith(DLQ_PREFIX))
-    return kept + tuple((k, v.encode()) for k, v in added)
+    return tuple((k, v.encode()) for k, v in added)
+
+
+def own_headers(record: Record) -> Headers:
+    """The record's headers, without dead-letter headers from an earlier pass."""
+    return tuple((k, v) for k, v in record.headers if not k.startswith(DLQ_PREFIX))
+
+
+def dead_letter_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Headers:
+    """The record's own headers followed by the dead-letter headers (pure)."""
+    return own_headers(ticket.record) + added_headers(ticket, reason, now)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterCopy:
+    """What is written to the dead-letter topic for one record."""
+
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    form: str  # "whole", "value_truncated" or "minimal" (a label of connector_dead_letters_reduced_total)
+
+
+def fit_dead_letter(record: Record, added: Headers, limit: int) -> DeadLetterCopy | None:
+    """The largest faithful copy of ``record`` within ``limit`` bytes, or None when nothing fits (pure).
+
+    In order: the whole record; its value truncated (to nothing if need be) with key and headers kept;
+    then without its own headers; then without its key either (``minimal_dead_letter``).
+    """
+    key, value, kept = record.key, record.value or b"", own_headers(record)
+    headers = kept + added
+    if Producer.record_size(key, value, headers) <= limit:
+        return DeadLetterCopy(key, value, headers, "whole")
+    headers += ((VALUE_TRUNCATED, str(len(value)).encode()),)
+    room = limit - Producer.record_size(key, b"", headers) - _VARINT_SLACK
+    if room >= 0:
+        return DeadLetterCopy(key, value[:room], headers, "value_truncated")
+    for keep_key in (True, False):
+        minimal = minimal_dead_letter(record, added, keep_key=keep_key)
+        if Producer.record_size(minimal.key, minimal.value, minimal.headers) <= limit:
+            return minimal
+    return None
+
+
+def minimal_dead_letter(record: Record, added: Headers, *, keep_key: bool = False) -> DeadLetterCopy:
+    """The dead-letter headers (and the key if ``keep_key``), each left-out part named by its size or count (pure)."""
+    value, kept = record.value or b"", own_headers(record)
+    markers: Headers = ((VALUE_TRUNCATED, str(len(value)).encode()),)
+    if kept:
+        markers += ((HEADERS_DROPPED, str(len(kept)).encode()),)
+    if record.key is not None and not keep_key:
+        markers += ((KEY_DROPPED, str(len(record.key)).encode()),)
+    return DeadLetterCopy(record.key if keep_key else None, b"", added + markers, "minimal")
 
 
 class DeadLetterWriter:
-    """Writes tickets' records to the dead-letter topic in batches, then hands them back as resolved."""
+    """Writes tickets' records to the dead-letter topic, each independently, then hands them back as resolved."""
 
     def __init__(
         self,
@@ -63,14 +135,19 @@ class DeadLetterWriter:
         metrics: Metrics,
         policy: RetryPolicy,
         on_written: Callable[[Ticket], None],
+        *,
+        max_concurrent: int = MAX_CONCURRENT_WRITES,
     ) -> None:
         self._producer = producer
         self._topic = topic
+        self._limit = producer.max_request_size
         self._metrics = metrics
         self._policy = policy
         self._on_written = on_written
-        self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
-        self._busy = 0
+        self._queue: asyncio.Queue[Ticket | None] = asyncio.Queue()  # None: a write task crashed
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._writes: set[asyncio.Task[None]] = set()
+        self._crash: BaseException | None = None
 
     def submit(self, ticket: Ticket) -> None:
         """Queue a ticket whose ``dead_letter`` is set."""
@@ -79,49 +156,94 @@ class DeadLetterWriter:
     @property
     def pending(self) -> int:
         """Tickets queued or being written."""
-        return self._queue.qsize() + self._busy
+        return self._queue.qsize() + len(self._writes)
 
     async def run(self) -> None:
-        """Write forever (cancel to stop); a failed write is retried, never dropped."""
-        while True:
-            tickets = [await self._queue.get()]
-            while len(tickets) < MAX_BATCH and not self._queue.empty():
-                tickets.append(self._queue.get_nowait())
-            self._busy = len(tickets)
-            await self._write(tickets)
-            self._busy = 0
-            for ticket in tickets:
-                reason = ticket.dead_letter
-                if reason is not None:
-                    self._metrics.dead_letters.labels(reason.workspace or "none", reason.reason).inc()
-                self._on_written(ticket)
+        """Start a write per ticket, at most ``max_concurrent`` at once, forever (cancel to stop)."""
+        try:
+            while True:
+                ticket = await self._queue.get()
+                if ticket is None:
+                    raise RuntimeError("a dead-letter write crashed") from self._crash
+                await self._slots.acquire()
+                task = asyncio.create_task(self._write(ticket), name="dlq-write")
+                self._writes.add(task)
+                task.add_done_callback(self._write_done)
+        finally:
+            for task in self._writes:
+                task.cancel()
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def _write(self, tickets: list[Ticket]) -> None:
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # A bug: its record would stay unresolved forever. Make run() fail, which stops the sink loudly.
+            self._crash = task.exception()
+            self._queue.put_nowait(None)
+
+    async def _write(self, ticket: Ticket) -> None:
+        reason = ticket.dead_letter
+        if reason is None:  # pragma: no cover - only tickets with a reason are submitted
+            self._on_written(ticket)
+            return
+        record = ticket.record
+        added = added_headers(ticket, reason, time.time())
+        copy = fit_dead_letter(record, added, self._limit)
         attempt = 0
-        while True:
-            now = time.time()
-            items = [
-                (t.record.key, t.record.value, dead_letter_headers(t, t.dead_letter, now))
-                for t in tickets
-                if t.dead_letter is not None
-            ]
+        while copy is not None:
             try:
-                await self._producer.send_many(self._topic, items)
+                await self._producer.send_many(self._topic, [(copy.key, copy.value, copy.headers)])
+                break
+            except RecordTooLargeError as exc:
+                if copy.form == "minimal":
+                    copy = None
+                    break
+                log.warning(
+                    "Dead-letter copy refused as too large; writing it without its value.",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=str(exc),
+                )
+                copy = minimal_dead_letter(record, added)
             except BrokerUnavailableError as exc:
                 attempt += 1
-                delay = self._policy.delay(attempt)
-                log.error("Dead-letter write failed; retrying.", topic=self._topic, attempt=attempt, error=str(exc))
-                await asyncio.sleep(delay)
-                continue
-            for t in tickets:
-                if t.dead_letter is not None:
-                    log.warning(
-                        "Record dead-lettered.",
-                        reason=t.dead_letter.reason,
-                        workspace=t.dead_letter.workspace,
-                        topic=t.record.topic,
-                        partition=t.record.partition,
-                        offset=t.record.offset,
-                        detail=t.dead_letter.message,
-                    )
-            return
+                log.error(
+                    "Dead-letter write failed; retrying.",
+                    topic=self._topic,
+                    attempt=attempt,
+                    source_topic=record.topic,
+                    source_partition=record.partition,
+                    source_offset=record.offset,
+                    error=str(exc),
+                )
+                await asyncio.sleep(self._policy.delay(attempt))
+        if copy is None:
+            self._metrics.dead_letters_unwritable.labels(reason.workspace or "none", reason.reason).inc()
+            log.error(
+                "Record NOT dead-lettered: even its smallest copy is larger than the dead-letter topic accepts; "
+                "it is committed and stays only in its source topic. Raise the topic's max.message.bytes.",
+                reason=reason.reason,
+                workspace=reason.workspace,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                dlq_topic=self._topic,
+                limit=self._limit,
+            )
+        else:
+            self._metrics.dead_letters.labels(reason.workspace or "none", reason.reason).inc()
+            if copy.form != "whole":
+                self._metrics.dead_letters_reduced.labels(copy.form).inc()
+            log.warning(
+                "Record dead-lettered.",
+                reason=reason.reason,
+                workspace=reason.workspace,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                detail=reason.message,
+                **({} if copy.form == "whole" else {"copy": copy.form, "value_bytes": len(record.value or b"")}),
+            )
+        self._on_written(ticket)

@@ -2,8 +2,10 @@
 
 Rules, in order (``docs/workspaces.md`` has the user-facing version):
 
-1. The ``cio-workspace`` header (``SinkSettings.workspace_header``) naming a configured workspace wins.
-   An unknown name is a ``no_route`` rejection; an empty header counts as absent.
+1. The workspace header (``SinkSettings.workspace_header``, off when empty), only where the record's
+   topic allows it: a name in the topic's ``header_workspaces`` wins. Any other non-empty value is a
+   ``workspace_not_allowed`` rejection (producers must not pick another team's workspace); an empty
+   header counts as absent, and with the header off no header is ever read.
 2. Route overrides (``routes:``), first match wins. An override matches on its ``topic`` and/or its
    ``event`` (the name of a ``track`` message; other message types never match an ``event``).
    An override with a ``workspace`` sends the message there (unless the header already chose one).
@@ -30,6 +32,10 @@ from connector.config import MappingSettings, Settings
 from connector.errors import ConfigError
 from connector.sink.mapping.mapper import Mapper
 from connector.sink.mapping.model import Message, Rejection
+
+# The header value is the producer's: at most this much of it is quoted in a dead letter's message.
+MAX_QUOTED_HEADER_BYTES = 64
+_NOTHING_ALLOWED: dict[bytes, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,6 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         """Precompute every Target. Raises ConfigError if two workspaces list the same topic."""
         self._mappers: dict[MappingSettings, Mapper] = {}  # one per distinct settings (they are frozen)
-        self._header_names: dict[bytes, str] = {}
         self._by_workspace: dict[str, _Pair] = {}
         self._topic_workspace: dict[str, str] = {}
         for i, ws in enumerate(settings.workspaces):
@@ -74,7 +79,6 @@ class Router:
                 else dataclasses.replace(settings.mapping, attribute_prefix=ws.attribute_prefix)
             )
             self._by_workspace[ws.name] = _Pair.of(ws.name, mapping, self._mapper(mapping))
-            self._header_names[ws.name.encode()] = ws.name
             for topic in ws.topics:
                 owner = self._topic_workspace.setdefault(topic, ws.name)
                 if owner != ws.name:
@@ -103,6 +107,18 @@ class Router:
                     self._override_pairs[(i, name)] = _Pair.of(name, mapping, self._mapper(mapping))
 
         self._header = settings.sink.workspace_header
+        # Per topic, the header values it may use → the workspace each names. A topic without an entry
+        # may name none: the header is an opt-in per topic, never a default.
+        self._header_allowed: dict[str, dict[bytes, str]] = {}
+        if self._header:
+            for topic_settings in settings.topics:
+                allowed = self._header_allowed.setdefault(topic_settings.name, {})
+                for name in topic_settings.header_workspaces:
+                    if name not in self._by_workspace:
+                        raise ConfigError(
+                            f"topics.{topic_settings.name}.header_workspaces", f"no workspace named {name!r}"
+                        )
+                    allowed[name.encode()] = name
         self._tx_topic = settings.transactional.topic
         self._tx_event = settings.transactional.event_name
         self._topic_cache: dict[str, _Pair | Rejection] = {}
@@ -119,7 +135,8 @@ class Router:
         return tuple(self._by_workspace)
 
     def route(self, topic: str, workspace_header: bytes | None, message: Message) -> Target | Rejection:
-        """The Target of one message from ``topic``, or a ``no_route`` Rejection saying why there is none."""
+        """The Target of one message from ``topic``, or a Rejection (``no_route``, ``workspace_not_allowed``)
+        saying why there is none. ``workspace_header`` is ignored while the header is off."""
         event: str | None = None
         if message.get("type") == "track":
             name = message.get("event")
@@ -128,11 +145,10 @@ class Router:
         transactional = topic == self._tx_topic and event is not None and event == self._tx_event
 
         header_ws: str | None = None
-        if workspace_header:
-            header_ws = self._header_names.get(workspace_header)
+        if workspace_header and self._header:
+            header_ws = self._header_allowed.get(topic, _NOTHING_ALLOWED).get(workspace_header)
             if header_ws is None:
-                shown = workspace_header.decode("utf-8", "replace")
-                return Rejection("no_route", f"{self._header} header: no workspace named {shown!r}")
+                return self._not_allowed(topic, workspace_header)
 
         index = self._match_override(topic, event) if self._overrides else None
         if index is None:
@@ -165,8 +181,19 @@ class Router:
         return self._no_route(topic) if workspace is None else self._by_workspace[workspace]
 
     def _no_route(self, topic: str) -> Rejection:
+        header = f", or name one in the {self._header} header" if self._header_allowed.get(topic) else ""
         return Rejection(
-            "no_route",
-            f"no workspace takes topic {topic!r}: list it in a workspace's topics, add a route, "
-            f"or set the {self._header} header",
+            "no_route", f"no workspace takes topic {topic!r}: list it in a workspace's topics or add a route{header}"
+        )
+
+    def _not_allowed(self, topic: str, value: bytes) -> Rejection:
+        # Same answer for an unknown name and a known one the topic may not use: the dead letter tells
+        # producers nothing about which workspaces exist.
+        shown = repr(value[:MAX_QUOTED_HEADER_BYTES].decode("utf-8", "replace"))
+        if len(value) > MAX_QUOTED_HEADER_BYTES:
+            shown += f"… ({len(value)} bytes)"
+        return Rejection(
+            "workspace_not_allowed",
+            f"topic {topic!r} may not choose workspace {shown} by the {self._header} header "
+            f"(not in topics.{topic}.header_workspaces)",
         )

@@ -222,12 +222,34 @@ class Sink:
         self._metrics.records_in_flight.set(self._offsets.in_flight())
 
     def _map_record(self, record: Record, ticket: Ticket) -> None:
+        """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.
+
+        An exception here is a bug, but one record must not stop the partition (nor, raised out of the
+        consume loop, the process, to re-read the same record after every restart): the record is
+        dead-lettered as ``internal_error`` naming the exception's class, never its text, which may
+        quote the record. A try costs nothing in CPython 3.11 until something raises.
+        """
+        try:
+            self._map_messages(record, ticket)
+        except Exception as exc:
+            name = type(exc).__name__
+            log.error(
+                "Record could not be processed (a bug); dead-lettering it.",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=name,
+            )
+            ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
+
+    def _map_messages(self, record: Record, ticket: Ticket) -> None:
         decoded = decode_record(record.value)
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
             return
         if record.headers:
-            header = record.header(self._sink.workspace_header)
+            header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
+            header = record.header(header_name) if header_name else None
             topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
         else:  # the common case, without the header scans
             header = None
@@ -423,10 +445,23 @@ def _origin(record: Record) -> tuple[str, int, int, int]:
         try:
             return (
                 origin.decode(),
-                int(record.header("cio-origin-partition") or b""),
-                int(record.header("cio-origin-offset") or b""),
-                int(record.header("cio-origin-timestamp") or b""),
+                _header_int(record.header("cio-origin-partition")),
+                _header_int(record.header("cio-origin-offset")),
+                _header_int(record.header("cio-origin-timestamp")),
             )
         except (ValueError, UnicodeDecodeError):
             pass  # malformed origin headers: fall back to this record's own position
     return record.topic, record.partition, record.offset, record.timestamp_ms
+
+
+def _header_int(value: bytes | None) -> int:
+    """A header written by ``str(int)``: ASCII digits, an optional minus, at most 19 digits; else ValueError.
+
+    ``int()`` alone would also take " 12", "1_000" and other scripts' digits ("١٢").
+    """
+    if value is None:
+        raise ValueError("header missing")
+    digits = value[1:] if value[:1] == b"-" else value
+    if not digits or len(digits) > 19 or not digits.isdigit():  # bytes.isdigit() is ASCII-only
+        raise ValueError("not a decimal header value")
+    return int(value)

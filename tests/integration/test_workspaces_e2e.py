@@ -15,6 +15,7 @@ import pytest
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
+from connector.kafka import Producer
 from tests.integration.harness import (
     ROOT,
     connector_env,
@@ -266,4 +267,70 @@ workspaces:
     assert body["checks"]["workspace:eu-brand"]["ready"] is False
     assert "401" in body["checks"]["workspace:eu-brand"]["detail"]
     assert body["checks"]["workspace:us-brand"]["ready"] is True
+    assert fake.state.operations_for("eu-brand") == []
+
+
+async def produce_with_header(
+    kafka: KafkaSettings, topic: str, messages: list[dict[str, Any]], workspace: bytes
+) -> None:
+    """Produce messages that each carry a `cio-workspace` header naming ``workspace``."""
+    producer = Producer(kafka, linger_ms=20)
+    await producer.start()
+    try:
+        headers = (("cio-workspace", workspace),)
+        await producer.send_many(topic, [(key, value, headers) for key, value in messages_as_records(messages)])
+    finally:
+        await producer.stop()
+
+
+def user_ids(fake: FakeCustomerIO, workspace: str) -> set[str]:
+    return {str(r["operation"]["identifiers"]["id"]) for r in fake.state.operations_for(workspace)}
+
+
+async def test_workspace_header_names_only_workspaces_on_the_topic_allow_list(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """Header on: allowed names are delivered there; a name off the topic's list is dead-lettered, never sent."""
+    us_topic, eu_topic, shared, dlq = [await topic_factory() for _ in range(4)]
+    env = env_without_default_workspace(kafka_settings.bootstrap_servers, fake, [us_topic, eu_topic, shared], dlq)
+    env["CONNECTOR_WORKSPACE_HEADER"] = "cio-workspace"
+    extra = f"""topics:
+  {us_topic}: {{header_workspaces: [us-brand]}}
+  {shared}: {{header_workspaces: [us-brand, eu-brand]}}
+"""
+    settings = load_settings(env, write_config(tmp_path / "c.yaml", us_topic, eu_topic, extra), role="sink")
+    async with running(settings):
+        # The US team's topic may name its own workspace, not the EU one; the EU topic may name none.
+        await produce_with_header(kafka_settings, us_topic, [track(f"us-own-{i}", i) for i in range(5)], b"us-brand")
+        await produce_with_header(kafka_settings, us_topic, [track(f"us-to-eu-{i}", i) for i in range(3)], b"eu-brand")
+        await produce_with_header(kafka_settings, eu_topic, [track(f"eu-to-us-{i}", i) for i in range(2)], b"us-brand")
+        await produce_with_header(kafka_settings, shared, [track(f"shared-eu-{i}", i) for i in range(4)], b"eu-brand")
+        await produce_with_header(kafka_settings, shared, [track(f"shared-us-{i}", i) for i in range(4)], b"us-brand")
+        dead = await read_all(kafka_settings, dlq, expect=5, timeout=60)
+        await wait_for(lambda: len(fake.state.operations_for("us-brand")) >= 9, 60, "US deliveries")
+        await wait_for(lambda: len(fake.state.operations_for("eu-brand")) >= 4, 60, "EU deliveries")
+
+    assert user_ids(fake, "us-brand") == {f"us-own-{i}" for i in range(5)} | {f"shared-us-{i}" for i in range(4)}
+    assert user_ids(fake, "eu-brand") == {f"shared-eu-{i}" for i in range(4)}
+    assert len(dead) == 5
+    assert {r.header("cio-dlq-reason") for r in dead} == {b"workspace_not_allowed"}
+    by_user = {orjson.loads(r.value or b"")["userId"]: (r.header("cio-dlq-message") or b"").decode() for r in dead}
+    assert set(by_user) == {f"us-to-eu-{i}" for i in range(3)} | {f"eu-to-us-{i}" for i in range(2)}
+    assert f"topic '{us_topic}'" in by_user["us-to-eu-0"]
+    assert "'eu-brand'" in by_user["us-to-eu-0"]
+    assert f"topic '{eu_topic}'" in by_user["eu-to-us-0"]
+    assert "'us-brand'" in by_user["eu-to-us-0"]
+
+
+async def test_workspace_header_is_ignored_unless_enabled(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    """By default a producer's `cio-workspace` header cannot move its records: the topic's owner gets them."""
+    us_topic, eu_topic, dlq = await topic_factory(), await topic_factory(), await topic_factory()
+    env = env_without_default_workspace(kafka_settings.bootstrap_servers, fake, [us_topic, eu_topic], dlq)
+    settings = load_settings(env, write_config(tmp_path / "c.yaml", us_topic, eu_topic), role="sink")
+    async with running(settings):
+        await produce_with_header(kafka_settings, us_topic, [track(f"us-{i}", i) for i in range(5)], b"eu-brand")
+        await wait_for(lambda: len(fake.state.operations_for("us-brand")) >= 5, 60, "US deliveries")
+    assert user_ids(fake, "us-brand") == {f"us-{i}" for i in range(5)}
     assert fake.state.operations_for("eu-brand") == []

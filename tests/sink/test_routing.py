@@ -1,4 +1,4 @@
-"""Routing rules: header, overrides, topics, catch-all, prefixes, transactional flag (pure)."""
+"""Routing rules: header (opt-in per topic), overrides, topics, catch-all, prefixes, transactional flag (pure)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from connector.config import (
     RouteOverride,
     Settings,
     SinkSettings,
+    TopicSettings,
     TransactionalSettings,
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
 from connector.sink.mapping.model import Message, MessageContext, Operation, Rejection
-from connector.sink.routing import Router, Target
+from connector.sink.routing import MAX_QUOTED_HEADER_BYTES, Router, Target
 
 TRACK: Message = {"type": "track", "event": "Order Completed", "userId": "u1"}
 IDENTIFY: Message = {"type": "identify", "userId": "u1"}
+
+
+# Where the header is on in these tests, topics a, b, c and tx may name every workspace below.
+ANY_WORKSPACE = ("us-brand", "eu-brand", "catch-all", "other")
 
 
 def _settings(
@@ -25,12 +30,19 @@ def _settings(
     routes: tuple[RouteOverride, ...] = (),
     prefix: str = "",
     tx_topic: str | None = None,
+    header: str = "cio-workspace",
+    topics: tuple[TopicSettings, ...] | None = None,
 ) -> Settings:
+    if topics is None:
+        declared = {ws.name for ws in workspaces}
+        allowed = tuple(name for name in ANY_WORKSPACE if name in declared)
+        topics = tuple(TopicSettings(name=t, header_workspaces=allowed) for t in ("a", "b", "c", "tx"))
     return Settings(
         workspaces=workspaces,
         routes=routes,
+        topics=topics,
         mapping=MappingSettings(attribute_prefix=prefix),
-        sink=SinkSettings(input_topics=("a", "b", "c")),
+        sink=SinkSettings(input_topics=("a", "b", "c"), workspace_header=header),
         transactional=TransactionalSettings(topic=tx_topic),
     )
 
@@ -63,10 +75,85 @@ def test_workspace_by_header_then_topics_then_catch_all(topic: str, header: byte
     assert _target(router, topic, header).workspace == expected
 
 
-def test_unknown_header_name_is_no_route() -> None:
-    """A header naming no configured workspace is rejected with the name in the message."""
+def test_unknown_header_name_is_not_allowed() -> None:
+    """A header naming no configured workspace is refused like any name off the list, quoting the name."""
     result = Router(_settings(US, ALL)).route("a", b"mars", TRACK)
-    assert result == Rejection("no_route", "cio-workspace header: no workspace named 'mars'")
+    assert result == Rejection(
+        "workspace_not_allowed",
+        "topic 'a' may not choose workspace 'mars' by the cio-workspace header (not in topics.a.header_workspaces)",
+    )
+
+
+def test_header_off_by_default() -> None:
+    """Out of the box no header is read: the workspace header setting is empty."""
+    assert SinkSettings().workspace_header == ""
+
+
+@pytest.mark.parametrize("header", [b"eu-brand", b"mars", b"x" * 10_000])
+def test_header_off_is_ignored_and_the_topic_rules_decide(header: bytes) -> None:
+    """With the header off, whatever it holds, the topic's owner and the routes choose the workspace."""
+    settings = _settings(US, EU, ALL, routes=(RouteOverride(topic="c", workspace="eu-brand"),), header="")
+    router = Router(settings)
+    assert _target(router, "a", header).workspace == "us-brand"
+    assert _target(router, "b", header).workspace == "eu-brand"
+    assert _target(router, "c", header).workspace == "eu-brand"  # the override, not the header
+
+
+def test_header_names_only_workspaces_on_the_topic_allow_list() -> None:
+    """A topic's header may name its listed workspaces; another workspace is workspace_not_allowed."""
+    topics = (TopicSettings(name="a", header_workspaces=("us-brand", "catch-all")),)
+    router = Router(_settings(US, EU, ALL, topics=topics))
+    assert _target(router, "a", b"catch-all").workspace == "catch-all"
+    assert _target(router, "a", b"us-brand").workspace == "us-brand"
+    refused = router.route("a", b"eu-brand", TRACK)
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "workspace_not_allowed"
+    assert "topic 'a'" in refused.message
+    assert "'eu-brand'" in refused.message
+
+
+@pytest.mark.parametrize("topic", ["b", "c"])
+def test_topic_without_an_allow_list_may_not_use_the_header(topic: str) -> None:
+    """Header on but nothing listed for the topic: every non-empty header is refused there, even its owner's."""
+    topics = (TopicSettings(name="a", header_workspaces=("eu-brand",)),)
+    router = Router(_settings(US, EU, ALL, topics=topics))
+    owner = "eu-brand" if topic == "b" else "catch-all"
+    for name in (b"us-brand", owner.encode()):
+        refused = router.route(topic, name, TRACK)
+        assert isinstance(refused, Rejection)
+        assert refused.reason == "workspace_not_allowed"
+    assert _target(router, topic, b"").workspace == owner  # an empty header is still absent
+    assert _target(router, topic, None).workspace == owner
+
+
+def test_allowed_header_beats_an_override_but_a_refused_one_is_not_overridden() -> None:
+    """An override does not rescue a refused header: the record is dead-lettered, not routed elsewhere."""
+    routes = (RouteOverride(topic="a", workspace="eu-brand"),)
+    topics = (TopicSettings(name="a", header_workspaces=("us-brand",)),)
+    router = Router(_settings(US, EU, ALL, routes=routes, topics=topics))
+    assert _target(router, "a", b"us-brand").workspace == "us-brand"
+    refused = router.route("a", b"catch-all", TRACK)
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "workspace_not_allowed"
+
+
+def test_oversized_header_value_is_quoted_bounded() -> None:
+    """A producer's huge or binary header value is quoted at most MAX_QUOTED_HEADER_BYTES long, with its size."""
+    value = "é".encode() * 50_000 + b"\xff"
+    refused = Router(_settings(US, ALL)).route("a", value, TRACK)
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "workspace_not_allowed"
+    assert len(refused.message) < 300
+    assert f"({len(value)} bytes)" in refused.message
+    assert refused.message.encode("utf-8")  # a valid header value for the dead letter
+    assert MAX_QUOTED_HEADER_BYTES < 100
+
+
+def test_allow_list_naming_an_unknown_workspace_is_a_config_error() -> None:
+    """The router refuses an allow-list naming no configured workspace, naming the key."""
+    topics = (TopicSettings(name="a", header_workspaces=("us-brand", "mars")),)
+    with pytest.raises(ConfigError, match=r"^topics\.a\.header_workspaces: no workspace named 'mars'$"):
+        Router(_settings(US, topics=topics))
 
 
 def test_unrouted_topic_is_no_route() -> None:

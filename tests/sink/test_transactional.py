@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, resolve_workspace
@@ -16,7 +19,7 @@ from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
 from connector.sink.mapping.model import Message, Rejection
-from connector.sink.mapping.transactional import build_send_email
+from connector.sink.mapping.transactional import _count_recipients, build_send_email
 from connector.sink.retry import RetryPolicy
 from connector.sink.transactional_sender import TransactionalSender
 
@@ -28,6 +31,13 @@ def _event(userId: Any = "u-1", **props: Any) -> Message:  # noqa: N803 - Segmen
     if userId is not None:
         message["userId"] = userId
     return message
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"k": value}
+    return value
 
 
 def _body(message: Message) -> dict[str, Any]:
@@ -86,6 +96,9 @@ def test_every_optional_field_is_carried() -> None:
     [
         ({"transactional_message_id": "42"}, "u", "transactional_message_id", 42),
         ({"transactional_message_id": "welcome"}, "u", "transactional_message_id", "welcome"),
+        ({"transactional_message_id": " 18446744073709551615 "}, "u", "transactional_message_id", 2**64 - 1),
+        ({"transactional_message_id": "²"}, "u", "transactional_message_id", "²"),  # not ASCII digits: a name
+        ({"transactional_message_id": "١٢"}, "u", "transactional_message_id", "١٢"),
         ({"transactional_message_id": None, "transactionalMessageId": 9}, "u", "transactional_message_id", 9),
         ({"to": None, "recipient": "b@example.com"}, "u", "to", "b@example.com"),
         ({"to": None, "email": "c@example.com"}, "u", "to", "c@example.com"),
@@ -136,6 +149,16 @@ def test_field_variants(props: dict[str, Any], user_id: Any, field: str, expecte
         ({"send_at": "next tuesday"}, "u", "invalid_timestamp", "send_at"),
         ({"send_at": True}, "u", "invalid_timestamp", "send_at"),
         ({"message_data": {"blob": "x" * (2048 * 1024)}}, "u", "too_large", "bytes"),
+        ({"transactional_message_id": "9" * 25}, "u", "invalid_field", "transactional_message_id: out of range"),
+        ({"transactional_message_id": "9" * 5000}, "u", "invalid_field", "transactional_message_id: out of range"),
+        ({"transactional_message_id": 2**64}, "u", "invalid_field", "transactional_message_id: out of range"),
+        ({"message_data": _deep(300)}, "u", "invalid_field", "properties.message_data: cannot be serialized"),
+        ({"message_data": {"n": 2**70}}, "u", "invalid_field", "properties.message_data: cannot be serialized"),
+        ({"subject": "\ud800"}, "u", "invalid_field", "properties.subject: cannot be serialized"),
+        ({"identifiers": {"id": 10**5000}}, "u", "invalid_identifier", "identifiers.id: number out of range"),
+        ({"identifiers": {"id": "x" * 151}}, "u", "limit_exceeded", "identifiers.id"),
+        ({}, "a@" + "." * 200_000 + " ", "limit_exceeded", "userId"),
+        ({"to": "a@b.c," * 3000}, "u", "limit_exceeded", "properties.to"),
     ],
 )
 def test_invalid_events_are_rejected(props: dict[str, Any], user_id: Any, reason: str, names: str) -> None:
@@ -150,6 +173,15 @@ def test_fifteen_recipients_with_quoted_commas_are_allowed() -> None:
     """Commas inside quoted display names do not count as separators."""
     to = ", ".join(f'"Doe, P{i}" <p{i}@example.com>' for i in range(15))
     assert _body(_event(to=to))["to"] == to
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(',"a @'), max_size=40))
+def test_recipients_are_counted_as_the_old_lookahead_regex_counted(to: str) -> None:
+    """The linear count splits exactly where ``,(?=(?:[^"]*"[^"]*")*[^"]*$)`` did (commas outside quotes)."""
+    regex = re.compile(r',(?=(?:[^"]*"[^"]*")*[^"]*$)')
+    expected = sum(1 for part in regex.split(to) if part.strip())
+    assert _count_recipients(to) == expected
 
 
 def test_missing_properties_is_rejected() -> None:

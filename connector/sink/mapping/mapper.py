@@ -112,7 +112,7 @@ class Mapper:
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
         except Exception as exc:  # the contract: no message, however odd, may stop a partition
-            return Rejection("invalid_field", f"message: cannot be mapped ({type(exc).__name__})")
+            return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
     def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
         if not isinstance(message, dict):

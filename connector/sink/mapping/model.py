@@ -30,8 +30,11 @@ REASONS = frozenset(
         "too_large",
         # routing
         "no_route",
+        "workspace_not_allowed",
         # delivery
         "rejected",
+        # a connector bug: an unexpected exception, named by its class (never its text)
+        "internal_error",
     }
 )
 

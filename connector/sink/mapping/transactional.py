@@ -5,40 +5,51 @@ App API docs, "Send a transactional email").
 Rejection. Every property is read by its snake_case name or its camelCase twin
 (``transactional_message_id`` / ``transactionalMessageId``):
 
-    transactional_message_id  required; an int template id, or a trigger name (a string of digits
-                              becomes an int id)
+    transactional_message_id  required; an int template id below 2⁶⁴, or a trigger name (a string of
+                              ASCII digits becomes an int id)
     to                        required (or ``recipient`` / ``email``); a string or a list of strings;
                               at most 15 addresses
     identifiers               an object with exactly one of id / email / cio_id; default from ``userId``
-                              (email-looking → email, ``cio_`` prefix → cio_id without it, else id)
+                              (email-looking → email, ``cio_`` prefix → cio_id without it, else id:
+                              the sink's own classification, ``connector.sink.mapping.identifiers``); values
+                              within Customer.io's 150-byte identifier limit
     message_data              object for Liquid; {} when absent (other properties are NOT copied in, so
                               routing fields never leak into templates)
     from, subject, reply_to, language                strings
     send_at                   Unix seconds (ms accepted) or an ISO-8601 string → int seconds
     disable_message_retention, send_to_unsubscribed, tracked, queue_draft      booleans
 
+``build_send_email`` never raises and runs in time linear in its input: no regex backtracks over a
+field, and what orjson cannot encode (nesting past 254 levels, integers past 64 bits, lone surrogates)
+is an ``invalid_field`` naming the property.
+
 The sender (rate limit, retries, delivery ids) is ``connector.sink.transactional_sender``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
+from connector.sink.mapping import identifiers as ids
 from connector.sink.mapping.model import Message, Rejection
 from connector.sink.mapping.timestamps import to_unix_ms
+from connector.sink.mapping.validation import Invalid, check_identifier, serialize
 
 MAX_RECIPIENTS = 15
 MAX_BODY_BYTES = 2048 * 1024
 STRING_FIELDS = ("from", "subject", "reply_to", "language")
 BOOL_FIELDS = ("disable_message_retention", "send_to_unsubscribed", "tracked", "queue_draft")
 IDENTIFIER_KEYS = frozenset({"id", "email", "cio_id"})
+MAX_TO_CHARS = MAX_RECIPIENTS * 1024  # 15 addresses of ≤ 254 bytes, with display names to spare
+MAX_TEMPLATE_ID = 2**64 - 1  # what a JSON body (and orjson) can carry
+_MAX_TEMPLATE_DIGITS = len(str(MAX_TEMPLATE_ID))
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_RECIPIENT_SEPARATOR = re.compile(r',(?=(?:[^"]*"[^"]*")*[^"]*$)')  # commas outside "display names"
 _MISSING = object()
+_TEMPLATE_OUT_OF_RANGE = Rejection(
+    "invalid_field", f"properties.transactional_message_id: out of range (at most {MAX_TEMPLATE_ID})"
+)
 
 
 def _camel(name: str) -> str:
@@ -69,9 +80,16 @@ def build_send_email(message: Message) -> bytes | Rejection:
     template = _get(props, "transactional_message_id")
     if template is _MISSING:
         return Rejection("missing_field", "properties.transactional_message_id: required")
-    if isinstance(template, str) and template.strip().isdigit():
-        template = int(template.strip())
-    valid_id = isinstance(template, int) and not isinstance(template, bool) and template > 0
+    if isinstance(template, str):
+        digits = template.strip()
+        # ASCII only: str.isdigit() is also true of "²" and "١٢", which int() refuses or misreads.
+        if digits.isascii() and digits.isdigit():
+            if len(digits) > _MAX_TEMPLATE_DIGITS:  # int() of thousands of digits is slow, then refused
+                return _TEMPLATE_OUT_OF_RANGE
+            template = int(digits)
+    if type(template) is int and template > MAX_TEMPLATE_ID:
+        return _TEMPLATE_OUT_OF_RANGE
+    valid_id = type(template) is int and template > 0
     valid_name = isinstance(template, str) and template.strip() != ""
     if not (valid_id or valid_name):
         return Rejection("invalid_field", "properties.transactional_message_id: must be a positive integer or a name")
@@ -111,10 +129,50 @@ def build_send_email(message: Message) -> bytes | Rejection:
             return Rejection("invalid_timestamp", "properties.send_at: must be Unix seconds or an ISO-8601 time")
         body["send_at"] = seconds
 
-    encoded = orjson.dumps(body)
+    try:
+        encoded = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return _unencodable(body)
     if len(encoded) > MAX_BODY_BYTES:
         return Rejection("too_large", f"send_email body is {len(encoded)} bytes (limit {MAX_BODY_BYTES})")
     return encoded
+
+
+def _unencodable(body: dict[str, Any]) -> Rejection:
+    """The ``invalid_field`` naming the first property orjson refuses (too deep, too big an int, a lone
+    surrogate); its message is orjson's, which never quotes the value."""
+    for name, value in body.items():
+        try:
+            serialize(value, f"properties.{name}")
+        except Invalid as exc:
+            return Rejection(exc.reason, exc.message)
+    return Rejection("invalid_field", "properties: cannot be serialized")  # pragma: no cover - one field refuses
+
+
+def _count_recipients(to: str) -> int:
+    """The non-blank parts of ``to`` split at commas outside "display names", in linear time.
+
+    A comma separates when an even number of quotes follows it: what the lookahead
+    ``,(?=(?:[^"]*"[^"]*")*[^"]*$)`` tests, in quadratic time. Stops counting past MAX_RECIPIENTS.
+    """
+    segments = to.split('"')
+    quotes = len(segments) - 1
+    count = 0
+    blank = True  # the part being read holds only whitespace so far
+    for i, segment in enumerate(segments):
+        if i:
+            blank = False  # the quote before this segment belongs to the part
+        if (quotes - i) % 2:  # an odd number of quotes follows: these commas are inside a display name
+            blank = blank and (not segment or segment.isspace())
+            continue
+        for j, piece in enumerate(segment.split(",")):
+            if j:
+                count += not blank
+                if count > MAX_RECIPIENTS:
+                    return count
+                blank = True
+            blank = blank and (not piece or piece.isspace())
+    return count + (not blank)
 
 
 def _recipients(props: dict[str, Any]) -> str | Rejection:
@@ -128,30 +186,30 @@ def _recipients(props: dict[str, Any]) -> str | Rejection:
         value = ", ".join(v.strip() for v in value)
     if not isinstance(value, str) or not value.strip():
         return Rejection("invalid_field", f"properties.{name}: must be a non-empty string or list of strings")
-    count = sum(1 for part in _RECIPIENT_SEPARATOR.split(value) if part.strip())
+    if len(value) > MAX_TO_CHARS:
+        return Rejection("limit_exceeded", f"properties.{name}: {len(value)} characters (at most {MAX_TO_CHARS})")
+    count = _count_recipients(value)
     if count > MAX_RECIPIENTS:
         return Rejection("limit_exceeded", f"properties.{name}: {count} recipients (at most {MAX_RECIPIENTS})")
     return value.strip()
 
 
 def _identifiers(props: dict[str, Any], user_id: Any) -> dict[str, str] | Rejection:
+    """The person, classified as the sink classifies ``userId`` (``identifiers.person``), or the given one."""
     given = _get(props, "identifiers")
-    if given is _MISSING:
-        if isinstance(user_id, int) and not isinstance(user_id, bool):
-            user_id = str(user_id)
-        if not isinstance(user_id, str) or not user_id.strip():
-            return Rejection("missing_identifier", "properties.identifiers or userId: required")
-        user_id = user_id.strip()
-        if _EMAIL.fullmatch(user_id):
-            return {"email": user_id}
-        if user_id.startswith("cio_") and len(user_id) > 4:
-            return {"cio_id": user_id[4:]}
-        return {"id": user_id}
-    if not isinstance(given, dict) or len(given) != 1 or not IDENTIFIER_KEYS.issuperset(given):
-        return Rejection("invalid_identifier", "properties.identifiers: must hold exactly one of id, email, cio_id")
-    ((key, value),) = given.items()
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        return Rejection("invalid_identifier", f"properties.identifiers.{key}: must be a non-empty string")
-    return {key: value.strip()}
+    try:
+        if given is _MISSING:
+            value = ids.identifier_value(user_id, "userId")
+            if value is None:
+                return Rejection("missing_identifier", "properties.identifiers or userId: required")
+            return ids.person(value.strip(), "userId")[0]
+        if not isinstance(given, dict) or len(given) != 1 or not IDENTIFIER_KEYS.issuperset(given):
+            return Rejection("invalid_identifier", "properties.identifiers: must hold exactly one of id, email, cio_id")
+        ((key, raw),) = given.items()
+        field = f"properties.identifiers.{key}"
+        value = raw if isinstance(raw, str) else ids.identifier_value(raw, field) if raw is not None else None
+        if value is None or not value.strip():
+            return Rejection("invalid_identifier", f"{field}: must be a non-empty string")
+        return {key: check_identifier(value.strip(), field)}
+    except Invalid as exc:
+        return Rejection(exc.reason, exc.message)
