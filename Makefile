@@ -3,14 +3,22 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The venv is rebuilt when pyproject.toml or the lock changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/test.txt | sha1sum | cut -c1-12)
+# `make lock` only: pip-tools in a throwaway venv of its own (it is not a dependency of the project).
+PIP_TOOLS_VERSION := 7.6.2
+LOCK_VENV := .cache/lock-venv
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" PIP_FIND_LINKS= $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-find-links
 
-.PHONY: venv tools test lint typecheck demo bench compiled clean
+.PHONY: venv tools test lint typecheck demo bench compiled clean lock
 
-$(STAMP): pyproject.toml
+# Every package comes from the hashed lock (pip refuses anything unpinned or with another hash); the
+# project itself is installed last, without dependencies and without fetching a build backend.
+$(STAMP): pyproject.toml requirements/test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements/test.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -50,6 +58,16 @@ bench: venv compiled
 # The optional compiled mapping layer (setup.py), unpacked into build/compiled: PYTHONPATH=build/compiled.
 compiled: venv
 	scripts/build-compiled
+
+# Regenerates the hashed locks from pyproject.toml (and requirements/build.in) at the newest versions allowed:
+# test.txt (venv, CI), runtime.txt (the image; the same versions as test.txt) and build.txt (the image's
+# compile stage). Resolved for this interpreter (CPython 3.11 on Linux); hashes cover every published file.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install -q "pip-tools==$(PIP_TOOLS_VERSION)"; }
+	$(PIP_COMPILE) --upgrade --extra test -o requirements/test.txt pyproject.toml
+	$(PIP_COMPILE) -c requirements/test.txt -o requirements/runtime.txt pyproject.toml
+	$(PIP_COMPILE) -c requirements/test.txt -o requirements/build.txt requirements/build.in
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist

@@ -9,6 +9,10 @@ In one run, on the same records:
 
     .venv/bin/python bench/sink_throughput.py                 # 200,000 records
     .venv/bin/python bench/sink_throughput.py --records 1000000   # the 1M-record backlog memory check
+    .venv/bin/python bench/sink_throughput.py --workspaces 20     # the backlog spread over 20 workspaces
+
+``--workspaces N`` gives each of N workspaces (on the fake, in the connector's YAML) its own topic
+(4 partitions for one workspace, else one each) and spreads the records over them in chunks of 5,000.
 
 The broker comes from KAFKA_BOOTSTRAP_SERVERS, else it is started (connector.devtools.kafka_local).
 Everything runs on this machine, so the broker's JVM, the fake and the connector share its cores.
@@ -23,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -52,8 +57,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def fill(kafka: KafkaSettings, topic: str, count: int) -> int:
-    """Produce ``count`` sample records; return how many operations they map to."""
+async def fill(kafka: KafkaSettings, topics: list[str], count: int) -> int:
+    """Produce ``count`` sample records, chunks of 5,000 over ``topics`` in turn; return their operations."""
     samples = SampleEvents(seed=42, users=20_000)
     mapper = Mapper(load_settings({}).mapping)
     producer = Producer(kafka, linger_ms=50, compression="lz4")
@@ -61,7 +66,8 @@ async def fill(kafka: KafkaSettings, topic: str, count: int) -> int:
     operations = 0
     now = int(time.time() * 1000)
     try:
-        for start in range(0, count, 5_000):
+        for chunk, start in enumerate(range(0, count, 5_000)):
+            topic = topics[chunk % len(topics)]
             items: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]] = []
             for i in range(start, min(count, start + 5_000)):
                 message = samples.message(now - (count - i))
@@ -74,10 +80,10 @@ async def fill(kafka: KafkaSettings, topic: str, count: int) -> int:
     return operations
 
 
-async def ceiling(kafka: KafkaSettings, topic: str, count: int) -> float:
+async def ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> float:
     """Records/s of a bare aiokafka consumer that decodes every value with orjson."""
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=kafka.bootstrap_servers,
         group_id=f"bench-ceiling-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
@@ -148,9 +154,21 @@ async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: in
     return f"{elapsed:6.2f}s  accepted={accepted:,}  {short}"
 
 
+def workspaces_config(topics: list[str]) -> str:
+    """A YAML file giving workspace ``w<i>`` the topic ``topics[i]`` (site ``site-<i>``, key ``key-<i>``)."""
+    lines = ["workspaces:"]
+    lines += [
+        f"  - {{name: w{i}, site_id: site-{i}, api_key: key-{i}, region: us, topics: [{t}]}}"
+        for i, t in enumerate(topics)
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="bench-workspaces-", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+    return handle.name
+
+
 async def end_to_end(
     bootstrap: str,
-    topic: str,
+    topics: list[str],
     records: int,
     operations: int,
     *,
@@ -158,6 +176,7 @@ async def end_to_end(
     compiled: bool = False,
     trace: bool = False,
     extra_env: dict[str, str] | None = None,
+    workspaces: bool = False,
 ) -> tuple[float, float, float, float]:
     """(events/s, seconds, max RSS MB of any replica, CPU seconds of all replicas) delivering the backlog.
 
@@ -170,9 +189,9 @@ async def end_to_end(
         # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
         "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "CONNECTOR_INPUT_TOPICS": topic,
+        "CONNECTOR_INPUT_TOPICS": ",".join(topics),
         "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        "CONNECTOR_DLQ_TOPIC": f"{topic}-dlq",
+        "CONNECTOR_DLQ_TOPIC": f"{topics[0]}-dlq",
         "CIO_SITE_ID": "demo-site",
         "CIO_API_KEY": "demo-key",
         "CIO_REGION": "us",
@@ -183,10 +202,17 @@ async def end_to_end(
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
+    fake_workspaces: list[str] = []
+    if workspaces:  # one workspace per topic, from a YAML file, instead of the CIO_* default workspace
+        for key in ("CIO_SITE_ID", "CIO_API_KEY", "CIO_REGION"):
+            env.pop(key)
+        env["CONNECTOR_CONFIG"] = workspaces_config(topics)
+        for i in range(len(topics)):
+            fake_workspaces += ["--workspace", f"w{i}:site-{i}:key-{i}:us"]
     # -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
     cli = [sys.executable, "-P", "-m", "connector"]
     fake = subprocess.Popen(
-        [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0"],
+        [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *fake_workspaces],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -211,7 +237,7 @@ async def end_to_end(
                     if connector.poll() is not None:
                         raise SystemExit(f"connector exited with {connector.returncode}")
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
-                    accepted = (await response.json())["accepted_operations"].get("demo", 0)
+                    accepted = sum((await response.json())["accepted_operations"].values())
                 if started is None and accepted > 0:
                     started = time.perf_counter()
                     cpu_at_start = cpu_now
@@ -256,24 +282,30 @@ async def _wait(http: aiohttp.ClientSession, url: str) -> None:
 async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, str]) -> None:
     records, replicas, compiled = args.records, args.replicas, args.compiled
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka, {topic: PARTITIONS})
-    print(f"producing {records:,} sample records to {topic} ({PARTITIONS} partitions)…", flush=True)
-    operations = await fill(kafka, topic, records)
-    raw = await ceiling(kafka, topic, records)
+    base = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    count = args.workspaces or 1
+    topics = [base] if count == 1 else [f"{base}-w{i}" for i in range(count)]
+    partitions = PARTITIONS if count == 1 else 1
+    await ensure_topics(kafka, dict.fromkeys(topics, partitions))
+    where = topics[0] if count == 1 else f"{count} topics of {partitions} partition"
+    print(f"producing {records:,} sample records to {where} ({partitions} partitions each)…", flush=True)
+    operations = await fill(kafka, topics, records)
+    raw = await ceiling(kafka, topics, records)
     rate, seconds, peak, cpu = await end_to_end(
         bootstrap,
-        topic,
+        topics,
         records,
         operations,
         replicas=replicas,
         compiled=compiled,
         trace=args.trace,
         extra_env=extra_env,
+        workspaces=args.workspaces is not None,
     )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
     who = "connector" if replicas == 1 else f"{replicas} connector replicas"
     who += " (compiled)" if compiled else ""
+    who += f", {count} workspace{'s' if count > 1 else ''}" if args.workspaces else ""
     print(f"end-to-end  Kafka → {who} → fake (HTTP): {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
     print(f"CPU         connector process(es)             : {records / cpu:>10,.0f} events per CPU-second")
@@ -288,6 +320,9 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--compiled", action="store_true", help="run the connector with the modules built by scripts/build-compiled"
+    )
+    parser.add_argument(
+        "--workspaces", type=int, default=None, help="spread the records over N workspaces, one topic each"
     )
     parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
     parser.add_argument(

@@ -174,8 +174,14 @@ class SinkSettings:
     max_buffered_operations: int = setting(
         10_000,
         "CONNECTOR_MAX_BUFFERED_OPERATIONS",
-        "Fetching pauses while this many operations wait to be delivered (memory bound).",
+        "Operations waiting to be delivered, for the whole process, shared by the workspaces (memory bound).",
         ge=100,
+    )
+    max_buffered_bytes: int = setting(
+        16_777_216,
+        "CONNECTOR_MAX_BUFFERED_BYTES",
+        "Serialized bytes of the operations waiting to be delivered, for the whole process (memory bound).",
+        ge=1_048_576,
     )
     max_poll_records: int = setting(2_000, "CONNECTOR_MAX_POLL_RECORDS", "Records taken from Kafka per fetch.", ge=1)
     fetch_max_bytes: int = setting(

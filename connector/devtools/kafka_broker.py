@@ -32,7 +32,8 @@ from types import TracebackType
 
 from connector.devtools.kafka_jars import KAFKA_VERSION, KafkaLocalError, _tail, fetch_jars
 
-DOCKER_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
+# By digest (the multi-arch index of the tag); refresh with `docker buildx imagetools inspect apache/kafka:TAG`.
+DOCKER_IMAGE = f"apache/kafka:{KAFKA_VERSION}@sha256:5cc2a2fd93fa2687b44015eee04fb2c3edd9e526bd64bf8bec5ff1e268772e0e"
 # C1-only JIT: ready about a third sooner; a development broker does not need peak throughput.
 JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
 HOW_TO_GET_A_BROKER = (

@@ -1,9 +1,12 @@
 """Apache Kafka's jars for the development broker, fetched once into the cache (standard library only).
 
 Maven resolves ``kafka_2.13:KAFKA_VERSION`` (plus the log4j binding) into the cache once, a marker file
-lets later calls skip Maven; without ``mvn`` the Apache release tarball is downloaded and its SHA-512
-checked. Cache: ``$CIO_CONNECTOR_CACHE`` or ``~/.cache/cio-connector``. Concurrent callers are serialized
-by a file lock.
+lets later calls skip Maven; without ``mvn`` the Apache release tarball is downloaded. Concurrent callers
+are serialized by a file lock. Cache: ``$CIO_CONNECTOR_CACHE`` or ``~/.cache/cio-connector``.
+
+Every start checks the jars against pinned digests (``kafka_checksums``): Maven's against the pinned
+SHA-256 of each artifact, the tarball against its pinned SHA-512 (its jars then against the digests recorded
+when it was unpacked). A missing, extra or altered jar refuses to start the broker, in one line.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from connector.devtools.kafka_checksums import MAVEN_JARS_SHA256, TARBALL_SHA512
 
 KAFKA_VERSION = "4.1.2"
 SCALA_VERSION = "2.13"
@@ -72,23 +77,82 @@ def _tail(text: str, lines: int = 20) -> str:
 
 
 def fetch_jars(version: str = KAFKA_VERSION) -> Path:
-    """The directory holding the broker's jars; resolved once per version, safe with concurrent callers."""
+    """The directory holding the broker's verified jars; fetched once per version, safe with concurrent callers.
+
+    Raises KafkaLocalError when a jar does not match its pinned digest, even one fetched on an earlier run.
+    """
     home = cache_dir() / f"kafka-{version}"
     libs, marker = home / "libs", home / "complete.json"
     if marker.exists():
-        return libs
+        return _verified(libs, marker)
     with _file_lock(cache_dir() / f"kafka-{version}.lock"):
         if marker.exists():  # another process fetched while this one waited for the lock
-            return libs
+            return _verified(libs, marker)
         shutil.rmtree(home, ignore_errors=True)  # whatever an interrupted fetch left behind
         staging = home / "libs.partial"
         staging.mkdir(parents=True)
         began = time.monotonic()
         mvn = shutil.which("mvn")
-        source = _fetch_with_maven(mvn, version, home, staging) if mvn else _fetch_tarball(version, home, staging)
+        if mvn:
+            source = _fetch_with_maven(mvn, version, home, staging)
+            verify_jars(staging, _pinned_maven_jars(version))
+            unpacked: dict[str, str] = {}
+        else:
+            source = _fetch_tarball(version, home, staging)
+            unpacked = jar_digests(staging)
         staging.rename(libs)
         seconds = round(time.monotonic() - began, 1)
-        marker.write_text(json.dumps({"version": version, "source": source, "seconds": seconds}) + "\n")
+        record = {"version": version, "source": source, "seconds": seconds}
+        if unpacked:
+            record["jars_sha256"] = unpacked
+        marker.write_text(json.dumps(record) + "\n")
+    return libs
+
+
+def jar_digests(libs: Path) -> dict[str, str]:
+    """SHA-256 (hex) of every jar in ``libs``, by file name."""
+    digests = {}
+    for jar in sorted(libs.glob("*.jar")):
+        digest = hashlib.sha256()
+        with jar.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        digests[jar.name] = digest.hexdigest()
+    return digests
+
+
+def verify_jars(libs: Path, expected: dict[str, str]) -> None:
+    """Raise KafkaLocalError (one line) unless ``libs`` holds exactly the ``expected`` jars, byte for byte.
+
+    An extra jar is refused like an altered one: everything in ``libs`` is on the broker's class path.
+    """
+    found = jar_digests(libs)
+    refetch = f"delete {libs.parent} to fetch again"
+    for name in sorted(expected.keys() - found.keys()):
+        raise KafkaLocalError(f"Kafka jar {name} is missing from {libs}; {refetch}")
+    for name in sorted(found.keys() - expected.keys()):
+        raise KafkaLocalError(f"unexpected jar {name} in {libs} (not among the pinned Kafka jars); {refetch}")
+    for name, digest in sorted(found.items()):
+        if digest != expected[name]:
+            raise KafkaLocalError(
+                f"Kafka jar {libs / name} does not match its pinned SHA-256 (got {digest}); refusing to start; {refetch}"
+            )
+
+
+def _pinned_maven_jars(version: str) -> dict[str, str]:
+    if version != KAFKA_VERSION:
+        raise KafkaLocalError(f"no pinned checksums for Kafka {version} (only {KAFKA_VERSION}): see kafka_checksums.py")
+    return MAVEN_JARS_SHA256
+
+
+def _verified(libs: Path, marker: Path) -> Path:
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError) as exc:
+        raise KafkaLocalError(f"unreadable {marker} ({exc}); delete {marker.parent} to fetch again") from exc
+    jars = record.get("jars_sha256") if isinstance(record, dict) else None
+    # Maven's jars against the pinned table; a pinned tarball's against what was recorded when it was unpacked.
+    verify_jars(libs, jars if isinstance(jars, dict) else _pinned_maven_jars(marker.parent.name.removeprefix("kafka-")))
     return libs
 
 
@@ -107,10 +171,12 @@ def _fetch_with_maven(mvn: str, version: str, home: Path, out: Path) -> str:
 def _fetch_tarball(version: str, home: Path, out: Path) -> str:
     url = TARBALL_URL.format(v=version, s=SCALA_VERSION)
     archive = home / url.rsplit("/", 1)[1]
+    # Pinned, not read from the ``.sha512`` next to the tarball: whoever can swap one can swap the other.
+    expected = TARBALL_SHA512.get(archive.name)
+    if expected is None:
+        raise KafkaLocalError(f"no pinned SHA-512 for {archive.name}: see kafka_checksums.py")
     digest = hashlib.sha512()
     try:
-        with urllib.request.urlopen(url + ".sha512", timeout=60) as response:  # noqa: S310 — fixed https URL
-            expected = _parse_sha512(response.read().decode())
         with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as file:  # noqa: S310
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
@@ -118,7 +184,8 @@ def _fetch_tarball(version: str, home: Path, out: Path) -> str:
     except OSError as exc:
         raise KafkaLocalError(f"cannot download {url}: {exc}") from exc
     if digest.hexdigest() != expected:
-        raise KafkaLocalError(f"checksum mismatch for {url}")
+        archive.unlink()
+        raise KafkaLocalError(f"{url} does not match its pinned SHA-512 (got {digest.hexdigest()}); not unpacked")
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar.getmembers():
             # Only <top>/libs/<name>.jar, written by base name: nothing can land outside ``out``.
@@ -128,9 +195,3 @@ def _fetch_tarball(version: str, home: Path, out: Path) -> str:
                 (out / parts[2]).write_bytes(extracted.read())
     archive.unlink()
     return url
-
-
-def _parse_sha512(text: str) -> str:
-    # Apache publishes either ``name: HEX HEX …`` (gpg --print-md) or ``hex  name`` (sha512sum).
-    text = text.split(":", 1)[1] if ":" in text else text.split(maxsplit=1)[0]
-    return "".join(text.split()).lower()

@@ -31,6 +31,11 @@ class Batch(Generic[T]):
     def __len__(self) -> int:
         return len(self.operations)
 
+    @property
+    def operation_bytes(self) -> int:
+        """The operations' own serialized bytes (the body without its envelope and commas)."""
+        return self.body_bytes - ENVELOPE_BYTES - max(0, len(self.operations) - 1)
+
     def body(self) -> bytes:
         """The ``/api/v2/batch`` request body."""
         return _PREFIX + b",".join(op.body for op in self.operations) + _SUFFIX

@@ -11,6 +11,9 @@ Kafka order however many lanes run concurrently. Outcomes of a request:
                    its records stay uncommitted, and the held batch is re-tried as a probe periodically
     408/429/5xx,   retried with full-jitter backoff (Retry-After honoured, capped) for as long as it takes;
     network        the workspace reports itself congested so the runner pauses its partitions
+
+What it buffers (``buffered`` operations, ``buffered_bytes`` of their serialized bodies) counts against the
+process-wide budget (``budget.py``); the runner, not the workspace, decides when its intake stops.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class WorkspaceDelivery:
         self._rejected = metrics.operations.labels(self.name, "dead_lettered")
         self._delay = metrics.end_to_end_delay.labels(self.name)
         self.buffered = 0
+        self.buffered_bytes = 0  # serialized bodies of the buffered operations
         self.failing = False
         self.stopped_reason: str | None = None
         self._resumed = asyncio.Event()
@@ -103,6 +107,8 @@ class WorkspaceDelivery:
         self._revocations = 0
         self._last_revocation_at = 0.0
         self._hold_until = 0.0  # Retry-After applies to the whole workspace, not just the lane that got it
+        # partitions_buffered() while intake is stopped: valid until an operation arrives or a revocation.
+        self._partitions_cache: tuple[int, frozenset[Partition]] | None = None
 
     # --- state seen by the runner -----------------------------------------------------------------
 
@@ -113,8 +119,8 @@ class WorkspaceDelivery:
 
     @property
     def congested(self) -> bool:
-        """True when the runner should stop fetching records for this workspace."""
-        return self.stopped_reason is not None or self.failing or self.buffered >= self._tuning.max_buffered_operations
+        """True while this workspace cannot drain: credentials rejected, failing, or holding for Retry-After."""
+        return self.stopped_reason is not None or self.failing or self._hold_until > time.monotonic()
 
     def mark_stopped(self, reason: str) -> None:
         """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
@@ -149,6 +155,8 @@ class WorkspaceDelivery:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         ticket.hold(self.name)
         self.buffered += 1
+        self.buffered_bytes += len(operation.body)
+        self._partitions_cache = None
         # hash() is stable within the process, which is all lane affinity needs.
         lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
         full = lane.batcher.add(operation, ticket, time.monotonic())
@@ -169,17 +177,24 @@ class WorkspaceDelivery:
                 lane.ready.append((batch, self._revocations))
                 lane.wakeup.set()
 
-    def partitions_buffered(self) -> set[Partition]:
-        """Partitions with operations waiting here: the ones to pause while this workspace is congested.
+    def partitions_buffered(self) -> frozenset[Partition]:
+        """Partitions with operations waiting here: the ones to pause while this workspace's intake is stopped.
 
-        Computed by scanning the lanes rather than kept per operation: it is only needed while congested.
+        Computed by scanning the lanes rather than kept per operation: it is only needed while intake is
+        stopped. The scan is reused until an operation is added (resolving only shrinks the true set, and a
+        partition paused a little longer than needed is resumed once the workspace's intake restarts).
         """
+        cached = self._partitions_cache
+        if cached is not None and cached[0] == self._revocations:
+            return cached[1]
         partitions: set[Partition] = set()
         for lane in self._lanes:
             partitions.update(ticket.partition for ticket in lane.batcher.open_tags)
             for batch, _ in lane.ready:
                 partitions.update(ticket.partition for ticket in batch.tags)
-        return partitions
+        result = frozenset(partitions)
+        self._partitions_cache = (self._revocations, result)
+        return result
 
     def publish_gauges(self) -> None:
         """Refresh gauges that are cheaper to sample than to track per operation."""
@@ -207,7 +222,7 @@ class WorkspaceDelivery:
             batch, revocations = lane.ready[0]
             if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
                 current = batch.select(self._is_current)
-                self._abandon(len(batch) - len(current))
+                self._abandon(batch, current)
                 batch = current
             if len(batch):
                 await self._deliver(batch)
@@ -335,7 +350,7 @@ class WorkspaceDelivery:
         if rejected:
             self._rejected.inc(len(rejected))
             log.warning("Operations rejected by Customer.io.", workspace=self.name, rejected=len(rejected))
-        self._resolved(len(tags))
+        self._resolved(len(tags), batch.operation_bytes)
 
     async def _on_rejected_batch(self, batch: Batch[Ticket], exc: PermanentDeliveryError) -> None:
         if len(batch) > 1:
@@ -350,15 +365,16 @@ class WorkspaceDelivery:
         ticket.release()
         self._rejected.inc()
         log.warning("Operation rejected by Customer.io.", workspace=self.name, status=exc.status, error=str(exc))
-        self._resolved(1)
+        self._resolved(1, batch.operation_bytes)
 
-    def _abandon(self, count: int) -> None:
+    def _abandon(self, batch: Batch[Ticket], kept: Batch[Ticket]) -> None:
         """Operations of revoked partitions: not sent, not resolved (their new owner re-reads them)."""
-        if count:
-            self._resolved(count)
+        if len(kept) < len(batch):
+            self._resolved(len(batch) - len(kept), batch.operation_bytes - kept.operation_bytes)
 
-    def _resolved(self, count: int) -> None:
+    def _resolved(self, count: int, nbytes: int) -> None:
         self.buffered -= count
+        self.buffered_bytes -= nbytes
 
     def _on_rate_wait(self, seconds: float) -> None:
         self._metrics.rate_limit_waits.labels(self.name, "track").inc()

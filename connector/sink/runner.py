@@ -7,7 +7,8 @@ Invariants:
 - A revoked partition is never committed after its revocation: in-flight work gets a bounded grace
   period, then its tracker is dropped and late completions are ignored.
 - Backpressure, not loss: partitions feeding a congested workspace (failing, credentials rejected, or
-  too many buffered operations) are paused, and resumed when it recovers.
+  holding for Retry-After) or one at its share of the process-wide buffer budget (``budget.py``) are
+  paused, and resumed when it recovers; at the process bound every partition is paused.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, P
 from connector.kafka import ConsumerLike, Partition, ProducerLike, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
+from connector.sink.budget import BufferBudget, Holding
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
 from connector.sink.mapping.decode import decode_record
@@ -85,8 +87,8 @@ class Sink:
         self._completed: Counter[tuple[str, str]] = Counter()  # (topic, outcome), flushed to metrics per fetch
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._max_records_in_flight = self._sink.max_buffered_operations * max(1, len(self._deliveries))
-        self._full = False  # at the in-flight bound; cleared below the low watermark (hysteresis)
+        # One bound for the whole process, shared by the workspaces (not multiplied by their number).
+        self._budget = BufferBudget(self._sink.max_buffered_operations, self._sink.max_buffered_bytes)
         self._progress = asyncio.Event()  # a record resolved: room may have freed up
         self._waiting_for_room = False  # only then does resolving a record set _progress
 
@@ -328,31 +330,30 @@ class Sink:
     def _apply_backpressure(self) -> bool:
         """Pause what must not be fetched now, resume the rest; True when the whole assignment is paused."""
         assignment = self._consumer.assignment()
-        wanted: set[Partition] = set()
-        backlog = max(self._offsets.in_flight(), self._dlq.pending)
-        was_full = self._full
-        if backlog >= self._max_records_in_flight:
-            if not self._full:
-                # Intake stops until half the bound is resolved (fewer, larger fetches than toggling at
-                # the bound), and open batches go out now: lingering gains nothing while nothing comes in.
-                self._full = True
-                for delivery in self._deliveries.values():
-                    delivery.flush()
-        elif backlog < self._max_records_in_flight // 2:
-            self._full = False
-        for delivery in self._deliveries.values():
+        deliveries = self._deliveries
+        was_full = self._budget.full
+        # Records waiting for the dead-letter writer or a transactional send hold memory too.
+        plan = self._budget.plan(
+            {name: Holding(d.buffered, d.buffered_bytes, d.congested) for name, d in deliveries.items()},
+            self._dlq.pending + self._txn_queue.qsize(),
+        )
+        # Intake just stopped (for the process or a workspace): open batches go out now, lingering gains
+        # nothing while nothing comes in; intake restarts below half the room (hysteresis, budget.py).
+        for name in plan.flush:
+            deliveries[name].flush()
+        for delivery in deliveries.values():
             delivery.publish_gauges()
-        if self._full:
+        wanted: set[Partition] = set()
+        if plan.full:
             wanted = set(assignment)
         else:
-            for delivery in self._deliveries.values():
-                if delivery.congested:
-                    wanted |= delivery.partitions_buffered()
+            for name in plan.held_back:
+                wanted |= deliveries[name].partitions_buffered()
             wanted &= assignment
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
         # Pauses at the memory bound are routine under backlog (debug); a congested workspace's are news.
-        say = log.debug if self._full or was_full else log.info
+        say = log.debug if plan.full or was_full else log.info
         if pause:
             self._consumer.pause(pause)
             say("Partitions paused for backpressure.", partitions=sorted(f"{p.topic}-{p.partition}" for p in pause))

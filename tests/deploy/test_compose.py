@@ -12,6 +12,9 @@ from deploy_support import ROOT, run_tool
 
 from connector.cli import build_parser
 from connector.config import documented_settings, load_settings
+from connector.devtools.kafka_local import DOCKER_IMAGE
+
+DIGEST = re.compile(r"^(?P<tag>[\w./-]+:[\w.-]+)@sha256:[0-9a-f]{64}$")
 
 COMPOSE = ROOT / "docker-compose.yml"
 CONNECTOR_ENV = {
@@ -60,12 +63,21 @@ def test_services() -> None:
     """Kafka, topic creator, fake Customer.io, connector, sample producer, Prometheus and Grafana."""
     services = _services()
     assert set(services) == {"kafka", "kafka-init", "fake-cio", "connector", "demo-producer", "prometheus", "grafana"}
-    assert services["kafka"]["image"] == "apache/kafka:4.1.2"
-    assert services["kafka-init"]["image"] == "apache/kafka:4.1.2"
+    assert services["kafka"]["image"].startswith("apache/kafka:4.1.2@sha256:")
+    assert services["kafka-init"]["image"] == services["kafka"]["image"]
+    assert services["kafka"]["image"] == DOCKER_IMAGE  # the tests' container broker: one pin for both
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, one node
     for name in ("fake-cio", "connector", "demo-producer"):
         assert services[name]["image"] == "cio-connector:dev", name
         assert services[name]["build"]["context"] == ".", name
+
+
+def test_external_images_are_pinned_by_digest() -> None:
+    """Every image pulled from a registry is named by tag and digest: a re-pushed tag cannot change it."""
+    for name, service in _services().items():
+        if "build" in service:
+            continue
+        assert DIGEST.match(service["image"]), f"{name}: {service['image']} is not pinned by digest"
 
 
 def test_start_order_waits_for_health() -> None:
@@ -161,9 +173,11 @@ def test_dockerfile() -> None:
 
     stages = args("FROM")
     assert len(stages) == 2
-    build, runtime = stages[0].split()[0], stages[1].split()[0]
-    assert build.startswith("python:3.11-")
-    assert runtime == build.replace("python:3.11-", "python:3.11-slim-")  # same glibc for the compiled modules
+    build, runtime = (DIGEST.match(stage.split()[0]) for stage in stages)
+    assert build, stages[0]  # pinned by digest
+    assert runtime, stages[1]
+    assert build["tag"].startswith("python:3.11-")
+    assert runtime["tag"] == build["tag"].replace("python:3.11-", "python:3.11-slim-")  # same glibc for mypyc
     assert any("COPY --from=build" in f"COPY {a}" for a in args("COPY"))
     (user,) = args("USER")
     assert user.split(":")[0] not in {"0", "root"}
@@ -177,12 +191,39 @@ def test_dockerfile() -> None:
     compile(command[2], "HEALTHCHECK", "exec")
 
 
+def test_dockerfile_base_images_name_their_tag() -> None:
+    """Above each digest-pinned FROM, a comment names the tag it was taken from (what to refresh)."""
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("FROM "):
+            match = DIGEST.match(line.split()[1])
+            assert match, line
+            assert lines[index - 1] == f"# {match['tag']}"
+
+
+def test_dockerfile_installs_only_hashed_locks() -> None:
+    """Third-party packages come from requirements/*.txt with --require-hashes; our wheel adds none (--no-deps)."""
+    installs = [
+        command.strip()
+        for i, a in _dockerfile()
+        if i == "RUN"
+        for command in re.split(r"&&|;|\bthen\b|\belse\b", a)
+        if "pip install" in command
+    ]
+    assert installs
+    for command in installs:
+        assert "--require-hashes -r requirements/" in command or "--no-deps /wheels/" in command, command
+    locks = {m for c in installs for m in re.findall(r"requirements/\w+\.txt", c)}
+    assert locks == {"requirements/runtime.txt", "requirements/build.txt"}
+
+
 def test_dockerignore_keeps_the_build_inputs() -> None:
-    """The build context holds pyproject.toml, setup.py, README.md and connector/ (everything else is ignored)."""
+    """The build context holds pyproject.toml, setup.py, README.md, the locks and connector/ (nothing else)."""
     lines = [
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and line[0] != "#"
     ]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!setup.py", "!README.md", "!connector/"} <= set(lines)
+    locks = {"requirements/runtime.txt", "requirements/build.txt"}
+    assert {"!pyproject.toml", "!setup.py", "!README.md", "!connector/"} | {f"!{lock}" for lock in locks} <= set(lines)
     sources = {src for i, a in _dockerfile() if i == "COPY" and not a.startswith("--from") for src in a.split()[:-1]}
-    assert sources == {"pyproject.toml", "setup.py", "README.md", "connector"}
+    assert sources == {"pyproject.toml", "setup.py", "README.md", "connector"} | locks

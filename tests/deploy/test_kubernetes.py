@@ -128,7 +128,13 @@ def check_connector_pod(deployment: dict[str, Any], docs: list[dict[str, Any]]) 
     else:
         (monitor,) = monitors
         assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-        service = _one(docs, "Service")
+        selected = [
+            d
+            for d in docs
+            if d["kind"] == "Service"
+            and monitor["spec"]["selector"]["matchLabels"].items() <= d["metadata"]["labels"].items()
+        ]
+        (service,) = selected
         assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
 
     # The webhook port is reachable through a Service selecting the pod.
@@ -196,6 +202,109 @@ def test_helm_config_file_is_mounted_and_loads(helm: str, tmp_path: Path) -> Non
     assert [ws.name for ws in settings.workspaces] == ["us-shop"]
 
 
+def _ingress_rules(policy: dict[str, Any]) -> dict[int, list[dict[str, Any]] | None]:
+    """{port: its `from` peers (None: any source)} of a NetworkPolicy's ingress rules."""
+    rules: dict[int, list[dict[str, Any]] | None] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            assert port["port"] not in rules, f"port {port['port']} in two rules"
+            rules[port["port"]] = rule.get("from")
+    return rules
+
+
+def test_helm_network_policy_and_metrics_service_by_default(helm: str, tmp_path: Path) -> None:
+    """By default the pod admits webhooks from the ingress controller and /metrics from the monitoring
+    namespace only, and metrics have a Service of their own (the webhook Service carries nothing else)."""
+    docs = _render(helm, tmp_path, {})
+    pod_labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    policy = _one(docs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress open: Kafka and Customer.io are external
+    ingress_controller = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+    }
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert _ingress_rules(policy) == {8080: [ingress_controller], 9464: [monitoring]}
+
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    assert set(services) == {"demo-cio-connector", "demo-cio-connector-metrics"}
+    ports = {
+        name: [(p["name"], p["port"], p["targetPort"]) for p in s["spec"]["ports"]] for name, s in services.items()
+    }
+    assert ports == {
+        "demo-cio-connector": [("webhook", 8080, "webhook")],
+        "demo-cio-connector-metrics": [("metrics", 9464, "metrics")],
+    }
+    assert all(s["spec"]["selector"].items() <= pod_labels.items() for s in services.values())
+
+
+def test_helm_network_policy_and_metrics_service_can_be_disabled(helm: str, tmp_path: Path) -> None:
+    """Both off: no NetworkPolicy, and the one Service carries the webhook and metrics ports, as before."""
+    values = {"networkPolicy": {"enabled": False}, "metrics": {"service": {"enabled": False}}}
+    docs = _render(helm, tmp_path, values)
+    assert "NetworkPolicy" not in _kinds(docs)
+    service = _one(docs, "Service")
+    assert [p["name"] for p in service["spec"]["ports"]] == ["webhook", "metrics"]
+
+
+@pytest.mark.parametrize("metrics_service", [True, False])
+def test_helm_service_monitor_selects_the_service_with_metrics(
+    helm: str, tmp_path: Path, metrics_service: bool
+) -> None:
+    """The ServiceMonitor selects exactly one Service: the metrics one, or the main one when it is off."""
+    values = {"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": metrics_service}}}
+    docs = _render(helm, tmp_path, values)
+    selector = _one(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    selected = [d for d in docs if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == [
+        "demo-cio-connector-metrics" if metrics_service else "demo-cio-connector"
+    ]
+
+
+def test_helm_network_policy_is_configurable(helm: str, tmp_path: Path) -> None:
+    """The peers of each port, extra ingress rules and egress rules come from the values."""
+    traefik = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]
+    prometheus = [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]
+    egress = [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 9092}]}]
+    extra = [{"from": [{"podSelector": {"matchLabels": {"app": "debug"}}}], "ports": [{"port": 9999}]}]
+    values = {
+        "networkPolicy": {
+            "webhook": {"from": traefik},
+            "metrics": {"from": prometheus},
+            "extraIngress": extra,
+            "egress": egress,
+        }
+    }
+    policy = _one(_render(helm, tmp_path, values), "NetworkPolicy")
+    assert _ingress_rules(policy) == {8080: traefik, 9464: prometheus, 9999: extra[0]["from"]}
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["egress"] == egress
+
+
+def test_helm_network_policy_keeps_the_sidecar_applications_ports_open(helm: str, tmp_path: Path) -> None:
+    """mode: sidecar: the policy restricts the connector's ports only, not the application's it shares a pod with."""
+    policy = _one(_render(helm, tmp_path, SCENARIOS["sidecar"]), "NetworkPolicy")
+    rules = _ingress_rules(policy)
+    assert rules[8000] is None  # the application's port: any source, as without the policy
+    assert rules[8080] is not None
+    assert rules[9464] is not None
+
+
+def test_helm_network_policy_without_peers_is_refused(helm: str, tmp_path: Path) -> None:
+    """An empty `from` would silently block every webhook: the rendering fails and says what to set."""
+    values: dict[str, Any] = {"networkPolicy": {"webhook": {"from": []}}}
+    done = subprocess.run(
+        [helm, "template", "demo", str(CHART), "-f", str(_values_file(tmp_path, values))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "networkPolicy.webhook.from is empty" in done.stderr
+
+
 def test_helm_default_grace_period(helm: str, tmp_path: Path) -> None:
     """terminationGracePeriodSeconds follows shutdownTimeoutSeconds."""
     docs = _render(helm, tmp_path, {"shutdownTimeoutSeconds": 50})
@@ -249,3 +358,9 @@ def test_plain_manifest(manifest: str) -> None:
     for key in SECRET_KEYS:
         assert _env(container)[key]["valueFrom"]["secretKeyRef"]["name"] == "cio-connector-credentials"
     assert set(_env(container)) <= {name for name, _, _ in documented_settings()}
+    # Like the chart's defaults: the connector's ports admitted from the ingress controller and monitoring only.
+    rules = _ingress_rules(_one(docs, "NetworkPolicy"))
+    assert rules[8080] is not None
+    assert rules[9464] is not None
+    metrics_services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")]
+    assert [[p["name"] for p in s["spec"]["ports"]] for s in metrics_services] == [["metrics"]]

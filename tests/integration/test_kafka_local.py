@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import http.server
+import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from connector.config import KafkaSettings
-from connector.devtools import kafka_broker, kafka_jars
+from connector.devtools import kafka_broker, kafka_checksums, kafka_jars, kafka_local
 from connector.devtools.kafka_local import (
     HOW_TO_GET_A_BROKER,
     KAFKA_VERSION,
@@ -184,16 +190,123 @@ def test_probe_is_false_when_nothing_listens() -> None:
     assert not broker_ready("127.0.0.1", kafka_broker._free_port(), timeout=0.5)
 
 
-@pytest.mark.parametrize(
-    "published",
-    [
-        "kafka_2.13-4.1.2.tgz: AB12 CD34\n          EF56\n",
-        "ab12cd34ef56  kafka_2.13-4.1.2.tgz\n",
-    ],
-)
-def test_sha512_files_in_both_published_formats(published: str) -> None:
-    """The tarball checksum is read from gpg --print-md and from sha512sum output."""
-    assert kafka_jars._parse_sha512(published) == "ab12cd34ef56"
+def _fake_jars(libs: Path, count: int = 3) -> dict[str, str]:
+    """Writes ``count`` small jars into ``libs``; their SHA-256 by name."""
+    libs.mkdir(parents=True)
+    for index in range(count):
+        (libs / f"lib-{index}-{KAFKA_VERSION}.jar").write_bytes(f"jar {index}".encode() * 1000)
+    return kafka_jars.jar_digests(libs)
+
+
+@pytest.fixture
+def fetched_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache directory whose Maven fetch is complete, with jars matching a (patched) pinned table."""
+    cache = tmp_path / "cache"
+    home = cache / f"kafka-{KAFKA_VERSION}"
+    monkeypatch.setattr(kafka_jars, "MAVEN_JARS_SHA256", _fake_jars(home / "libs"))
+    (home / "complete.json").write_text(json.dumps({"version": KAFKA_VERSION, "source": "maven"}))
+    monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(cache))
+    return home / "libs"
+
+
+@pytest.mark.parametrize("tampering", ["altered", "added", "removed"])
+def test_tampered_jar_in_the_cache_refuses_to_start(
+    fetched_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tampering: str
+) -> None:
+    """A cached jar altered, added or removed after the fetch stops `kafka-local start` with one clear line."""
+    assert kafka_jars.fetch_jars() == fetched_cache  # intact: accepted
+    jar = next(iter(sorted(fetched_cache.glob("*.jar"))))
+    if tampering == "altered":
+        jar.write_bytes(jar.read_bytes() + b"\x00")
+    elif tampering == "added":
+        (fetched_cache / "evil-1.0.jar").write_bytes(b"PK")
+    else:
+        jar.unlink()
+
+    with pytest.raises(KafkaLocalError) as raised:
+        LocalKafka(data_dir=tmp_path / "data").start(timeout=5)
+    assert len(str(raised.value).splitlines()) == 1
+    expected = {"altered": "does not match its pinned SHA-256", "added": "unexpected jar", "removed": "missing"}
+    assert expected[tampering] in str(raised.value)
+
+    assert kafka_local.main(["start", "--data-dir", str(tmp_path / "data")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("kafka-local: ")
+    assert expected[tampering] in line
+    assert not (tmp_path / "data" / "broker.log").exists()  # no JVM was started
+
+
+def test_cached_jars_of_an_unpinned_version_are_refused(fetched_cache: Path) -> None:
+    """Only KAFKA_VERSION has pinned checksums: another version's cached jars are not trusted."""
+    other = fetched_cache.parent.parent / "kafka-0.0.1"
+    fetched_cache.parent.rename(other)
+    with pytest.raises(KafkaLocalError, match=re.escape("no pinned checksums for Kafka 0.0.1")):
+        kafka_jars.fetch_jars("0.0.1")
+
+
+def test_pinned_table_is_for_the_pinned_versions() -> None:
+    """The table names the jars of KAFKA_VERSION and LOG4J_VERSION; a version bump without new digests fails."""
+    table = kafka_checksums.MAVEN_JARS_SHA256
+    assert f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.jar" in table
+    assert f"kafka-clients-{KAFKA_VERSION}.jar" in table
+    assert f"log4j-slf4j-impl-{kafka_jars.LOG4J_VERSION}.jar" in table
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in table.values())
+    assert f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.tgz" in kafka_checksums.TARBALL_SHA512
+
+
+@pytest.fixture
+def tarball_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A local HTTP server in place of archive.apache.org, and no mvn: fetch_jars takes the tarball path."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(kafka_jars, "TARBALL_URL", f"http://127.0.0.1:{server.server_port}/kafka_{{s}}-{{v}}.tgz")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(tmp_path / "cache"))
+    yield served
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=30)
+
+
+def _release_tarball(served: Path, jars: Path) -> Path:
+    tarball = served / f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for jar in sorted(jars.glob("*.jar")):
+            tar.add(jar, arcname=f"kafka/libs/{jar.name}")
+    return tarball
+
+
+def test_tarball_not_matching_its_pinned_sha512_is_not_unpacked(tarball_server: Path, tmp_path: Path) -> None:
+    """A tarball other than the pinned release (a compromised mirror) is refused, even with a matching .sha512."""
+    _fake_jars(tmp_path / "jars")
+    tarball = _release_tarball(tarball_server, tmp_path / "jars")
+    published = hashlib.sha512(tarball.read_bytes()).hexdigest()
+    (tarball_server / f"{tarball.name}.sha512").write_text(f"{published}  {tarball.name}\n")
+    with pytest.raises(KafkaLocalError, match="does not match its pinned SHA-512") as raised:
+        kafka_jars.fetch_jars()
+    assert len(str(raised.value).splitlines()) == 1
+    assert not (kafka_jars.cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs").exists()
+
+
+def test_pinned_tarball_is_unpacked_and_its_jars_checked_on_each_start(
+    tarball_server: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pinned tarball's jars are recorded when unpacked; one altered later refuses the next start."""
+    digests = _fake_jars(tmp_path / "jars")
+    tarball = _release_tarball(tarball_server, tmp_path / "jars")
+    monkeypatch.setattr(kafka_jars, "TARBALL_SHA512", {tarball.name: hashlib.sha512(tarball.read_bytes()).hexdigest()})
+    libs = kafka_jars.fetch_jars()
+    assert kafka_jars.jar_digests(libs) == digests
+    assert kafka_jars.fetch_jars() == libs
+
+    jar = next(iter(sorted(libs.glob("*.jar"))))
+    jar.write_bytes(b"tampered")
+    with pytest.raises(KafkaLocalError, match=re.escape(f"{jar.name} does not match its pinned SHA-256")):
+        kafka_jars.fetch_jars()
 
 
 def test_cli_usage_error_exits_2() -> None:

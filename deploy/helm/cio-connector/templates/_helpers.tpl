@@ -30,6 +30,11 @@ app.kubernetes.io/component: connector
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* Labels of the metrics Service: the ServiceMonitor selects on its component. */}}
+{{- define "cio-connector.metricsLabels" -}}
+{{ include "cio-connector.labels" . | replace "app.kubernetes.io/component: connector" "app.kubernetes.io/component: metrics" }}
+{{- end }}
+
 {{- define "cio-connector.secretName" -}}
 {{- default (include "cio-connector.fullname" .) .Values.secret.existingSecret }}
 {{- end }}
