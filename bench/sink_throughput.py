@@ -45,8 +45,8 @@ from connector.config import KafkaSettings, load_settings  # noqa: E402
 from connector.devtools.kafka_local import provide_broker  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
 from connector.kafka import Producer, ensure_topics  # noqa: E402
-from connector.sink.mapping import map_message  # noqa: E402
-from connector.sink.model import MessageContext  # noqa: E402
+from connector.sink.mapping.mapper import Mapper  # noqa: E402
+from connector.sink.mapping.model import MessageContext  # noqa: E402
 
 PARTITIONS = 4
 
@@ -60,7 +60,7 @@ def free_port() -> int:
 async def fill(kafka: KafkaSettings, topics: list[str], count: int) -> int:
     """Produce ``count`` sample records, chunks of 5,000 over ``topics`` in turn; return their operations."""
     samples = SampleEvents(seed=42, users=20_000)
-    mapping = load_settings({}).mapping
+    mapper = Mapper(load_settings({}).mapping)
     producer = Producer(kafka, linger_ms=50, compression="lz4")
     await producer.start()
     operations = 0
@@ -71,7 +71,7 @@ async def fill(kafka: KafkaSettings, topics: list[str], count: int) -> int:
             items: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]] = []
             for i in range(start, min(count, start + 5_000)):
                 message = samples.message(now - (count - i))
-                mapped = map_message(message, MessageContext(topic, 0, i, 0, now), mapping)
+                mapped = mapper.map(message, MessageContext(topic, 0, i, 0, now))
                 operations += len(mapped) if isinstance(mapped, tuple) else 0
                 items.append((str(message["userId"]).encode(), orjson.dumps(message), ()))
             await producer.send_many(topic, items)

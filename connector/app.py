@@ -16,21 +16,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
-from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Producer, ensure_topics, topic_max_message_bytes
+from connector.kafka import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    Consumer,
+    Producer,
+    ProducerLike,
+    ensure_topics,
+    topic_max_message_bytes,
+)
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.server import Readiness, make_ops_app, start_site
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.tickets import Ticket
-from connector.sink.transactional import TransactionalSender
+from connector.sink.transactional_sender import TransactionalSender
 
 log = get_logger("app")
 
@@ -162,7 +169,7 @@ def _build_sink(
     settings: Settings,
     starts: list[WorkspaceStart],
     client: CustomerIOClient,
-    producer: Producer,
+    producer: ProducerLike,
     metrics: Metrics,
     *,
     dlq_producer: Producer,
@@ -249,7 +256,7 @@ def _kafka_failure(exc: BrokerUnavailableError) -> str:
     return str(exc) if isinstance(exc, KafkaConnectError) else f"KAFKA_BOOTSTRAP_SERVERS: {exc}"
 
 
-def _delivery_sink(producer: Producer, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
+def _delivery_sink(producer: ProducerLike, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
     if topic is None:
         return None
 

@@ -23,11 +23,11 @@ import errno
 from dataclasses import dataclass
 from typing import TextIO
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import REGIONS, resolve_workspace
 from connector.config import Secret, Settings, WorkspaceSettings
 from connector.errors import AuthError, DeliveryError, TransientDeliveryError
 from connector.metrics import Metrics
-from connector.region import REGIONS, resolve_workspace
-from connector.sink.client import CustomerIOClient
 
 WORKSPACES_PATH = "/v1/workspaces"
 

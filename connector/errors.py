@@ -2,8 +2,7 @@
 
     ConnectorError
     ├── ConfigError                 bad or missing setting; exit 2 with one line naming the key
-    ├── DecodeError                 record bytes are not a usable message (dead-letter)
-    ├── MappingError                message cannot become a Customer.io operation (dead-letter)
+    ├── DecodeError                 a webhook body is not a usable event (400)
     ├── DeliveryError               a request to Customer.io did not succeed
     │   ├── TransientDeliveryError  408/429/5xx, timeouts, connection errors: retry, then backpressure
     │   ├── PermanentDeliveryError  400/404/413/422: the payload is rejected (dead-letter)
@@ -15,7 +14,8 @@
     └── SignatureError              webhook signature missing or wrong (401)
 
 Foreign exceptions (aiohttp, aiokafka) are translated at the module that wraps the library, so nothing
-above ``sink/client.py`` or ``kafka.py`` catches them.
+above ``cio/client.py`` or ``kafka.py`` catches them. A record the sink cannot decode or map is not an
+exception: the mapping layer returns a ``Rejection`` value (``sink/mapping/model.py``), dead-lettered.
 """
 
 from __future__ import annotations
@@ -38,14 +38,6 @@ class ConfigError(ConnectorError):
 
 class DecodeError(ConnectorError):
     """Record bytes cannot be decoded into messages."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class MappingError(ConnectorError):
-    """A decoded message cannot be turned into a valid operation."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

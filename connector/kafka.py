@@ -8,6 +8,9 @@ the broker refuses the record's size (resending it unchanged cannot succeed).
 A client that cannot start raises ``KafkaConnectError``, whose one line names the setting to fix and
 the reason (``KAFKA_SASL_PASSWORD: SASL authentication failed (SCRAM-SHA-512)``): aiokafka only logs the
 reason and raises "Unable to bootstrap", so ``diagnose()`` connects once more, alone, to find it.
+
+The engine is typed against ``ConsumerLike`` and ``ProducerLike``, the methods it uses of those two
+classes, so tests without a broker can pass in-memory objects of the same shape.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import ssl
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import aiokafka.conn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -286,6 +289,83 @@ def _partition(tp: Any) -> Partition:
 
 
 RebalanceCallback = Callable[[list[Partition]], Awaitable[None]]
+
+
+class ConsumerLike(Protocol):
+    """What the sink needs of ``Consumer``: a group member with manual commits (tests pass a fake)."""
+
+    async def start(
+        self,
+        topics: Sequence[str],
+        on_revoked: RebalanceCallback,
+        on_assigned: RebalanceCallback,
+        *,
+        pattern: str | None = None,
+    ) -> None:
+        """Join the group for ``topics`` (or ``pattern``); the callbacks run inside ``fetch`` on each rebalance."""
+        ...
+
+    async def position(self, partition: Partition) -> int | None:
+        """The offset the next fetch of ``partition`` starts from, if known without waiting."""
+        ...
+
+    async def stop(self) -> None:
+        """Leave the group and close connections."""
+        ...
+
+    async def fetch(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
+        """Records fetched since the last call, each partition's together and in offset order."""
+        ...
+
+    async def commit(self, offsets: dict[Partition, int]) -> None:
+        """Commit the next offset to read per partition; raise BrokerUnavailableError."""
+        ...
+
+    async def end_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        """Log-end offsets; raise BrokerUnavailableError."""
+        ...
+
+    def assignment(self) -> set[Partition]:
+        """Partitions currently assigned to this member."""
+        ...
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching these partitions; positions are kept."""
+        ...
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        """Fetch these partitions again."""
+        ...
+
+
+class ProducerLike(Protocol):
+    """What the sink and the app need of ``Producer`` (same shape as the webhook side's ``ProducerLike``)."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the producer is connected."""
+        ...
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest record this producer sends, as measured by ``Producer.record_size``."""
+        ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        """Produce one record and wait for its acknowledgement; raise BrokerUnavailableError."""
+        ...
+
+    async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
+        """Produce several records and wait until all are acknowledged; raise BrokerUnavailableError."""
+        ...
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -631,3 +711,8 @@ async def probe_cluster(
     finally:
         await admin.close()
     return rows
+
+
+if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape
+    _consumer_like: type[ConsumerLike] = Consumer
+    _producer_like: type[ProducerLike] = Producer

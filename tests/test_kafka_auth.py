@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector import config
 from connector.config import KafkaSettings, Secret, load_settings
+from connector.config import loading as config_loading
 from connector.devtools.fake_oidc import FakeOidc
 from connector.errors import ConfigError
 from connector.kafka_auth import MskIamToken, OAuthClientCredentials, TokenError
@@ -211,7 +211,7 @@ def test_msk_region_falls_back_to_aws_default_region() -> None:
 
 
 def test_msk_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "MSK_EXTRA_MODULE", "aws_msk_iam_sasl_signer_not_installed")
+    monkeypatch.setattr(config_loading, "MSK_EXTRA_MODULE", "aws_msk_iam_sasl_signer_not_installed")
     with pytest.raises(ConfigError, match=r"^KAFKA_SASL_MECHANISM: AWS_MSK_IAM needs the optional extra msk: "):
         load_settings(base_env(KAFKA_SASL_MECHANISM="AWS_MSK_IAM", AWS_REGION="us-east-1"))
 

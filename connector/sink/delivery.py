@@ -24,16 +24,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from connector.cio.client import BatchResponse, CustomerIOClient
+from connector.cio.region import ResolvedWorkspace
 from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.kafka import Partition
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace
 from connector.sink.batcher import Batch, Batcher
-from connector.sink.client import BatchResponse, CustomerIOClient
 from connector.sink.limits import ConcurrencyLimiter, RateLimiter
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
 
@@ -103,8 +103,6 @@ class WorkspaceDelivery:
         self.stopped_reason: str | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_pending = False
         self._revocations = 0
@@ -149,16 +147,6 @@ class WorkspaceDelivery:
         self._tasks = [asyncio.create_task(self._run_lane(lane), name=f"lane-{self.name}") for lane in self._lanes]
         self._tasks.append(asyncio.create_task(self._linger(), name=f"linger-{self.name}"))
 
-    async def drain(self, timeout: float) -> bool:
-        """Flush every open batch and wait until all operations are resolved; False on timeout."""
-        self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def stop(self) -> None:
         """Cancel the senders (unresolved operations stay unresolved: their offsets are not committed)."""
         for task in self._tasks:
@@ -173,8 +161,6 @@ class WorkspaceDelivery:
     def submit(self, operation: Operation, ticket: Ticket) -> None:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         ticket.hold(self.name)
-        if not self.buffered:
-            self._idle.clear()
         self.buffered += 1
         self.buffered_bytes += len(operation.body)
         self._partitions_cache = None
@@ -396,8 +382,6 @@ class WorkspaceDelivery:
     def _resolved(self, count: int, nbytes: int) -> None:
         self.buffered -= count
         self.buffered_bytes -= nbytes
-        if self.buffered == 0:
-            self._idle.set()
 
     def _on_rate_wait(self, seconds: float) -> None:
         self._metrics.rate_limit_waits.labels(self.name, "track").inc()

@@ -227,8 +227,8 @@ async def test_dlq_replay_reinjects_records_with_their_original_dedup_ids(
         ids = {r["operation"]["id"] for r in fake.state.operations_for("demo")}
 
     # The ids the first attempt carried: map the original positions again.
-    from connector.sink.mapping import map_message
-    from connector.sink.model import MessageContext
+    from connector.sink.mapping.mapper import map_message
+    from connector.sink.mapping.model import MessageContext
 
     mapping = load_settings({}).mapping
     original = set()

@@ -1,7 +1,7 @@
 """A Sink wired to in-memory stand-ins for the Kafka consumer and producer, and the fake Customer.io.
 
-For unit tests of the runner's per-record path: the stand-ins implement only the methods ``Sink`` calls,
-over a fixed list of records on one partition. Everything past Kafka is real (routing, mapping, the
+For unit tests of the runner's per-record path: the stand-ins implement ``kafka.ConsumerLike`` and
+``kafka.ProducerLike`` (what ``Sink`` calls) over a fixed list of records on one partition. Everything past Kafka is real (routing, mapping, the
 dead-letter writer, WorkspaceDelivery and TransactionalSender over HTTP to ``connector.fake_cio``).
 """
 
@@ -13,28 +13,28 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import resolve_workspace
 from connector.config import Settings, load_settings
 from connector.errors import BrokerUnavailableError
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
-from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Headers, Partition, Producer, RebalanceCallback, Record
+from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Headers, Partition, ProducerLike, RebalanceCallback, Record
 from connector.metrics import Metrics
-from connector.region import resolve_workspace
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.tickets import Ticket
-from connector.sink.transactional import TransactionalSender
+from connector.sink.transactional_sender import TransactionalSender
 
 EVENTS = "events"
 TRANSACTIONAL = "txn"
 FAKE = Workspace("demo", "demo-site", "demo-track-key", "eu", app_api_key="demo-app-key")
 
 
-class MemoryConsumer(Consumer):
+class MemoryConsumer:
     """A group member alone on in-memory partitions: hands out ``records`` once and remembers commits.
 
     Fetches take at most ``max_records``, in the given order, from partitions that are assigned and not
@@ -42,7 +42,7 @@ class MemoryConsumer(Consumer):
     aiokafka does, inside a fetch: the runner's revocation callback runs before that fetch returns.
     """
 
-    def __init__(self, records: Sequence[Record]) -> None:  # no super().__init__: no aiokafka client
+    def __init__(self, records: Sequence[Record]) -> None:
         self._pending = list(records)
         self._ends: dict[Partition, int] = {}
         for r in records:
@@ -130,12 +130,25 @@ class MemoryConsumer(Consumer):
         self.paused.difference_update(partitions)
 
 
-class MemoryProducer(Producer):
+class MemoryProducer:
     """Keeps what is sent: the dead-letter copies, as (topic, key, value, headers)."""
 
-    def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:  # no aiokafka client
+    started = True
+
+    def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, Headers]] = []
-        self._max_request_size = max_request_size  # read by the dead-letter writer to size its copies
+        self.max_request_size = max_request_size  # read by the dead-letter writer to size its copies
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        self.sent.append((topic, key, value, headers))
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         self.sent.extend((topic, key, value, headers) for key, value, headers in items)
@@ -262,7 +275,7 @@ async def run_sink(
 
 @contextlib.asynccontextmanager
 async def started_sink(
-    fake: FakeCustomerIO, consumer: MemoryConsumer, producer: Producer, **overrides: str
+    fake: FakeCustomerIO, consumer: MemoryConsumer, producer: ProducerLike, **overrides: str
 ) -> AsyncIterator[Sink]:
     """A running Sink (one workspace, ``sink_settings`` plus ``overrides``) over ``consumer``; stopped on exit.
 

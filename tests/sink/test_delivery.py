@@ -18,15 +18,15 @@ import pytest
 from memory_sink import ManualClock, Resolved, wait_for
 from prometheus_client import CollectorRegistry
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import pin
 from connector.config import load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.kafka import Partition, Record
 from connector.metrics import Metrics
-from connector.region import pin
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import FAILING_AFTER_ATTEMPTS, WorkspaceDelivery
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from connector.config import MappingSettings
-from connector.sink.mapping import Mapper, is_v2_operation, map_message, message_event_name
-from connector.sink.model import REASONS, Filtered, Message, MessageContext, Rejection
+from connector.sink.mapping.mapper import Mapper, is_v2_operation, map_message, message_event_name
+from connector.sink.mapping.model import REASONS, Filtered, Message, MessageContext, Rejection
 
 SETTINGS = MappingSettings()
 CTX = MessageContext(topic="events", partition=3, offset=1042, index=0, timestamp_ms=1_735_689_600_000)

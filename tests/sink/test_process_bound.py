@@ -17,13 +17,13 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import pin
 from connector.config import Settings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Faults, Workspace
-from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Headers, Partition, Producer, RebalanceCallback, Record
+from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Headers, Partition, RebalanceCallback, Record
 from connector.metrics import Metrics
-from connector.region import pin
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
@@ -35,7 +35,7 @@ MAX_POLL = 20
 BOUND = 100  # CONNECTOR_MAX_BUFFERED_OPERATIONS (its minimum)
 
 
-class MemoryConsumer(Consumer):
+class MemoryConsumer:
     """A consumer-group member alone on in-memory partitions; ``on_fetch`` sees the sink before each fetch."""
 
     def __init__(self, logs: dict[Partition, list[Record]], on_fetch: Callable[[], None]) -> None:
@@ -101,11 +101,23 @@ class MemoryConsumer(Consumer):
         return all(self.committed_offsets.get(p) == len(log) for p, log in self._logs.items() if p.topic in wanted)
 
 
-class NoDeadLetters(Producer):
-    """The dead-letter producer: these tests produce no bad record, so any write fails the test."""
+class NoDeadLetters:
+    """The dead-letter producer (a ``kafka.ProducerLike``): these tests produce no bad record, so any write
+    fails the test."""
 
-    def __init__(self) -> None:  # no aiokafka client
-        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE  # read by the dead-letter writer at construction
+    started = True
+    max_request_size = DEFAULT_MAX_REQUEST_SIZE
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        raise AssertionError("unexpected dead letter")
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         raise AssertionError(f"unexpected dead letters: {len(items)}")

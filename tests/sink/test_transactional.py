@@ -11,16 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace, resolve_workspace
 from connector.config import EndpointSettings, Secret, WorkspaceSettings
 from connector.errors import AuthError, BrokerUnavailableError, PermanentDeliveryError
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, resolve_workspace
-from connector.sink.client import CustomerIOClient
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, Rejection
+from connector.sink.mapping.transactional import _count_recipients, build_send_email
 from connector.sink.retry import RetryPolicy
-from connector.sink.transactional import TransactionalSender, _count_recipients, build_send_email
+from connector.sink.transactional_sender import TransactionalSender
 
 
 def _event(userId: Any = "u-1", **props: Any) -> Message:  # noqa: N803 - Segment's field name
