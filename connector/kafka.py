@@ -20,6 +20,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
 from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.readahead import partition_fetch_bytes
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -102,7 +103,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Consumer:
-    """A consumer-group member with manual commits."""
+    """A consumer-group member with manual commits.
+
+    With ``fetch_budget_bytes``, the read-ahead kept in memory is bounded for the process: at every
+    assignment each partition's fetch size becomes the budget divided by the partitions assigned
+    (``readahead.py``), instead of a fixed size per partition.
+    """
 
     def __init__(
         self,
@@ -111,9 +117,12 @@ class Consumer:
         *,
         max_poll_records: int = 2000,
         fetch_max_bytes: int = 16_777_216,
+        fetch_budget_bytes: int | None = None,
         auto_offset_reset: str = "earliest",
         **extra: Any,
     ) -> None:
+        self._fetch_max_bytes = fetch_max_bytes
+        self._fetch_budget_bytes = fetch_budget_bytes
         self._consumer = AIOKafkaConsumer(
             **client_options(settings),
             group_id=group_id,
@@ -121,14 +130,35 @@ class Consumer:
             auto_offset_reset=auto_offset_reset,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=min(fetch_max_bytes, 2 * 1_048_576),
+            max_partition_fetch_bytes=partition_fetch_bytes(fetch_budget_bytes or fetch_max_bytes, 1, fetch_max_bytes),
             **extra,
         )
 
     async def start(self, topics: Sequence[str], on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
         """Join the group for ``topics``; rebalance callbacks run inside the consumer's poll."""
-        self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+
+        async def assigned(partitions: list[Partition]) -> None:
+            self._share_read_ahead()
+            await on_assigned(partitions)
+
+        self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, assigned))
         await self._consumer.start()
+
+    def _share_read_ahead(self) -> None:
+        """Re-divide the read-ahead budget among the partitions now assigned (before any is fetched)."""
+        if self._fetch_budget_bytes is None:
+            return
+        size = partition_fetch_bytes(self._fetch_budget_bytes, len(self._consumer.assignment()), self._fetch_max_bytes)
+        # aiokafka reads this attribute each time it builds a fetch request; it has no public setter.
+        self._consumer._fetcher._max_partition_fetch_bytes = size
+
+    @property
+    def partition_fetch_bytes(self) -> int:
+        """Bytes each assigned partition is fetched ahead, as the consumer now asks the broker for."""
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        if fetcher is None:  # not started: what it was built with
+            return int(self._consumer._max_partition_fetch_bytes)
+        return int(fetcher._max_partition_fetch_bytes)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
