@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 import uuid
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
     """
     if header_workspaces:
         (topic,) = topics
-        owned = [topic] + [f"{topic}-unused"] * (header_workspaces - 1)
+        owned = [topic] + [f"{topic}-unused-{i}" for i in range(1, header_workspaces)]
         allowed = ", ".join(f"w{i}" for i in range(header_workspaces))
     else:
         owned, allowed = topics, ""
@@ -248,12 +249,16 @@ async def end_to_end(
         stderr=subprocess.DEVNULL,
     )
     connectors: list[subprocess.Popen[bytes]] = []
+    error_files: list[typing.IO[bytes]] = []
     try:
         async with aiohttp.ClientSession() as http:
             await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
             for port in metrics_ports:
                 replica_env = {**env, "CONNECTOR_METRICS_PORT": str(port)}
-                connectors.append(subprocess.Popen(sink_cli, env=replica_env, stderr=subprocess.DEVNULL))
+                # stderr to a file: its last line says why, should the connector exit.
+                errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
+                connectors.append(subprocess.Popen(sink_cli, env=replica_env, stderr=errors))
+                error_files.append(errors)
             pids = [c.pid for c in connectors]
             peak = 0.0
             started = None
@@ -265,7 +270,10 @@ async def end_to_end(
                 cpu_now = sum(cpu_seconds(pid) for pid in pids)
                 for connector in connectors:
                     if connector.poll() is not None:
-                        raise SystemExit(f"connector exited with {connector.returncode}")
+                        errors = error_files[connectors.index(connector)]
+                        errors.seek(0)
+                        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
+                        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
                     accepted = sum((await response.json())["accepted_operations"].values())
                 if started is None and accepted > 0:
