@@ -180,6 +180,7 @@ def _build_sink(
         settings.sink.group_id,
         max_poll_records=settings.sink.max_poll_records,
         fetch_max_bytes=settings.sink.fetch_max_bytes,
+        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
         max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
     )
     # One tracker shared by the runner (which commits) and the lanes (which skip revoked records).

@@ -40,6 +40,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from connector.config import KafkaSettings
 from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError
 from connector.kafka_auth import TokenError, TokenSource, token_source
+from connector.readahead import partition_fetch_bytes
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -381,7 +382,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Consumer:
-    """A consumer-group member with manual commits."""
+    """A consumer-group member with manual commits.
+
+    With ``fetch_budget_bytes``, the read-ahead kept in memory is bounded for the process: at every
+    assignment each partition's fetch size becomes the budget divided by the partitions assigned
+    (``readahead.py``), instead of a fixed size per partition.
+    """
 
     def __init__(
         self,
@@ -390,11 +396,14 @@ class Consumer:
         *,
         max_poll_records: int = 2000,
         fetch_max_bytes: int = 16_777_216,
+        fetch_budget_bytes: int | None = None,
         auto_offset_reset: str = "earliest",
         **extra: Any,
     ) -> None:
         self._settings = settings
         self._options = client_options(settings)
+        self._fetch_max_bytes = fetch_max_bytes
+        self._fetch_budget_bytes = fetch_budget_bytes
         self._consumer = AIOKafkaConsumer(
             **self._options,
             group_id=group_id,
@@ -402,7 +411,7 @@ class Consumer:
             auto_offset_reset=auto_offset_reset,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=min(fetch_max_bytes, 2 * 1_048_576),
+            max_partition_fetch_bytes=partition_fetch_bytes(fetch_budget_bytes or fetch_max_bytes, 1, fetch_max_bytes),
             isolation_level=settings.isolation_level,
             metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
             **extra,
@@ -417,13 +426,34 @@ class Consumer:
         pattern: str | None = None,
     ) -> None:
         """Join the group for ``topics``, or for every topic matching ``pattern`` (``re.match``: anchor it);
-        rebalance callbacks run inside the consumer's poll."""
-        listener = _Listener(on_revoked, on_assigned)
+        rebalance callbacks run inside the consumer's poll. Each assignment re-shares the read-ahead budget."""
+
+        async def assigned(partitions: list[Partition]) -> None:
+            self._share_read_ahead()
+            await on_assigned(partitions)
+
+        listener = _Listener(on_revoked, assigned)
         if pattern is not None:
             self._consumer.subscribe(pattern=pattern, listener=listener)
         else:
             self._consumer.subscribe(list(topics), listener=listener)
         await start_client(self._consumer, self._settings, self._options)
+
+    def _share_read_ahead(self) -> None:
+        """Re-divide the read-ahead budget among the partitions now assigned (before any is fetched)."""
+        if self._fetch_budget_bytes is None:
+            return
+        size = partition_fetch_bytes(self._fetch_budget_bytes, len(self._consumer.assignment()), self._fetch_max_bytes)
+        # aiokafka reads this attribute each time it builds a fetch request; it has no public setter.
+        self._consumer._fetcher._max_partition_fetch_bytes = size
+
+    @property
+    def partition_fetch_bytes(self) -> int:
+        """Bytes each assigned partition is fetched ahead, as the consumer now asks the broker for."""
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        if fetcher is None:  # not started: what it was built with
+            return int(self._consumer._max_partition_fetch_bytes)
+        return int(fetcher._max_partition_fetch_bytes)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""

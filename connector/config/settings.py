@@ -240,6 +240,13 @@ class SinkSettings:
     fetch_max_bytes: int = setting(
         8_388_608, "CONNECTOR_FETCH_MAX_BYTES", "Bytes fetched from Kafka per request.", ge=1_048_576
     )
+    fetch_budget_bytes: int = setting(
+        16_777_216,
+        "CONNECTOR_FETCH_BUDGET_BYTES",
+        "Kafka read-ahead for the whole process, divided among the partitions assigned (memory bound; "
+        "each partition fetches 1–2 MiB).",
+        ge=1_048_576,
+    )
     max_poll_interval_seconds: float = setting(
         300.0,
         "CONNECTOR_MAX_POLL_INTERVAL_SECONDS",

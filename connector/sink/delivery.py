@@ -226,14 +226,21 @@ class WorkspaceDelivery:
                 lane.wakeup.clear()
                 await lane.wakeup.wait()
                 continue
-            batch, revocations = lane.ready[0]
-            if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
-                current = batch.select(self._is_current)
-                self._abandon(batch, current)
-                batch = current
-            if len(batch):
-                await self._deliver(batch)
-            lane.ready.popleft()
+            # In a call of its own: a batch bound to a local of this loop would stay referenced while the
+            # lane waits, so every idle lane (lanes × workspaces of them) kept its last batch alive, with
+            # its operations and records, outside any bound (1 GB at 50 workspaces).
+            await self._send_first(lane)
+
+    async def _send_first(self, lane: _Lane) -> None:
+        """Deliver the lane's first ready batch (its items still current), then drop it from the lane."""
+        batch, revocations = lane.ready[0]
+        if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
+            current = batch.select(self._is_current)
+            self._abandon(batch, current)
+            batch = current
+        if len(batch):
+            await self._deliver(batch)
+        lane.ready.popleft()
 
     async def _deliver(self, batch: Batch[Ticket]) -> None:
         """Send ``batch`` until every item is resolved; only cancellation interrupts it."""

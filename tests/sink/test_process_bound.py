@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -295,3 +296,24 @@ async def test_bytes_are_bounded_for_the_process(tmp_path: Path, workspaces: int
         async with running_sink(settings, logs, observe) as (_sink, consumer):
             await wait_for(lambda: consumer.all_committed(f"t-{n}" for n in names), "every record committed")
     assert 0 < peak <= 1_048_576 + MAX_POLL * 21_000, f"{peak} bytes buffered at once"
+
+
+async def test_delivered_records_are_not_kept_by_idle_lanes(tmp_path: Path) -> None:
+    """Once everything is delivered and committed, the sink keeps none of it: no idle lane holds its last batch.
+
+    Before, each lane's task kept the last batch it sent (operations, tickets, records) while it waited for the
+    next: lanes × workspaces batches outside any bound, which grew the process past 1 GB with 50 workspaces.
+    """
+    names = [f"ws{i}" for i in range(5)]
+    async with FakeCustomerIO([Workspace(n, f"site-{n}", f"key-{n}", "us") for n in names]) as fake:
+        settings = settings_for(fake, names, tmp_path)
+        logs: dict[Partition, list[Record]] = {}
+        for name in names:
+            logs |= track_records(f"t-{name}", 2, 200)
+        async with running_sink(settings, logs, lambda sink: None) as (sink, consumer):
+            await wait_for(lambda: consumer.all_committed(f"t-{n}" for n in names), "every record committed")
+            await wait_for(lambda: all(d.buffered == 0 for d in sink.deliveries.values()), "every operation resolved")
+            gc.collect()
+            kept = sum(1 for o in gc.get_objects() if isinstance(o, Ticket))
+        assert all(len(fake.state.operations_for(n)) == 200 for n in names)
+    assert kept == 0, f"{kept} tickets of delivered records still referenced"

@@ -157,7 +157,10 @@ class Mapper:
                     body = serialize(shrunk, field)
             if len(body) > max_bytes:
                 raise Invalid("too_large", f"operation: {len(body)} bytes serialized, limit {max_bytes}")
-        return Operation(body, key, action)
+        # orjson returns its whole write buffer (4 KiB at least) as the bytes object; an operation is kept
+        # until delivered, so it keeps a right-sized copy (~0.1 µs): 10,000 buffered operations are then
+        # ~5 MB, not 40, and the buffer budget's byte count is what they really hold.
+        return Operation(b"".join((body, b"")), key, action)
 
     # ---- shared steps -------------------------------------------------------------------------------
 
