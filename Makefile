@@ -10,6 +10,8 @@ PIP_TOOLS_VERSION := 7.6.2
 LOCK_VENV := .cache/lock-venv
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" PIP_FIND_LINKS= $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-find-links
+# Hypothesis profile of `make test` (tests/conftest.py): ci is derandomized and has no wall-time checks.
+HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: venv tools test lint typecheck demo bench compiled clean lock
 
@@ -38,7 +40,7 @@ tools:
 # (started by tests/conftest.py unless KAFKA_BOOTSTRAP_SERVERS is set; jars fetched once with Maven).
 test: venv tools lint typecheck
 	$(PY) -m connector.devtools.kafka_local fetch
-	$(PY) -m pytest
+	$(PY) -m pytest --hypothesis-profile=$(HYPOTHESIS_PROFILE)
 
 # The product end to end on this machine: broker, fake Customer.io, connector, sample traffic, report.
 demo: venv
