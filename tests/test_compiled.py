@@ -31,6 +31,8 @@ PURE_LAYER_TESTS = [
     "tests/sink/test_identifiers.py",
 ]
 SAMPLES = 3_000
+# The mypyc build (no bound of its own) plus a 600 s pytest run of the pure-layer tests, on a busy machine.
+pytestmark = pytest.mark.timeout(1200)
 
 # Maps SAMPLES sample messages (plus a few odd ones) and prints a digest of every outcome.
 DIGEST_SCRIPT = f"""
