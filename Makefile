@@ -40,7 +40,7 @@ tools:
 # (started by tests/conftest.py unless KAFKA_BOOTSTRAP_SERVERS is set; jars fetched once with Maven).
 test: venv tools lint typecheck
 	$(PY) -m connector.devtools.kafka_local fetch
-	$(PY) -m pytest --hypothesis-profile=$(HYPOTHESIS_PROFILE)
+	$(PY) -m pytest --hypothesis-profile=$(HYPOTHESIS_PROFILE) --cov --cov-report=term-missing:skip-covered
 
 # The product end to end on this machine: broker, fake Customer.io, connector, sample traffic, report.
 demo: venv

@@ -80,7 +80,8 @@ def compiled_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run_in_tree(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # -P: the working directory (the checkout, with the sources) must not come before the compiled tree.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # Without COVERAGE_*: compiled modules cannot be measured, so coverage in this child would only slow it.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-P", *args]
     return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
