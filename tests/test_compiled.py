@@ -34,6 +34,8 @@ PURE_LAYER_TESTS = [
     "tests/test_layout.py",
 ]
 SAMPLES = 3_000
+# The mypyc build (no bound of its own) plus a 600 s pytest run of the pure-layer tests, on a busy machine.
+pytestmark = pytest.mark.timeout(1200)
 
 # Maps SAMPLES sample messages (plus a few odd ones) and prints a digest of every outcome.
 DIGEST_SCRIPT = f"""
@@ -81,7 +83,8 @@ def compiled_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run_in_tree(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # -P: the working directory (the checkout, with the sources) must not come before the compiled tree.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # Without COVERAGE_*: compiled modules cannot be measured, so coverage in this child would only slow it.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-P", *args]
     return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 

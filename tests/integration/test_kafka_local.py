@@ -113,6 +113,7 @@ async def test_restarted_broker_keeps_address_and_records(restartable_kafka: Loc
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(600)  # three CLI calls of up to 180 s each: their own timeouts should speak first
 def test_cli_start_status_stop(tmp_path: Path) -> None:
     """`start` detaches and prints the address, `status` finds the broker, `stop` ends it; then status exits 3."""
     libs = kafka_jars.fetch_jars()
