@@ -346,8 +346,13 @@ async def test_one_rejected_item_is_dead_lettered_alone(
     async with running(load_settings(env, role="sink")) as connector:
         dead = await read_all(kafka_settings, dlq, expect=1)
         await wait_for(lambda: len(fake.state.operations_for("demo")) >= 399, 60, "the good operations")
-        await asyncio.sleep(0.5)
-        delivered = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+
+        def delivered_count() -> float:
+            return connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+
+        # Counters are published once per fetch loop: wait for them instead of sampling at once.
+        await wait_for(lambda: delivered_count() >= 399, 30, "the delivered counter")
+        delivered = delivered_count()
     names = [r["operation"]["name"] for r in fake.state.operations_for("demo")]
     assert len(names) == 399
     assert "Poison" not in names
