@@ -33,9 +33,11 @@ from connector.metrics import Metrics
 from connector.server import Readiness, make_ops_app, start_site
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
+from connector.sink.positioning import StartPositioner
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
+from connector.sink.start import parse_start_from
 from connector.sink.tickets import Ticket
 from connector.sink.transactional_sender import TransactionalSender
 
@@ -221,6 +223,9 @@ def _build_sink(
         router=Router(settings),
         metrics=metrics,
         transactional=transactional,
+        positioner=StartPositioner(
+            consumer, settings.kafka, settings.sink.group_id, parse_start_from(settings.sink.start_from)
+        ),
     )
 
 
