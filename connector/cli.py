@@ -95,6 +95,22 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return asyncio.run(replay(settings, args, sys.stderr))
 
 
+def cmd_offsets(args: argparse.Namespace) -> int:
+    """Show or reset the sink group's committed offsets."""
+    from connector import logs, offsets_tool
+    from connector.sink.start import parse_start_from
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup("WARNING" if settings.service.log_level != "DEBUG" else "DEBUG")  # the table is the output
+    if args.offsets_command == "show":
+        return asyncio.run(offsets_tool.show(settings, args.topic, sys.stdout))
+    try:
+        to = parse_start_from(args.to)
+    except ValueError as exc:
+        raise ConfigError("--to", str(exc)) from None
+    return asyncio.run(offsets_tool.reset(settings, to, args.topic, args.dry_run, sys.stdout))
+
+
 def cmd_demo_producer(args: argparse.Namespace) -> int:
     """Send sample Segment events and signed webhooks continuously."""
     from connector import logs
@@ -189,6 +205,37 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--group", default="cio-connector-dlq-replay", help="consumer group remembering progress")
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
     replay.set_defaults(func=cmd_dlq_replay)
+
+    offsets = sub.add_parser(
+        "offsets",
+        help="show or reset the sink group's committed offsets",
+        description="The committed offsets of the sink's consumer group (CONNECTOR_GROUP_ID) on its topics.",
+    )
+    offsets_sub = offsets.add_subparsers(dest="offsets_command", required=True, metavar="OFFSETS_COMMAND")
+    topic_option = argparse.ArgumentParser(add_help=False)
+    topic_option.add_argument(
+        "--topic", action="append", help="only this topic (repeatable; default: the sink's input topics)"
+    )
+    offsets_show = offsets_sub.add_parser(
+        "show",
+        parents=[common, topic_option],
+        help="committed offset, end offset and lag per partition",
+        description="Print the committed offset, end offset and lag of each partition for the sink's group.",
+    )
+    offsets_show.set_defaults(func=cmd_offsets)
+    offsets_reset = offsets_sub.add_parser(
+        "reset",
+        parents=[common, topic_option],
+        help="commit new positions for the sink's group (refused while a member is active)",
+        description="Commit new positions for the sink's group: earliest, latest, or each partition's first "
+        "record at or after an ISO-8601 time (latest where there is none). Refused while the group has "
+        "active members: stop every sink of the group first.",
+    )
+    offsets_reset.add_argument(
+        "--to", required=True, metavar="POSITION", help="earliest, latest or an ISO-8601 time (2025-05-01T00:00:00Z)"
+    )
+    offsets_reset.add_argument("--dry-run", action="store_true", help="print the new positions, commit nothing")
+    offsets_reset.set_defaults(func=cmd_offsets)
 
     demo = sub.add_parser(
         "demo-producer",

@@ -162,6 +162,13 @@ class SinkSettings:
         "(not committed past it, /readyz names it).",
     )
     group_id: str = setting("cio-connector", "CONNECTOR_GROUP_ID", "Kafka consumer group of the sink.")
+    start_from: str = setting(
+        "latest",
+        "CONNECTOR_START_FROM",
+        "Where a new consumer group (no committed offset at all) starts: latest, earliest, or an ISO-8601 time "
+        "(2025-05-01T00:00:00Z: each partition's first record from then on). A group with committed offsets "
+        "resumes from them, and starts partitions new to it at earliest.",
+    )
     dlq_topic: str = setting(
         "cio-connector-dlq", "CONNECTOR_DLQ_TOPIC", "Dead-letter topic: rejected records with their reason."
     )

@@ -38,6 +38,7 @@ from connector.sink.mapping.decode import decode_record
 from connector.sink.mapping.model import Filtered, MessageContext, Rejection
 from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
+from connector.sink.positioning import StartPositioner
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.subscription import output_topics, subscription_pattern
@@ -74,8 +75,10 @@ class Sink:
         router: Router,
         metrics: Metrics,
         transactional: TransactionalSender | None = None,
+        positioner: StartPositioner | None = None,
     ) -> None:
         self._settings = settings
+        self._positioner = positioner
         self._sink = settings.sink
         self._consumer = consumer
         self._deliveries = dict(deliveries)
@@ -196,6 +199,8 @@ class Sink:
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise RuntimeError(f"background task {task.get_name()} died") from task.exception()
+        if self._positioner is not None and self._positioner.failure is not None:
+            raise self._positioner.failure
 
     async def _drain(self, timeout: float) -> None:
         """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds."""
@@ -467,6 +472,8 @@ class Sink:
             self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(max(0, end - position))
 
     async def _on_assigned(self, partitions: list[Partition]) -> None:
+        if self._positioner is not None:
+            await self._positioner.place(partitions)
         self._metrics.partitions_assigned.set(len(self._consumer.assignment()))
         log.info("Partitions assigned.", partitions=sorted(f"{p.topic}-{p.partition}" for p in partitions))
 
