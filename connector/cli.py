@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace, role: Role) -> Settings:
     from connector import logs
 
     settings = load_settings(config_path=args.config, role=role)
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     logs.register_secrets(_secret_values(settings))
     return settings
 
@@ -75,7 +75,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.service.log_level != "DEBUG":
         from connector import logs
 
-        logs.setup("WARNING")  # the table is the output; progress lines would only clutter it
+        logs.setup(
+            "WARNING", log_format=settings.service.log_format
+        )  # the table is the output; progress lines would only clutter it
     return asyncio.run(run_check(settings, Metrics(), sys.stdout))
 
 
@@ -92,7 +94,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from connector.dlq_replay import replay
 
     settings = load_settings(config_path=args.config, role="none")
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     return asyncio.run(replay(settings, args, sys.stderr))
 
 
@@ -102,7 +104,7 @@ def cmd_demo_producer(args: argparse.Namespace) -> int:
     from connector.devtools.demo_producer import produce_forever
 
     settings = load_settings(config_path=args.config, role="none")
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     _run_until_signalled(lambda stop: produce_forever(settings, args, stop))
     return 0
 

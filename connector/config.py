@@ -29,6 +29,7 @@ from connector.errors import ConfigError
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "text"]
 
 DEFAULT_TRACK_URL_US = "https://track.customer.io"
 DEFAULT_TRACK_URL_EU = "https://track-eu.customer.io"
@@ -367,6 +368,12 @@ class ServiceSettings:
     )
     metrics_host: str = setting("0.0.0.0", "CONNECTOR_METRICS_HOST", "Address the metrics server binds.")
     log_level: LogLevel = setting("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = setting(
+        "auto",
+        "LOG_FORMAT",
+        "json (one object per line, for containers), text (one readable line, for a terminal), or auto: "
+        "text when stderr is a terminal, else json.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +598,8 @@ def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, A
         text = str(value).strip()
         if tp is LogLevel:
             text = text.upper()
+        elif tp is LogFormat:
+            text = text.lower()
         if text not in args:
             raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
         return text
