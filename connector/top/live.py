@@ -119,7 +119,10 @@ def _draw(out: TextIO, lines: list[str]) -> None:
         out.write("\n".join(lines) + "\n\n")
         out.flush()
         return
-    size = shutil.get_terminal_size()
+    try:  # the terminal's own size: COLUMNS/LINES inherited from a parent shell may be stale
+        size = os.get_terminal_size(out.fileno())
+    except OSError:
+        size = shutil.get_terminal_size()
     shown = [line[: size.columns] for line in lines[: size.lines]]
     out.write("\x1b[H" + "".join(f"{line}\x1b[K\r\n" for line in shown[:-1]) + f"{shown[-1]}\x1b[K\x1b[J")
     out.flush()
