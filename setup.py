@@ -2,7 +2,7 @@
 
     CIO_CONNECTOR_COMPILE=1 pip wheel --no-build-isolation --no-deps -w dist .   # needs mypy installed
 
-compiles the modules below with mypyc (shipped with mypy) into C extensions; the wheel still carries the
+compiles the package below with mypyc (shipped with mypy) into C extensions; the wheel still carries the
 .py sources, and nothing else changes. Without the variable this file adds nothing and the package is pure
 Python, which is what an editable development install must be (a compiled module would shadow edits).
 Measured by bench/mapping.py and bench/sink_path.py; tested by tests/test_compiled.py.
@@ -12,17 +12,10 @@ import os
 
 from setuptools import setup
 
-# Pure, fully typed, no I/O: decode → map → validate → serialize, the per-message CPU of the sink.
-COMPILED_MODULES = [
-    "connector/sink/attributes.py",
-    "connector/sink/decode.py",
-    "connector/sink/devices.py",
-    "connector/sink/identifiers.py",
-    "connector/sink/mapping.py",
-    "connector/sink/operations.py",
-    "connector/sink/timestamps.py",
-    "connector/sink/ulid.py",
-    "connector/sink/validation.py",
+# The sink's pure mapping layer, as a whole: fully typed, no I/O (tests/test_layout.py), decode → map →
+# validate → serialize, the per-message CPU of the sink. mypyc compiles every module under the directory.
+COMPILED_PACKAGES = [
+    "connector/sink/mapping",
 ]
 
 
@@ -31,7 +24,7 @@ def ext_modules() -> list[object]:
         return []
     from mypyc.build import mypycify
 
-    return list(mypycify(COMPILED_MODULES, opt_level="3"))
+    return list(mypycify(COMPILED_PACKAGES, opt_level="3"))
 
 
 setup(ext_modules=ext_modules())

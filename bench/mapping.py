@@ -2,8 +2,8 @@
 
 Builds 100,000 mixed Segment-spec messages of realistic size (identify, track incl. device events,
 page, screen, group, alias; a tenth of the records are ``{"batch": [...]}`` envelopes), then reports,
-best of a few runs, messages/s for (1) map_message alone on decoded messages — mapping, validation and
-the one orjson serialization — and (2) decode_record + map_message from record bytes. Throughput is
+best of a few runs, messages/s for (1) Mapper.map alone on decoded messages — mapping, validation and
+the one orjson serialization — and (2) decode_record + Mapper.map from record bytes. Throughput is
 given per CPU-second of this process (the one-core figure, unaffected by other load) and per wall second.
 ``--compiled`` runs the mypyc-compiled modules built by ``scripts/build-compiled`` instead of the sources.
 """
@@ -23,9 +23,9 @@ from compiled_tree import import_path  # bench/ is on sys.path when run as a scr
 sys.path[:0] = import_path(compiled="--compiled" in sys.argv)  # before any connector import
 
 from connector.config import MappingSettings  # noqa: E402
-from connector.sink.decode import decode_record  # noqa: E402
-from connector.sink.mapping import map_message  # noqa: E402
-from connector.sink.model import MessageContext, Operation  # noqa: E402
+from connector.sink.mapping.decode import decode_record  # noqa: E402
+from connector.sink.mapping.mapper import Mapper  # noqa: E402
+from connector.sink.mapping.model import MessageContext, Operation  # noqa: E402
 
 MESSAGES = 100_000
 RUNS = 9
@@ -140,13 +140,14 @@ def main() -> None:
     # The inputs are fixtures, not the mapper's garbage: keep their ~10⁶ objects out of every collection,
     # as the service keeps its start-up objects out (gc.freeze in cli.py). Collections of what mapping
     # allocates still run and are measured.
+    mapper = Mapper(settings)  # built once, as the sink's Router does
     gc.collect()
     gc.freeze()
     for _ in range(RUNS):
         wall, cpu = time.perf_counter(), time.process_time()
         ops = 0
         for message in decoded:
-            result = map_message(message, ctx, settings)
+            result = mapper.map(message, ctx)
             if isinstance(result, tuple):
                 ops += len(result)
         _keep(best["map"], time.perf_counter() - wall, time.process_time() - cpu)
@@ -157,7 +158,7 @@ def main() -> None:
             messages = decode_record(record)
             assert isinstance(messages, list)
             for message in messages:
-                result = map_message(message, ctx, settings)
+                result = mapper.map(message, ctx)
                 assert isinstance(result, tuple), result
                 op: Operation
                 for op in result:
@@ -172,7 +173,7 @@ def main() -> None:
 
 def variant() -> str:
     """Which mapping code runs: the sources or the mypyc-compiled modules (--compiled)."""
-    import connector.sink.mapping as mapping_module
+    import connector.sink.mapping.mapper as mapping_module
 
     compiled = not mapping_module.__file__.endswith(".py")
     return "compiled with mypyc (build/compiled)" if compiled else "pure Python"

@@ -26,12 +26,12 @@ from prometheus_client import CollectorRegistry
 
 sys.path[:0] = import_path(compiled="--compiled" in sys.argv)  # before any connector import
 
+from connector.cio.client import BatchResponse, CustomerIOClient  # noqa: E402
+from connector.cio.region import pin  # noqa: E402
 from connector.config import load_settings  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
 from connector.kafka import Consumer, Producer, Record  # noqa: E402
 from connector.metrics import Metrics  # noqa: E402
-from connector.region import pin  # noqa: E402
-from connector.sink.client import BatchResponse, CustomerIOClient  # noqa: E402
 from connector.sink.delivery import WorkspaceDelivery  # noqa: E402
 from connector.sink.offsets import OffsetTracker  # noqa: E402
 from connector.sink.retry import RetryPolicy  # noqa: E402
@@ -133,7 +133,7 @@ async def main(profile: bool) -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
     best = min(run_once(records, chunk) for _ in range(RUNS))
-    compiled = not sys.modules["connector.sink.mapping"].__file__.endswith(".py")  # type: ignore[union-attr]
+    compiled = not sys.modules["connector.sink.mapping.mapper"].__file__.endswith(".py")  # type: ignore[union-attr]
     print(f"mapping layer: {'compiled with mypyc (build/compiled)' if compiled else 'pure Python'}")
     print(f"sink in-process path (decode → map → batch → resolve): {RECORDS / best:>10,.0f} records per CPU-second")
     print(f"                                                     : {best / RECORDS * 1e6:>10.2f} µs per record")

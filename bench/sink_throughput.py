@@ -13,6 +13,11 @@ In one run, on the same records:
 
 ``--workspaces N`` gives each of N workspaces (on the fake, in the connector's YAML) its own topic
 (4 partitions for one workspace, else one each) and spreads the records over them in chunks of 5,000.
+``--workspaces N --header-routed`` instead produces to ONE topic of 8 partitions and names the workspace
+of each chunk of 5,000 in the ``cio-workspace`` header (``CONNECTOR_WORKSPACE_HEADER``, with the topic's
+``header_workspaces`` allow-list listing all N): the issue's scenario, where the partitions do not grow
+with the workspaces. ``--heap-profile OUT.txt`` runs the connector under tracemalloc (bench/heap_probe.py)
+and leaves its top allocation sites in OUT.txt (slow: for finding where memory goes, not for figures).
 
 The broker comes from KAFKA_BOOTSTRAP_SERVERS, else it is started (connector.devtools.kafka_local).
 Everything runs on this machine, so the broker's JVM, the fake and the connector share its cores.
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 import uuid
 from pathlib import Path
 
@@ -45,10 +51,12 @@ from connector.config import KafkaSettings, load_settings  # noqa: E402
 from connector.devtools.kafka_local import provide_broker  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
 from connector.kafka import Producer, ensure_topics  # noqa: E402
-from connector.sink.mapping import map_message  # noqa: E402
-from connector.sink.model import MessageContext  # noqa: E402
+from connector.sink.mapping.mapper import Mapper  # noqa: E402
+from connector.sink.mapping.model import MessageContext  # noqa: E402
 
 PARTITIONS = 4
+HEADER_ROUTED_PARTITIONS = 8
+WORKSPACE_HEADER = "cio-workspace"
 
 
 def free_port() -> int:
@@ -57,10 +65,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def fill(kafka: KafkaSettings, topics: list[str], count: int) -> int:
-    """Produce ``count`` sample records, chunks of 5,000 over ``topics`` in turn; return their operations."""
+async def fill(kafka: KafkaSettings, topics: list[str], count: int, header_workspaces: int = 0) -> int:
+    """Produce ``count`` sample records, chunks of 5,000 over ``topics`` in turn; return their operations.
+
+    With ``header_workspaces`` N > 0, chunk ``k`` names workspace ``w<k mod N>`` in the workspace header.
+    """
     samples = SampleEvents(seed=42, users=20_000)
-    mapping = load_settings({}).mapping
+    mapper = Mapper(load_settings({}).mapping)
     producer = Producer(kafka, linger_ms=50, compression="lz4")
     await producer.start()
     operations = 0
@@ -68,12 +79,13 @@ async def fill(kafka: KafkaSettings, topics: list[str], count: int) -> int:
     try:
         for chunk, start in enumerate(range(0, count, 5_000)):
             topic = topics[chunk % len(topics)]
+            headers = ((WORKSPACE_HEADER, f"w{chunk % header_workspaces}".encode()),) if header_workspaces else ()
             items: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]] = []
             for i in range(start, min(count, start + 5_000)):
                 message = samples.message(now - (count - i))
-                mapped = map_message(message, MessageContext(topic, 0, i, 0, now), mapping)
+                mapped = mapper.map(message, MessageContext(topic, 0, i, 0, now))
                 operations += len(mapped) if isinstance(mapped, tuple) else 0
-                items.append((str(message["userId"]).encode(), orjson.dumps(message), ()))
+                items.append((str(message["userId"]).encode(), orjson.dumps(message), headers))
             await producer.send_many(topic, items)
     finally:
         await producer.stop()
@@ -154,13 +166,25 @@ async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: in
     return f"{elapsed:6.2f}s  accepted={accepted:,}  {short}"
 
 
-def workspaces_config(topics: list[str]) -> str:
-    """A YAML file giving workspace ``w<i>`` the topic ``topics[i]`` (site ``site-<i>``, key ``key-<i>``)."""
+def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
+    """A YAML file giving workspace ``w<i>`` the topic ``topics[i]`` (site ``site-<i>``, key ``key-<i>``).
+
+    With ``header_workspaces`` N > 0 (one topic): N workspaces, ``w0`` owning the topic, and the topic's
+    header allowed to name every one of them.
+    """
+    if header_workspaces:
+        (topic,) = topics
+        owned = [topic] + [f"{topic}-unused-{i}" for i in range(1, header_workspaces)]
+        allowed = ", ".join(f"w{i}" for i in range(header_workspaces))
+    else:
+        owned, allowed = topics, ""
     lines = ["workspaces:"]
     lines += [
         f"  - {{name: w{i}, site_id: site-{i}, api_key: key-{i}, region: us, topics: [{t}]}}"
-        for i, t in enumerate(topics)
+        for i, t in enumerate(owned)
     ]
+    if allowed:
+        lines += ["topics:", f"  {topic}: {{header_workspaces: [{allowed}]}}"]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="bench-workspaces-", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
     return handle.name
@@ -176,7 +200,9 @@ async def end_to_end(
     compiled: bool = False,
     trace: bool = False,
     extra_env: dict[str, str] | None = None,
-    workspaces: bool = False,
+    workspaces: int = 0,
+    header_routed: bool = False,
+    heap_profile: str | None = None,
 ) -> tuple[float, float, float, float]:
     """(events/s, seconds, max RSS MB of any replica, CPU seconds of all replicas) delivering the backlog.
 
@@ -203,14 +229,19 @@ async def end_to_end(
         **(extra_env or {}),
     }
     fake_workspaces: list[str] = []
-    if workspaces:  # one workspace per topic, from a YAML file, instead of the CIO_* default workspace
+    if workspaces:  # N workspaces from a YAML file, instead of the CIO_* default workspace
         for key in ("CIO_SITE_ID", "CIO_API_KEY", "CIO_REGION"):
             env.pop(key)
-        env["CONNECTOR_CONFIG"] = workspaces_config(topics)
-        for i in range(len(topics)):
+        env["CONNECTOR_CONFIG"] = workspaces_config(topics, workspaces if header_routed else 0)
+        if header_routed:
+            env["CONNECTOR_WORKSPACE_HEADER"] = WORKSPACE_HEADER
+        for i in range(workspaces):
             fake_workspaces += ["--workspace", f"w{i}:site-{i}:key-{i}:us"]
     # -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
     cli = [sys.executable, "-P", "-m", "connector"]
+    sink_cli = [*cli, "sink"]
+    if heap_profile:
+        sink_cli = [sys.executable, "-P", str(ROOT / "bench" / "heap_probe.py"), heap_profile, "sink"]
     fake = subprocess.Popen(
         [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *fake_workspaces],
         env=env,
@@ -218,12 +249,16 @@ async def end_to_end(
         stderr=subprocess.DEVNULL,
     )
     connectors: list[subprocess.Popen[bytes]] = []
+    error_files: list[typing.IO[bytes]] = []
     try:
         async with aiohttp.ClientSession() as http:
             await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
             for port in metrics_ports:
                 replica_env = {**env, "CONNECTOR_METRICS_PORT": str(port)}
-                connectors.append(subprocess.Popen([*cli, "sink"], env=replica_env, stderr=subprocess.DEVNULL))
+                # stderr to a file: its last line says why, should the connector exit.
+                errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
+                connectors.append(subprocess.Popen(sink_cli, env=replica_env, stderr=errors))
+                error_files.append(errors)
             pids = [c.pid for c in connectors]
             peak = 0.0
             started = None
@@ -235,7 +270,10 @@ async def end_to_end(
                 cpu_now = sum(cpu_seconds(pid) for pid in pids)
                 for connector in connectors:
                     if connector.poll() is not None:
-                        raise SystemExit(f"connector exited with {connector.returncode}")
+                        errors = error_files[connectors.index(connector)]
+                        errors.seek(0)
+                        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
+                        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
                     accepted = sum((await response.json())["accepted_operations"].values())
                 if started is None and accepted > 0:
@@ -244,6 +282,7 @@ async def end_to_end(
                 quarter = min(4, accepted * 4 // max(1, operations))
                 while len(trail) < quarter:
                     trail.append(max(rss_mb(pid) for pid in pids))
+                    peak = max(peak, trail[-1])  # a sample between two loop passes counts too
                     marks.append((time.perf_counter(), accepted))
                 if accepted >= operations:
                     break
@@ -284,12 +323,17 @@ async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, st
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     base = f"bench-sink-{uuid.uuid4().hex[:8]}"
     count = args.workspaces or 1
-    topics = [base] if count == 1 else [f"{base}-w{i}" for i in range(count)]
-    partitions = PARTITIONS if count == 1 else 1
+    header_routed = args.header_routed
+    if header_routed:  # one topic, the workspace named per record by header
+        topics, partitions = [base], HEADER_ROUTED_PARTITIONS
+        where = f"{base}, workspace header over {count} workspace{'s' if count > 1 else ''}"
+    else:
+        topics = [base] if count == 1 else [f"{base}-w{i}" for i in range(count)]
+        partitions = PARTITIONS if count == 1 else 1
+        where = topics[0] if count == 1 else f"{count} topics"
     await ensure_topics(kafka, dict.fromkeys(topics, partitions))
-    where = topics[0] if count == 1 else f"{count} topics of {partitions} partition"
     print(f"producing {records:,} sample records to {where} ({partitions} partitions each)…", flush=True)
-    operations = await fill(kafka, topics, records)
+    operations = await fill(kafka, topics, records, count if header_routed else 0)
     raw = await ceiling(kafka, topics, records)
     rate, seconds, peak, cpu = await end_to_end(
         bootstrap,
@@ -300,12 +344,15 @@ async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, st
         compiled=compiled,
         trace=args.trace,
         extra_env=extra_env,
-        workspaces=args.workspaces is not None,
+        workspaces=count if args.workspaces is not None or header_routed else 0,
+        header_routed=header_routed,
+        heap_profile=args.heap_profile,
     )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
     who = "connector" if replicas == 1 else f"{replicas} connector replicas"
     who += " (compiled)" if compiled else ""
     who += f", {count} workspace{'s' if count > 1 else ''}" if args.workspaces else ""
+    who += " by header" if header_routed else ""
     print(f"end-to-end  Kafka → {who} → fake (HTTP): {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
     print(f"CPU         connector process(es)             : {records / cpu:>10,.0f} events per CPU-second")
@@ -324,6 +371,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--workspaces", type=int, default=None, help="spread the records over N workspaces, one topic each"
     )
+    parser.add_argument(
+        "--header-routed",
+        action="store_true",
+        help="one topic of 8 partitions; each record names its workspace (of --workspaces N) in a header",
+    )
+    parser.add_argument("--heap-profile", metavar="OUT", help="run the connector under tracemalloc, top sites to OUT")
     parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra connector setting (repeatable)"

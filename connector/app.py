@@ -16,21 +16,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.config import Settings
-from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError
-from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Producer, ensure_topics, topic_max_message_bytes
+from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
+from connector.kafka import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    Consumer,
+    Producer,
+    ProducerLike,
+    ensure_topics,
+    topic_max_message_bytes,
+)
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace, pin, resolve_workspace
 from connector.server import Readiness, make_ops_app, start_site
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.tickets import Ticket
-from connector.sink.transactional import TransactionalSender
+from connector.sink.transactional_sender import TransactionalSender
 
 log = get_logger("app")
 
@@ -101,7 +108,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         try:
             await producer.start()
         except BrokerUnavailableError as exc:
-            raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+            raise StartupError(_kafka_failure(exc)) from None
         stack.push_async_callback(producer.stop)
         readiness.add("kafka_producer", lambda: (producer.started, "connected" if producer.started else "stopped"))
         await _ensure_output_topics(settings, wants_sink, wants_webhooks)
@@ -162,7 +169,7 @@ def _build_sink(
     settings: Settings,
     starts: list[WorkspaceStart],
     client: CustomerIOClient,
-    producer: Producer,
+    producer: ProducerLike,
     metrics: Metrics,
     *,
     dlq_producer: Producer,
@@ -173,6 +180,7 @@ def _build_sink(
         settings.sink.group_id,
         max_poll_records=settings.sink.max_poll_records,
         fetch_max_bytes=settings.sink.fetch_max_bytes,
+        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
         max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
     )
     # One tracker shared by the runner (which commits) and the lanes (which skip revoked records).
@@ -240,11 +248,16 @@ async def _start_dlq_producer(settings: Settings) -> Producer:
     try:
         await producer.start()
     except BrokerUnavailableError as exc:
-        raise StartupError(f"KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
+        raise StartupError(_kafka_failure(exc)) from None
     return producer
 
 
-def _delivery_sink(producer: Producer, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
+def _kafka_failure(exc: BrokerUnavailableError) -> str:
+    """The one line of a Kafka client that cannot start: its own (setting: reason), else the bootstrap's."""
+    return str(exc) if isinstance(exc, KafkaConnectError) else f"KAFKA_BOOTSTRAP_SERVERS: {exc}"
+
+
+def _delivery_sink(producer: ProducerLike, topic: str | None) -> Callable[[str, bytes, bytes], Awaitable[None]] | None:
     if topic is None:
         return None
 

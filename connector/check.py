@@ -8,6 +8,9 @@ Per workspace, concurrently:
    the US host, which redirects).
 2. App API, only if ``app_api_key`` is set: ``GET /v1/workspaces`` on the pinned App host.
 
+Then Kafka (``cio-connector check``; ``kafka.probe_cluster``), one row per check in a second table:
+connect and authenticate, each input topic readable by the group, the DLQ and webhook topics writable.
+
 Reasons are words for people (``Track API key rejected (401)``, ``App API key belongs to the other
 region``, ``network: connection refused``), never a key: the printed table is masked against every
 configured secret as a last line of defence.
@@ -20,11 +23,11 @@ import errno
 from dataclasses import dataclass
 from typing import TextIO
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import REGIONS, resolve_workspace
 from connector.config import Secret, Settings, WorkspaceSettings
 from connector.errors import AuthError, DeliveryError, TransientDeliveryError
 from connector.metrics import Metrics
-from connector.region import REGIONS, resolve_workspace
-from connector.sink.client import CustomerIOClient
 
 WORKSPACES_PATH = "/v1/workspaces"
 
@@ -99,8 +102,23 @@ def format_check_table(results: list[CheckResult]) -> str:
     return "\n".join(f"{w:<{widths[0]}}  {g:<{widths[1]}}  {s}" for w, g, s in rows)
 
 
-async def run_check(settings: Settings, metrics: Metrics, out: TextIO) -> int:
-    """Check every workspace, print the table to ``out``; 0 if all are ok, else 1."""
+async def check_kafka(settings: Settings) -> list[tuple[str, bool, str]]:
+    """Kafka rows: connect and authenticate, input topics readable by the group, output topics writable."""
+    from connector.kafka import probe_cluster
+
+    writes = [settings.sink.dlq_topic, settings.webhook.topic]
+    return await probe_cluster(settings.kafka, settings.sink.input_topics, settings.sink.group_id, writes)
+
+
+def format_kafka_table(rows: list[tuple[str, bool, str]]) -> str:
+    """An aligned table: KAFKA (what was checked), STATUS; no trailing newline."""
+    lines = [("KAFKA", "STATUS"), *((what, "ok" if ok else f"FAILED: {why}") for what, ok, why in rows)]
+    width = max(len(what) for what, _ in lines)
+    return "\n".join(f"{what:<{width}}  {status}" for what, status in lines)
+
+
+async def run_check(settings: Settings, metrics: Metrics, out: TextIO, *, kafka: bool = False) -> int:
+    """Check every workspace (and, with ``kafka``, the cluster), print the tables to ``out``; 0 if all are ok."""
     async with CustomerIOClient(settings.sink.request_timeout_seconds, metrics) as client:
         results = await check_workspaces(settings, client)
     for r in results:
@@ -108,14 +126,20 @@ async def run_check(settings: Settings, metrics: Metrics, out: TextIO) -> int:
         if r.region is not None:
             metrics.workspace_info.labels(r.workspace, r.region).set(1)
     table = format_check_table(results) if results else "no workspaces configured"
+    kafka_ok = True
+    if kafka:
+        rows = await check_kafka(settings)
+        kafka_ok = all(ok for _, ok, _ in rows)
+        table += "\n\n" + format_kafka_table(rows)
     out.write(_mask(table, settings) + "\n")
-    return 0 if results and all(r.ok for r in results) else 1
+    return 0 if results and all(r.ok for r in results) and kafka_ok else 1
 
 
 def _mask(text: str, settings: Settings) -> str:
     secrets: list[Secret] = []
     for ws in settings.workspaces:
         secrets += [s for s in (ws.api_key, ws.app_api_key) if s is not None]
+    secrets += [s for s in (settings.kafka.sasl_password, settings.kafka.sasl_oauth_client_secret) if s is not None]
     for secret in secrets:
         value = secret.reveal()
         if len(value) >= 4:

@@ -34,8 +34,7 @@ def _secret_values(settings: Settings) -> list[str]:
     values = [key.reveal() for key in settings.webhook.signing_keys]
     for ws in settings.workspaces:
         values.extend(k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None)
-    if settings.kafka.sasl_password is not None:
-        values.append(settings.kafka.sasl_password.reveal())
+    values.extend(s.reveal() for s in (settings.kafka.sasl_password, settings.kafka.sasl_oauth_client_secret) if s)
     return values
 
 
@@ -75,10 +74,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.service.log_level != "DEBUG":
         from connector import logs
 
-        logs.setup(
-            "WARNING", log_format=settings.service.log_format
-        )  # the table is the output; progress lines would only clutter it
-    return asyncio.run(run_check(settings, Metrics(), sys.stdout))
+        # The table is the output; progress lines would only clutter it.
+        logs.setup("WARNING", log_format=settings.service.log_format)
+    return asyncio.run(run_check(settings, Metrics(), sys.stdout, kafka=True))
 
 
 def cmd_fake_cio(args: argparse.Namespace) -> int:
@@ -128,13 +126,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked (importlib.metadata costs
+    ~40 ms at start-up otherwise)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **_: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version(PROG)
+        except PackageNotFoundError:  # a source tree on PYTHONPATH that was never installed
+            installed = f"{__version__} (not installed)"
+        sys.stdout.write(f"{PROG} {installed}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
         prog=PROG,
         description="Kafka ↔ Customer.io: deliver Segment-spec events to Customer.io and reporting webhooks to Kafka.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     common = _Parser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="YAML config file (default: $CONNECTOR_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -150,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         parents=[common],
-        help="verify every workspace's credentials and region",
-        description="Verify each workspace's Track (and App) API credentials and region; exit 1 if any fails.",
+        help="verify every workspace's credentials and region, and the Kafka connection and topics",
+        description="Verify each workspace's Track (and App) API credentials and region, then Kafka: connect and "
+        "authenticate, input topics readable by the group, DLQ and webhook topics writable; exit 1 if any fails.",
     )
     check.set_defaults(func=cmd_check)
 

@@ -2,19 +2,20 @@
 
     ConnectorError
     ├── ConfigError                 bad or missing setting; exit 2 with one line naming the key
-    ├── DecodeError                 record bytes are not a usable message (dead-letter)
-    ├── MappingError                message cannot become a Customer.io operation (dead-letter)
+    ├── DecodeError                 a webhook body is not a usable event (400)
     ├── DeliveryError               a request to Customer.io did not succeed
     │   ├── TransientDeliveryError  408/429/5xx, timeouts, connection errors: retry, then backpressure
     │   ├── PermanentDeliveryError  400/404/413/422: the payload is rejected (dead-letter)
     │   └── AuthError               401/403: the workspace is misconfigured; stop it, never dead-letter
     ├── BrokerUnavailableError      Kafka did not acknowledge in time (webhooks answer 503)
+    │   ├── KafkaConnectError       a client cannot start: names the setting to fix and the reason
     │   └── RecordTooLargeError     the producer or the broker refuses the record's size: resending it
     │                               unchanged cannot succeed
     └── SignatureError              webhook signature missing or wrong (401)
 
 Foreign exceptions (aiohttp, aiokafka) are translated at the module that wraps the library, so nothing
-above ``sink/client.py`` or ``kafka.py`` catches them.
+above ``cio/client.py`` or ``kafka.py`` catches them. A record the sink cannot decode or map is not an
+exception: the mapping layer returns a ``Rejection`` value (``sink/mapping/model.py``), dead-lettered.
 """
 
 from __future__ import annotations
@@ -37,14 +38,6 @@ class ConfigError(ConnectorError):
 
 class DecodeError(ConnectorError):
     """Record bytes cannot be decoded into messages."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class MappingError(ConnectorError):
-    """A decoded message cannot be turned into a valid operation."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -78,6 +71,15 @@ class BrokerUnavailableError(ConnectorError):
     """Kafka did not accept or acknowledge a record in time."""
 
     retriable = True
+
+
+class KafkaConnectError(BrokerUnavailableError):
+    """A Kafka client cannot start. ``str()`` is one line, ``SETTING: reason``, never a secret."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
 
 
 class RecordTooLargeError(BrokerUnavailableError):

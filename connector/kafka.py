@@ -4,6 +4,13 @@ aiokafka ships no type information, so everything above this module sees plain d
 small ``Consumer``/``Producer`` classes below. aiokafka exceptions are translated here: a failed
 produce raises ``BrokerUnavailableError``, or its subclass ``RecordTooLargeError`` when the producer or
 the broker refuses the record's size (resending it unchanged cannot succeed).
+
+A client that cannot start raises ``KafkaConnectError``, whose one line names the setting to fix and
+the reason (``KAFKA_SASL_PASSWORD: SASL authentication failed (SCRAM-SHA-512)``): aiokafka only logs the
+reason and raises "Unable to bootstrap", so ``diagnose()`` connects once more, alone, to find it.
+
+The engine is typed against ``ConsumerLike`` and ``ProducerLike``, the methods it uses of those two
+classes, so tests without a broker can pass in-memory objects of the same shape.
 """
 
 from __future__ import annotations
@@ -11,15 +18,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import aiokafka.conn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
-from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError
+from connector.kafka_auth import TokenError, TokenSource, token_source
+from connector.readahead import partition_fetch_bytes
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -59,23 +80,205 @@ class Record(NamedTuple):
         return found
 
 
+class _TokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """aiokafka's OAUTHBEARER callback over a ``kafka_auth`` token source.
+
+    A token failure is raised to aiokafka as a connection error (what it expects from a connect attempt:
+    anything else would escape its reconnect logic) and kept in ``failure`` for ``diagnose()``.
+    """
+
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+        self.failure: TokenError | None = None
+
+    async def token(self) -> str:
+        try:
+            token = await self.source.token()
+        except TokenError as exc:
+            self.failure = exc
+            raise KafkaConnectionError(str(exc)) from None
+        self.failure = None
+        return token
+
+    def extensions(self) -> dict[str, str]:
+        return self.source.extensions()
+
+
+class _OAuthAuthenticator(aiokafka.conn.OAuthAuthenticator):  # type: ignore[misc]
+    """aiokafka's OAUTHBEARER exchange, plus the failure half of RFC 7628 §3.2.2.
+
+    A broker that rejects the token answers with an error challenge and waits for the client's ``%x01``
+    before failing the authentication. aiokafka 0.14 takes the challenge for success, and the broker then
+    drops the connection on the next request without a reason; answering ``%x01`` gets the broker's
+    SaslAuthenticationFailed with its message instead.
+    """
+
+    _acknowledged = False
+
+    async def step(self, payload: bytes | None) -> Any:
+        if self._token_sent and payload and not self._acknowledged:
+            self._acknowledged = True
+            return b"\x01", True
+        return await super().step(payload)
+
+
+aiokafka.conn.OAuthAuthenticator = _OAuthAuthenticator
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context of SSL and SASL_SSL: the CA bundle (or the system's), and the client certificate."""
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    """Connection and security options shared by consumers, producers and admin clients."""
+    """Connection and security options shared by consumers, producers and admin clients.
+
+    OAUTHBEARER and AWS_MSK_IAM get a token source of their own per client (each caches its token).
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": settings.client_id,
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.ssl_cafile)
-        if settings.ssl_certfile:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-        options["ssl_context"] = context
+        options["ssl_context"] = ssl_context(settings)
     if settings.security_protocol.startswith("SASL_"):
-        options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = settings.sasl_password.reveal() if settings.sasl_password else None
+        source = token_source(settings)
+        if source is not None:
+            # MSK's IAM authentication is OAUTHBEARER carrying the signer's token.
+            options["sasl_mechanism"] = "OAUTHBEARER"
+            options["sasl_oauth_token_provider"] = _TokenProvider(source)
+        else:
+            options["sasl_mechanism"] = settings.sasl_mechanism
+            options["sasl_plain_username"] = settings.sasl_username
+            options["sasl_plain_password"] = settings.sasl_password.reveal() if settings.sasl_password else None
     return options
+
+
+async def start_client(client: Any, settings: KafkaSettings, options: dict[str, Any]) -> None:
+    """``await client.start()``; on failure, stop it and raise KafkaConnectError with the reason found."""
+    try:
+        await client.start()
+    except (KafkaError, TokenError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await client.stop() if hasattr(client, "stop") else await client.close()
+        raise await diagnose(settings, options, exc) from None
+
+
+async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: BaseException) -> KafkaConnectError:
+    """Why clients with ``options`` cannot start: each bootstrap server is tried alone, TLS first."""
+    provider = options.get("sasl_oauth_token_provider")
+    if isinstance(failure, TokenError):
+        return KafkaConnectError(failure.setting, failure.reason)
+    reasons: list[KafkaConnectError] = []
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port_text = server.strip().rpartition(":")
+        try:
+            port = int(port_text)
+        except ValueError:
+            return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"{server.strip()!r} is not host:port")
+        reason = await _diagnose_server(settings, options, host.strip("[]"), port)
+        if reason is None:
+            continue
+        reasons.append(reason)
+    if isinstance(provider, _TokenProvider) and provider.failure is not None:
+        return KafkaConnectError(provider.failure.setting, provider.failure.reason)
+    if reasons:
+        return reasons[0]
+    return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to Kafka: {failure}")
+
+
+_API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 8) + b"diagnose"
+
+
+async def _diagnose_server(
+    settings: KafkaSettings, options: dict[str, Any], host: str, port: int
+) -> KafkaConnectError | None:
+    where = f"{host}:{port}"
+    protocol = settings.security_protocol
+    if protocol in ("SSL", "SASL_SSL"):
+        # TLS alone first: certificate problems surface here with their reason (aiokafka loses it).
+        try:
+            async with asyncio.timeout(15):
+                reader, writer = await asyncio.open_connection(host, port, ssl=options["ssl_context"])
+                try:
+                    writer.write(struct.pack(">i", len(_API_VERSIONS_V0)) + _API_VERSIONS_V0)
+                    await writer.drain()
+                    answered = len(await reader.read(4)) == 4
+                finally:
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await writer.wait_closed()
+        except ssl.SSLCertVerificationError as exc:
+            return KafkaConnectError(
+                "KAFKA_SSL_CAFILE", f"TLS: the broker's certificate is not trusted ({exc.verify_message}) at {where}"
+            )
+        except ssl.SSLError as exc:
+            alert = (exc.reason or str(exc)).lower().replace("_", " ")
+            if "certificate required" in alert or (not settings.ssl_certfile and "alert" in alert):
+                return KafkaConnectError(
+                    "KAFKA_SSL_CERTFILE", f"TLS: the broker requires a client certificate at {where}"
+                )
+            if "alert" in alert and settings.ssl_certfile:
+                return KafkaConnectError(
+                    "KAFKA_SSL_CERTFILE", f"TLS: the broker refused the client certificate ({alert})"
+                )
+            return KafkaConnectError("KAFKA_SECURITY_PROTOCOL", f"TLS handshake with {where} failed ({alert})")
+        except (OSError, TimeoutError) as exc:
+            return _network(where, exc)
+        if not answered:
+            cause = "requires a client certificate" if not settings.ssl_certfile else "closed the TLS connection"
+            return KafkaConnectError("KAFKA_SSL_CERTFILE", f"TLS: the broker {cause} at {where}")
+    try:
+        conn = await aiokafka.conn.create_conn(
+            host,
+            port,
+            client_id=settings.client_id,
+            request_timeout_ms=15_000,
+            ssl_context=options.get("ssl_context"),
+            security_protocol=protocol,
+            sasl_mechanism=options.get("sasl_mechanism"),
+            sasl_plain_username=options.get("sasl_plain_username"),
+            sasl_plain_password=options.get("sasl_plain_password"),
+            sasl_oauth_token_provider=options.get("sasl_oauth_token_provider"),
+        )
+        try:
+            await conn.send(MetadataRequest([]))
+        finally:
+            conn.close()
+    except SaslAuthenticationFailed:
+        mechanism = settings.sasl_mechanism
+        setting = {"OAUTHBEARER": "KAFKA_SASL_OAUTH_CLIENT_ID", "AWS_MSK_IAM": "AWS_REGION"}.get(
+            str(mechanism), "KAFKA_SASL_PASSWORD"
+        )
+        rejected = " (the broker rejected the token)" if setting != "KAFKA_SASL_PASSWORD" else ""
+        return KafkaConnectError(setting, f"SASL authentication failed ({mechanism}){rejected}")
+    except UnsupportedSaslMechanismError:
+        return KafkaConnectError(
+            "KAFKA_SASL_MECHANISM", f"the broker at {where} does not offer {settings.sasl_mechanism}"
+        )
+    except (KafkaError, OSError, TimeoutError) as exc:
+        provider = options.get("sasl_oauth_token_provider")
+        if isinstance(provider, _TokenProvider) and provider.failure is not None:
+            return KafkaConnectError(provider.failure.setting, provider.failure.reason)
+        if isinstance(exc, OSError | TimeoutError):
+            return _network(where, exc)
+        if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect TLS?): {exc}"
+            )
+        return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where}: {exc}")
+    return None
+
+
+def _network(where: str, exc: BaseException) -> KafkaConnectError:
+    if isinstance(exc, TimeoutError):
+        return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"no answer from {where}")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where} ({reason.lower()})")
 
 
 def _tp(partition: Partition) -> Any:
@@ -87,6 +290,83 @@ def _partition(tp: Any) -> Partition:
 
 
 RebalanceCallback = Callable[[list[Partition]], Awaitable[None]]
+
+
+class ConsumerLike(Protocol):
+    """What the sink needs of ``Consumer``: a group member with manual commits (tests pass a fake)."""
+
+    async def start(
+        self,
+        topics: Sequence[str],
+        on_revoked: RebalanceCallback,
+        on_assigned: RebalanceCallback,
+        *,
+        pattern: str | None = None,
+    ) -> None:
+        """Join the group for ``topics`` (or ``pattern``); the callbacks run inside ``fetch`` on each rebalance."""
+        ...
+
+    async def position(self, partition: Partition) -> int | None:
+        """The offset the next fetch of ``partition`` starts from, if known without waiting."""
+        ...
+
+    async def stop(self) -> None:
+        """Leave the group and close connections."""
+        ...
+
+    async def fetch(self, timeout_ms: int, max_records: int | None = None) -> list[Record]:
+        """Records fetched since the last call, each partition's together and in offset order."""
+        ...
+
+    async def commit(self, offsets: dict[Partition, int]) -> None:
+        """Commit the next offset to read per partition; raise BrokerUnavailableError."""
+        ...
+
+    async def end_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        """Log-end offsets; raise BrokerUnavailableError."""
+        ...
+
+    def assignment(self) -> set[Partition]:
+        """Partitions currently assigned to this member."""
+        ...
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching these partitions; positions are kept."""
+        ...
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        """Fetch these partitions again."""
+        ...
+
+
+class ProducerLike(Protocol):
+    """What the sink and the app need of ``Producer`` (same shape as the webhook side's ``ProducerLike``)."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the producer is connected."""
+        ...
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest record this producer sends, as measured by ``Producer.record_size``."""
+        ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        """Produce one record and wait for its acknowledgement; raise BrokerUnavailableError."""
+        ...
+
+    async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
+        """Produce several records and wait until all are acknowledged; raise BrokerUnavailableError."""
+        ...
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -102,7 +382,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Consumer:
-    """A consumer-group member with manual commits."""
+    """A consumer-group member with manual commits.
+
+    With ``fetch_budget_bytes``, the read-ahead kept in memory is bounded for the process: at every
+    assignment each partition's fetch size becomes the budget divided by the partitions assigned
+    (``readahead.py``), instead of a fixed size per partition.
+    """
 
     def __init__(
         self,
@@ -111,17 +396,22 @@ class Consumer:
         *,
         max_poll_records: int = 2000,
         fetch_max_bytes: int = 16_777_216,
+        fetch_budget_bytes: int | None = None,
         auto_offset_reset: str = "earliest",
         **extra: Any,
     ) -> None:
+        self._settings = settings
+        self._options = client_options(settings)
+        self._fetch_max_bytes = fetch_max_bytes
+        self._fetch_budget_bytes = fetch_budget_bytes
         self._consumer = AIOKafkaConsumer(
-            **client_options(settings),
+            **self._options,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=min(fetch_max_bytes, 2 * 1_048_576),
+            max_partition_fetch_bytes=partition_fetch_bytes(fetch_budget_bytes or fetch_max_bytes, 1, fetch_max_bytes),
             isolation_level=settings.isolation_level,
             metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
             **extra,
@@ -136,17 +426,38 @@ class Consumer:
         pattern: str | None = None,
     ) -> None:
         """Join the group for ``topics``, or for every topic matching ``pattern`` (``re.match``: anchor it);
-        rebalance callbacks run inside the consumer's poll."""
-        listener = _Listener(on_revoked, on_assigned)
+        rebalance callbacks run inside the consumer's poll. Each assignment re-shares the read-ahead budget."""
+
+        async def assigned(partitions: list[Partition]) -> None:
+            self._share_read_ahead()
+            await on_assigned(partitions)
+
+        listener = _Listener(on_revoked, assigned)
         if pattern is not None:
             self._consumer.subscribe(pattern=pattern, listener=listener)
         else:
             self._consumer.subscribe(list(topics), listener=listener)
-        await self._consumer.start()
+        await start_client(self._consumer, self._settings, self._options)
+
+    def _share_read_ahead(self) -> None:
+        """Re-divide the read-ahead budget among the partitions now assigned (before any is fetched)."""
+        if self._fetch_budget_bytes is None:
+            return
+        size = partition_fetch_bytes(self._fetch_budget_bytes, len(self._consumer.assignment()), self._fetch_max_bytes)
+        # aiokafka reads this attribute each time it builds a fetch request; it has no public setter.
+        self._consumer._fetcher._max_partition_fetch_bytes = size
+
+    @property
+    def partition_fetch_bytes(self) -> int:
+        """Bytes each assigned partition is fetched ahead, as the consumer now asks the broker for."""
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        if fetcher is None:  # not started: what it was built with
+            return int(self._consumer._max_partition_fetch_bytes)
+        return int(fetcher._max_partition_fetch_bytes)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
-        await self._consumer.start()
+        await start_client(self._consumer, self._settings, self._options)
 
     async def stop(self) -> None:
         """Leave the group and close connections."""
@@ -238,8 +549,10 @@ class Producer:
         compression: str | None = None,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
     ) -> None:
+        self._settings = settings
+        self._options = client_options(settings)
         self._producer = AIOKafkaProducer(
-            **client_options(settings),
+            **self._options,
             enable_idempotence=True,
             acks="all",
             linger_ms=linger_ms,
@@ -265,12 +578,8 @@ class Producer:
         return size
 
     async def start(self) -> None:
-        """Connect to the cluster; raises BrokerUnavailableError when it cannot."""
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise BrokerUnavailableError(f"cannot connect to Kafka: {exc}") from exc
+        """Connect to the cluster; raises KafkaConnectError (setting and reason) when it cannot."""
+        await start_client(self._producer, self._settings, self._options)
         self._started = True
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -334,8 +643,9 @@ async def ensure_topics(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    await start_client(admin, settings, options)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -376,3 +686,63 @@ async def topic_max_message_bytes(settings: KafkaSettings, topic: str) -> int | 
             if entry[0] == "max.message.bytes" and entry[1] is not None:
                 return int(entry[1])
     return None
+
+
+async def probe_cluster(
+    settings: KafkaSettings, read_topics: Sequence[str], group: str | None, write_topics: Sequence[str]
+) -> list[tuple[str, bool, str]]:
+    """``check``'s Kafka rows, (what, ok, reason): connect and authenticate; each input topic exists and
+    the group's offsets can be read; each output topic exists with a leader for every partition.
+
+    Nothing is written: a write permission cannot be proven without writing a record, so an output
+    topic's row proves it is visible to these credentials (Describe), the service's own start proves Write.
+    A missing output topic is reported but not a failure: the service creates it at start-up.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    mechanism = settings.sasl_mechanism if settings.security_protocol.startswith("SASL_") else None
+    how = f"{settings.security_protocol}" + (f", {mechanism}" if mechanism else "")
+    try:
+        await start_client(admin, settings, options)
+    except KafkaConnectError as exc:
+        return [(f"connect ({how})", False, str(exc))]
+    rows: list[tuple[str, bool, str]] = [(f"connect ({how})", True, "ok")]
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics(None)}
+
+        def topic_state(topic: str) -> str | None:
+            info = described.get(topic)
+            if info is None:
+                return "missing (or not visible to these credentials)"
+            if info["error_code"] != 0:
+                return f"error {info['error_code']}"
+            if any(p["leader"] < 0 for p in info["partitions"]):
+                return "a partition has no leader"
+            return None
+
+        for topic in read_topics:
+            problem = topic_state(topic)
+            if problem is None and group:
+                try:
+                    await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+                except KafkaError as exc:
+                    problem = f"group {group} cannot read its offsets ({type(exc).__name__})"
+            rows.append((f"read {topic} (group {group})", problem is None, problem or "ok"))
+        for topic in write_topics:
+            problem = topic_state(topic)
+            if problem is not None and problem.startswith("missing"):
+                rows.append((f"write {topic}", True, "missing; created at start-up"))
+            else:
+                rows.append((f"write {topic}", problem is None, problem or "ok"))
+    except KafkaError as exc:
+        rows.append(("describe topics", False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        await admin.close()
+    return rows
+
+
+if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape
+    _consumer_like: type[ConsumerLike] = Consumer
+    _producer_like: type[ProducerLike] = Producer

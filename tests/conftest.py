@@ -4,21 +4,83 @@
 else an ``apache/kafka`` container when Docker answers, else a local JVM (Java 17+; jars cached by Maven).
 It starts once per session, on first use. When no broker can be had the tests that need one fail with a
 message saying how to get one; they are never skipped.
+
+Hypothesis profiles (registered here, before any test module builds its ``settings``):
+
+- ``ci``: loaded by ``make test`` and whenever CI is detected. Derandomized, so a failure reproduces with
+  the same inputs on any machine; no deadline and no ``too_slow`` health check, the two checks that measure
+  wall time and therefore fail on a busy machine rather than on a bad test. The size and filter checks
+  stay on: they count inputs, not seconds, so under derandomize they pass or fail the same everywhere.
+- ``dev``: the default of a bare ``pytest``. Random inputs with the example database, so each run explores
+  more; no deadline; the health checks stay on, with ``too_slow`` at Hypothesis' own 30 s draw budget.
+
+``HYPOTHESIS_PROFILE`` (or ``pytest --hypothesis-profile``) picks another one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Iterator
 from typing import NoReturn, Protocol
 
 import pytest
+from hypothesis import HealthCheck, is_hypothesis_test, settings
 
 from connector.config import KafkaSettings
 from connector.devtools.kafka_local import HOW_TO_GET_A_BROKER, LocalKafka, provide_broker
 from connector.kafka import ensure_topics
+
+# Wall-time checks: on a shared 2-core machine they fail because of the neighbours, not the test.
+WALL_TIME_HEALTH_CHECKS = (HealthCheck.too_slow,)
+
+# Test modules import this file again as ``tests.conftest`` (for TopicFactory). So: an explicit parent (the
+# profiles do not inherit whatever is loaded by then), and the profile is loaded by the hook below, once.
+_STOCK = settings.get_profile("default")
+settings.register_profile(
+    "ci",
+    _STOCK,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=WALL_TIME_HEALTH_CHECKS,
+)
+settings.register_profile("dev", _STOCK, deadline=None, print_blob=True)
+IN_CI = os.environ.get("CI", "").lower() not in {"", "0", "false"}  # GitHub Actions and most CIs set CI=true
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the profile before any test module is imported; ``--hypothesis-profile`` (its plugin) wins."""
+    if config.getoption("--hypothesis-profile", default=None) is None:
+        settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under the ci profile, a property test whose own ``@settings`` brings back a wall-time check fails.
+
+    A test's ``settings(suppress_health_check=[...])`` replaces the profile's list instead of adding to it,
+    so one written without ``HealthCheck.too_slow`` (or with a deadline) would be flaky under load again.
+    """
+    active = settings.default
+    if active is None or not set(WALL_TIME_HEALTH_CHECKS) <= set(active.suppress_health_check):
+        return
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None or not is_hypothesis_test(function):
+            continue
+        own = getattr(function, "_hypothesis_internal_use_settings", None)
+        if not isinstance(own, settings):
+            raise pytest.UsageError(f"{item.nodeid}: cannot read its Hypothesis settings (Hypothesis changed?)")
+        missing = [check.name for check in WALL_TIME_HEALTH_CHECKS if check not in own.suppress_health_check]
+        if missing or own.deadline is not None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: its @settings would fail on a busy machine (deadline={own.deadline}, "
+                f"health checks not suppressed: {missing}); use deadline=None and add the profile's "
+                "suppress_health_check: [*settings().suppress_health_check, ...]"
+            )
 
 
 class TopicFactory(Protocol):

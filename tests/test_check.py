@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from connector.check import CheckResult, check_workspaces, format_check_table, run_check
+from connector.cio.client import CustomerIOClient
 from connector.config import EndpointSettings, Region, Secret, Settings, WorkspaceSettings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
-from connector.sink.client import CustomerIOClient
 
 FAKE_US = Workspace("us-ws", "us-site", "us-track-key-123", "us", app_api_key="us-app-key-123")
 FAKE_EU = Workspace("eu-ws", "eu-site", "eu-track-key-456", "eu", app_api_key="eu-app-key-456")

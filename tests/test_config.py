@@ -28,6 +28,8 @@ BASE = {"CIO_SITE_ID": "site", "CIO_API_KEY": "track-secret-123", "CONNECTOR_INP
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM", "needs a mechanism"),
         ({"CONNECTOR_INPUT_TOPICS": ""}, "CONNECTOR_INPUT_TOPICS", "required"),
         ({"CIO_API_KEY": ""}, "CIO_API_KEY", "required"),
+        ({"CONNECTOR_FETCH_BUDGET_BYTES": "65536"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be ≥ 1048576"),
+        ({"CONNECTOR_FETCH_BUDGET_BYTES": "16MiB"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be an integer"),
     ],
 )
 def test_invalid_setting_names_the_key(env: dict[str, str], key: str, words: str) -> None:
@@ -44,6 +46,17 @@ def test_region_error_wins_over_missing_credentials() -> None:
     """`CIO_REGION=mars` alone reports the region, not the missing site id."""
     with pytest.raises(ConfigError, match=r"^CIO_REGION: "):
         load_settings({"CIO_REGION": "mars"}, role="sink")
+
+
+def test_cli_exits_2_with_one_line_for_a_read_ahead_budget_below_one_mib() -> None:
+    """`CONNECTOR_FETCH_BUDGET_BYTES=1000 cio-connector sink` exits 2 with one line naming the setting."""
+    env = {**BASE, "CONNECTOR_FETCH_BUDGET_BYTES": "1000", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "sink"], env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith("CONNECTOR_FETCH_BUDGET_BYTES: must be ≥ 1048576 (got 1000)")
 
 
 def test_cli_exits_2_with_one_line_for_bad_region() -> None:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import resolve_workspace
 from connector.config import EndpointSettings, Secret, WorkspaceSettings
 from connector.errors import AuthError, TransientDeliveryError
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
-from connector.region import resolve_workspace
-from connector.sink.client import CustomerIOClient
 
 FAKE_US = Workspace("us-ws", "us-site", "us-track-key", "us", app_api_key="us-app-key")
 FAKE_EU = Workspace("eu-ws", "eu-site", "eu-track-key", "eu", app_api_key="eu-app-key")

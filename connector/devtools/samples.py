@@ -113,7 +113,7 @@ class SampleEvents:
 
 
 def webhook_payload(rng: random.Random, now_s: int, n: int) -> dict[str, Any]:
-    """A reporting webhook like Customer.io sends (§6.5 of the API reference)."""
+    """A reporting webhook like Customer.io sends (Customer.io's reporting-webhooks docs)."""
     object_type, metric = WEBHOOK_METRICS[n % len(WEBHOOK_METRICS)]
     user = f"user-{rng.randrange(1000)}"
     event_id = "01" + "".join(rng.choice(CROCKFORD) for _ in range(24))

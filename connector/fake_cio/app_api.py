@@ -1,4 +1,4 @@
-"""App API handlers of the fake (Bearer app key): the workspace list and transactional email (§5)."""
+"""App API handlers of the fake (Bearer app key): the workspace list and transactional email (App API docs)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from connector.fake_cio.state import UNKNOWN_WORKSPACE, FakeState, Refusal, Region, Workspace
 
-# Region mismatch, §1.1. The Track API's redirect code and the US-on-EU answer are unconfirmed.
+# Region mismatch (Customer.io's "Track API: regions" docs). The Track API's redirect code and the US-on-EU answer are unconfirmed.
 TRACK_REDIRECT_STATUS: Final = 301  # ASSUMED: EU Track credentials on the US host
 TRACK_WRONG_REGION_STATUS: Final = 401  # ASSUMED: US Track credentials on the EU host
 APP_REDIRECT_STATUS: Final = 301  # observed (customerio-node #134): EU App key on the US host

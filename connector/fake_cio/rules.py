@@ -3,7 +3,7 @@
 Every check returns ``None`` when the value is acceptable, or one ``RuleError`` — the
 ``{"reason", "field", "message"}`` triple of a v2 error item — for the first rule it breaks. The
 server turns these into the v2 (``errors[]``), v1 (``meta.errors`` / ``meta.error``) or App API
-(``meta.error``) bodies. Limits are those of the API reference (§2–3); the items the reference marks
+(``meta.error``) bodies. Limits are those of Customer.io's Track API docs; the items those docs leave
 *unconfirmed* are module constants flagged ``ASSUMED`` so they change in one place. v1 bodies and the
 App API's transactional email are checked in ``rules_v1`` with the same building blocks.
 
@@ -30,7 +30,7 @@ class RuleError(TypedDict):
 
 
 # Limits [spec]. KB is read as 1000 bytes: the smaller reading, so whatever passes here passes there.
-# Declared here, not imported from connector.sink.validation: the fake checks the documented rules
+# Declared here, not imported from connector.sink.mapping.validation: the fake checks the documented rules
 # independently of the code it tests, so a wrong limit in the connector cannot agree with itself.
 MAX_BATCH_BYTES: Final = 500_000  # ASSUMED (1000 vs 1024); a larger body rejects the whole batch (400)
 MAX_OPERATION_BYTES: Final = 32_000  # ASSUMED (1000 vs 1024); per v2 op and for /api/v2/entity
@@ -328,7 +328,7 @@ def operation_size(op: object) -> int:
 
 
 def check_operation(op: object, size: int | None = None) -> RuleError | None:
-    """One v2 operation (§2.1): vocabulary, identifiers, size and the action's own fields.
+    """One v2 operation (Track API v2 batch): vocabulary, identifiers, size and the action's own fields.
 
     ``size`` is the operation's serialized size when the caller already knows it.
     """

@@ -1,4 +1,4 @@
-"""Rules of the Track API v1 bodies (§1.3–1.8) and the App API transactional email (§5.1). Pure.
+"""Rules of the Track API v1 bodies and the App API transactional email (Customer.io's API docs). Pure.
 
 Same contract as ``rules``: ``None`` when acceptable, else the first broken rule as a ``RuleError``.
 """

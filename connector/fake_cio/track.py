@@ -107,7 +107,7 @@ async def region(request: web.Request) -> web.Response:
 
 
 def v1_identifiers(value: str) -> dict[str, str]:
-    """A v1 path identifier's type, inferred from its shape (§1.2): ``cio_…``, email-looking, else id."""
+    """A v1 path identifier's type, inferred from its shape (as Customer.io does): ``cio_…``, email-looking, else id."""
     if value.startswith("cio_"):
         return {"cio_id": value[4:]}
     return {"email": value} if "@" in value else {"id": value}

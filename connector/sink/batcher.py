@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 
 T = TypeVar("T")  # what travels with each operation (the record's ticket)
 

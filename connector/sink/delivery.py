@@ -24,16 +24,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from connector.cio.client import BatchResponse, CustomerIOClient
+from connector.cio.region import ResolvedWorkspace
 from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.kafka import Partition
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.region import ResolvedWorkspace
 from connector.sink.batcher import Batch, Batcher
-from connector.sink.client import BatchResponse, CustomerIOClient
 from connector.sink.limits import ConcurrencyLimiter, RateLimiter
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
 
@@ -67,6 +67,7 @@ class WorkspaceDelivery:
         max_in_flight: int,
         metrics: Metrics,
         is_current: Callable[[Ticket], bool],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -102,13 +103,12 @@ class WorkspaceDelivery:
         self.stopped_reason: str | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_pending = False
         self._revocations = 0
         self._last_revocation_at = 0.0
         self._hold_until = 0.0  # Retry-After applies to the whole workspace, not just the lane that got it
+        self._clock = clock  # of the Retry-After hold (monotonic seconds; tests pass their own)
         # partitions_buffered() while intake is stopped: valid until an operation arrives or a revocation.
         self._partitions_cache: tuple[int, frozenset[Partition]] | None = None
 
@@ -122,7 +122,12 @@ class WorkspaceDelivery:
     @property
     def congested(self) -> bool:
         """True while this workspace cannot drain: credentials rejected, failing, or holding for Retry-After."""
-        return self.stopped_reason is not None or self.failing or self._hold_until > time.monotonic()
+        return self.stopped_reason is not None or self.failing or self._hold_until > self._clock()
+
+    @property
+    def hold_until(self) -> float:
+        """When the last Retry-After hold ends, on ``clock`` (0.0 if there never was one): no request before."""
+        return self._hold_until
 
     def mark_stopped(self, reason: str) -> None:
         """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
@@ -142,16 +147,6 @@ class WorkspaceDelivery:
         self._tasks = [asyncio.create_task(self._run_lane(lane), name=f"lane-{self.name}") for lane in self._lanes]
         self._tasks.append(asyncio.create_task(self._linger(), name=f"linger-{self.name}"))
 
-    async def drain(self, timeout: float) -> bool:
-        """Flush every open batch and wait until all operations are resolved; False on timeout."""
-        self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def stop(self) -> None:
         """Cancel the senders (unresolved operations stay unresolved: their offsets are not committed)."""
         for task in self._tasks:
@@ -166,8 +161,6 @@ class WorkspaceDelivery:
     def submit(self, operation: Operation, ticket: Ticket) -> None:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         ticket.hold(self.name)
-        if not self.buffered:
-            self._idle.clear()
         self.buffered += 1
         self.buffered_bytes += len(operation.body)
         self._partitions_cache = None
@@ -233,14 +226,21 @@ class WorkspaceDelivery:
                 lane.wakeup.clear()
                 await lane.wakeup.wait()
                 continue
-            batch, revocations = lane.ready[0]
-            if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
-                current = batch.select(self._is_current)
-                self._abandon(batch, current)
-                batch = current
-            if len(batch):
-                await self._deliver(batch)
-            lane.ready.popleft()
+            # In a call of its own: a batch bound to a local of this loop would stay referenced while the
+            # lane waits, so every idle lane (lanes × workspaces of them) kept its last batch alive, with
+            # its operations and records, outside any bound (1 GB at 50 workspaces).
+            await self._send_first(lane)
+
+    async def _send_first(self, lane: _Lane) -> None:
+        """Deliver the lane's first ready batch (its items still current), then drop it from the lane."""
+        batch, revocations = lane.ready[0]
+        if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
+            current = batch.select(self._is_current)
+            self._abandon(batch, current)
+            batch = current
+        if len(batch):
+            await self._deliver(batch)
+        lane.ready.popleft()
 
     async def _deliver(self, batch: Batch[Ticket]) -> None:
         """Send ``batch`` until every item is resolved; only cancellation interrupts it."""
@@ -279,7 +279,7 @@ class WorkspaceDelivery:
         while True:
             await self._concurrency.acquire()
             # Checked after the permit: a 429 may have arrived while this lane waited for it.
-            hold = self._hold_until - time.monotonic()
+            hold = self._hold_until - self._clock()
             if hold <= 0:
                 break
             await self._concurrency.release(backpressure=None)
@@ -305,7 +305,7 @@ class WorkspaceDelivery:
             log.warning("Workspace failing; pausing its partitions.", workspace=self.name, error=str(exc))
         delay = self._policy.delay(attempt, exc.retry_after)
         if exc.retry_after is not None:
-            self._hold_until = max(self._hold_until, time.monotonic() + delay)
+            self._hold_until = max(self._hold_until, self._clock() + delay)
         log.info(
             "Batch delivery failed; retrying.",
             workspace=self.name,
@@ -389,8 +389,6 @@ class WorkspaceDelivery:
     def _resolved(self, count: int, nbytes: int) -> None:
         self.buffered -= count
         self.buffered_bytes -= nbytes
-        if self.buffered == 0:
-            self._idle.set()
 
     def _on_rate_wait(self, seconds: float) -> None:
         self._metrics.rate_limit_waits.labels(self.name, "track").inc()

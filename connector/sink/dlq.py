@@ -1,7 +1,7 @@
 """The dead-letter topic: rejected records with their reason, keeping the original key, value and headers.
 
 Headers added (all UTF-8 strings):
-    cio-dlq-reason            reason code (connector.sink.model.REASONS)
+    cio-dlq-reason            reason code (connector.sink.mapping.model.REASONS)
     cio-dlq-message           one-line explanation naming the field, or Customer.io's message
     cio-dlq-status            Customer.io's HTTP status, "" when the connector rejected the record itself
     cio-dlq-workspace         target workspace, "" when unknown
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connector.errors import BrokerUnavailableError, RecordTooLargeError
-from connector.kafka import Headers, Producer, Record
+from connector.kafka import Headers, Producer, ProducerLike, Record
 from connector.log_sampling import LogSampler, Summary
 from connector.logs import get_logger
 from connector.metrics import Metrics
@@ -137,7 +137,7 @@ class DeadLetterWriter:
 
     def __init__(
         self,
-        producer: Producer,
+        producer: ProducerLike,
         topic: str,
         metrics: Metrics,
         policy: RetryPolicy,

@@ -19,17 +19,19 @@ override names none). ``transactional`` is true for ``track`` messages named
 ``TransactionalSettings.event_name`` on ``TransactionalSettings.topic``.
 
 ``route`` runs once per message: everything is precomputed into dictionaries, and the answer for a
-topic without header or override is cached.
+topic without header or override is cached. The Router builds one ``Mapper`` per distinct mapping
+settings and hands it out in the ``Target``, so the sink maps with it directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connector.config import MappingSettings, Settings
 from connector.errors import ConfigError
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.mapper import Mapper
+from connector.sink.mapping.model import Message, Rejection
 
 # The header value is the producer's: at most this much of it is quoted in a dead letter's message.
 MAX_QUOTED_HEADER_BYTES = 64
@@ -38,12 +40,13 @@ _NOTHING_ALLOWED: dict[bytes, str] = {}
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a message goes: a workspace name, the mapping settings to use, and whether it is a
-    transactional send (App API) rather than a Track API operation."""
+    """Where a message goes: a workspace name, the mapping settings to use (and the Mapper built from
+    them), and whether it is a transactional send (App API) rather than a Track API operation."""
 
     workspace: str
     mapping: MappingSettings
     transactional: bool
+    mapper: Mapper = field(compare=False, repr=False)  # derived from ``mapping``
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,8 @@ class _Pair:
     transactional: Target
 
     @classmethod
-    def of(cls, workspace: str, mapping: MappingSettings) -> _Pair:
-        return cls(Target(workspace, mapping, False), Target(workspace, mapping, True))
+    def of(cls, workspace: str, mapping: MappingSettings, mapper: Mapper) -> _Pair:
+        return cls(Target(workspace, mapping, False, mapper), Target(workspace, mapping, True, mapper))
 
     def pick(self, transactional: bool) -> Target:
         return self.transactional if transactional else self.plain
@@ -66,6 +69,7 @@ class Router:
 
     def __init__(self, settings: Settings) -> None:
         """Precompute every Target. Raises ConfigError if two workspaces list the same topic."""
+        self._mappers: dict[MappingSettings, Mapper] = {}  # one per distinct settings (they are frozen)
         self._by_workspace: dict[str, _Pair] = {}
         self._topic_workspace: dict[str, str] = {}
         for i, ws in enumerate(settings.workspaces):
@@ -74,7 +78,7 @@ class Router:
                 if ws.attribute_prefix is None
                 else dataclasses.replace(settings.mapping, attribute_prefix=ws.attribute_prefix)
             )
-            self._by_workspace[ws.name] = _Pair.of(ws.name, mapping)
+            self._by_workspace[ws.name] = _Pair.of(ws.name, mapping, self._mapper(mapping))
             for topic in ws.topics:
                 owner = self._topic_workspace.setdefault(topic, ws.name)
                 if owner != ws.name:
@@ -100,7 +104,7 @@ class Router:
                 names = [route.workspace] if route.workspace is not None else list(self._by_workspace)
                 for name in names:
                     mapping = dataclasses.replace(settings.mapping, attribute_prefix=route.attribute_prefix)
-                    self._override_pairs[(i, name)] = _Pair.of(name, mapping)
+                    self._override_pairs[(i, name)] = _Pair.of(name, mapping, self._mapper(mapping))
 
         self._header = settings.sink.workspace_header
         # Per topic, the header values it may use → the workspace each names. A topic without an entry
@@ -118,6 +122,12 @@ class Router:
         self._tx_topic = settings.transactional.topic
         self._tx_event = settings.transactional.event_name
         self._topic_cache: dict[str, _Pair | Rejection] = {}
+
+    def _mapper(self, mapping: MappingSettings) -> Mapper:
+        mapper = self._mappers.get(mapping)
+        if mapper is None:
+            mapper = self._mappers[mapping] = Mapper(mapping)
+        return mapper
 
     @property
     def workspaces(self) -> tuple[str, ...]:

@@ -28,21 +28,21 @@ from dataclasses import dataclass
 
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, PermanentDeliveryError
-from connector.kafka import Consumer, Partition, Producer, Record
+from connector.kafka import ConsumerLike, Partition, ProducerLike, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.sink.budget import BufferBudget, Holding
-from connector.sink.decode import decode_record
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
-from connector.sink.mapping import map_message
-from connector.sink.model import Filtered, MessageContext, Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.model import Filtered, MessageContext, Rejection
+from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.subscription import output_topics, subscription_pattern
 from connector.sink.tickets import DeadLetterReason, Ticket
-from connector.sink.transactional import TransactionalSender, build_send_email
+from connector.sink.transactional_sender import TransactionalSender
 
 log = get_logger("sink.runner")
 
@@ -51,7 +51,6 @@ LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
 FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
 _TOPIC_AND_PARTITION = operator.itemgetter(0, 1)  # of a Record (a NamedTuple), in C
-ORIGIN_HEADERS = ("cio-origin-topic", "cio-origin-partition", "cio-origin-offset", "cio-origin-timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +68,8 @@ class Sink:
         settings: Settings,
         *,
         offsets: OffsetTracker,
-        consumer: Consumer,
-        producer: Producer,
+        consumer: ConsumerLike,
+        producer: ProducerLike,
         deliveries: Mapping[str, WorkspaceDelivery],
         router: Router,
         metrics: Metrics,
@@ -328,7 +327,7 @@ class Sink:
                     self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
                 continue
             context = MessageContext(topic, partition, offset, index, timestamp_ms)
-            mapped = map_message(message, context, target.mapping, max_bytes)
+            mapped = target.mapper.map(message, context, max_bytes)
             if isinstance(mapped, Rejection):
                 ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
             elif isinstance(mapped, Filtered):

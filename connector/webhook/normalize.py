@@ -101,7 +101,7 @@ ACTIONS: dict[str, str] = {
 }
 
 _MESSAGE = ("drafted", "attempted", "sent", "failed", "undeliverable", "clicked")
-# Every (object_type, metric) of the reference's table (§6.4), including the "(c)" ones that exist only
+# Every (object_type, metric) of Customer.io's reporting-webhooks event table, including the "(c)" ones that exist only
 # as configurable event types. Names are derived for any known pair, listed here or not.
 DOCUMENTED_PAIRS: frozenset[tuple[str, str]] = frozenset(
     [("customer", m) for m in ("subscribed", "unsubscribed", "cio_subscription_preferences_changed")]

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from deploy_support import declared_metric_names, find_tool, promql_metric_names
+from deploy_support import declared_metric_names, find_tool, prometheus3_tool, prometheus_major, promql_metric_names
+
+# Debian's promtool is 2.x (2.42 on bookworm); Prometheus 3 changed PromQL and rule parsing (UTF-8 names,
+# left-open range selectors, removed functions), and users run either.
+PROMETHEUS_MAJORS = {"prometheus2": 2, "prometheus3": 3}
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """Path of promtool (Debian package ``prometheus``)."""
-    return find_tool("promtool")
+@pytest.fixture(scope="session", params=sorted(PROMETHEUS_MAJORS))
+def promtool(request: pytest.FixtureRequest) -> str:
+    """Path of promtool: Debian's (package ``prometheus``), then Prometheus 3's; each test runs with both."""
+    tool = find_tool("promtool") if request.param == "prometheus2" else prometheus3_tool("promtool")
+    assert prometheus_major(tool) == PROMETHEUS_MAJORS[request.param], f"{tool} is not {request.param}"
+    return tool
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Helpers of the deployment tests: finding and running the external tools, declared and queried metric names.
 
-The tools (promtool, docker-compose, helm) are installed by ``scripts/install-test-tools``; a missing one
-fails the test with that hint, it never skips it.
+The tools (promtool 2 and 3, docker-compose, helm, actionlint) are installed by ``scripts/install-test-tools``;
+a missing one fails the test with that hint, it never skips it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from connector.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "run scripts/install-test-tools (installs promtool, docker-compose and helm)"
+INSTALL_HINT = "run scripts/install-test-tools (installs promtool 2 and 3, docker-compose, helm and actionlint)"
 TOOL_TIMEOUT_SECONDS = 60
 
 # Sample suffixes each metric type exposes (the ``_created`` series are left out on purpose: nothing
@@ -36,6 +36,22 @@ def tool_cache_bin() -> Path:
     """Where scripts/install-test-tools puts the tools it builds (helm)."""
     cache = os.environ.get("CIO_CONNECTOR_CACHE") or str(Path.home() / ".cache" / "cio-connector")
     return Path(cache) / "bin"
+
+
+def prometheus3_tool(name: str) -> str:
+    """A Prometheus 3 binary that scripts/install-test-tools built (kept off PATH, where Debian's 2.x is)."""
+    path = tool_cache_bin().parent / "prometheus3" / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"Prometheus 3 {name} not found at {path}: {INSTALL_HINT}", pytrace=False)
+    return str(path)
+
+
+def prometheus_major(tool: str) -> int:
+    """The major version a Prometheus binary reports (``promtool, version 2.42.0+ds (branch: …``)."""
+    done = run_tool([tool, "--version"])
+    match = re.search(r"version (\d+)\.\d+", done.stdout + done.stderr)
+    assert match, f"{tool} --version: {done.stdout}{done.stderr}"
+    return int(match[1])
 
 
 def find_tool(name: str, *, prefer_cache: bool = False) -> str:

@@ -12,7 +12,7 @@ from deploy_support import ROOT, run_tool
 
 from connector.cli import build_parser
 from connector.config import documented_settings, load_settings
-from connector.devtools.kafka_local import DOCKER_IMAGE
+from connector.devtools.kafka_broker import DOCKER_IMAGE
 
 DIGEST = re.compile(r"^(?P<tag>[\w./-]+:[\w.-]+)@sha256:[0-9a-f]{64}$")
 

@@ -342,7 +342,7 @@ TRANSACTIONAL_CASES: list[tuple[str, Any, str | None]] = [
 
 @pytest.mark.parametrize(("label", "body", "reason"), TRANSACTIONAL_CASES, ids=[r[0] for r in TRANSACTIONAL_CASES])
 def test_transactional_email(label: str, body: Any, reason: str | None) -> None:
-    """Transactional sends need to, one identifier and a template or an inline message (§5.1)."""
+    """Transactional sends need to, one identifier and a template or an inline message (App API docs)."""
     problem = check_transactional_email(body, len(orjson.dumps(body)))
     assert (problem and problem["reason"]) == reason
 

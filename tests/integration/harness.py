@@ -162,9 +162,15 @@ async def read_all(kafka: KafkaSettings, topic: str, expect: int, timeout: float
     return records
 
 
+def coverage_env() -> dict[str, str]:
+    """This process's COVERAGE_* variables: under `make test` (coverage's patch = subprocess) they make a
+    child `python -m connector` measure itself too. Add them to any child environment built from scratch."""
+    return {name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")}
+
+
 def start_process(env: dict[str, str], command: str, log: Path) -> subprocess.Popen[bytes]:
     """`python -m connector <command>` as a child process with ``env`` (plus PATH)."""
-    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **coverage_env(), **env}
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "connector", command], env=full, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT

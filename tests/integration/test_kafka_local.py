@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import KafkaSettings
-from connector.devtools import kafka_checksums, kafka_local
+from connector.devtools import kafka_broker, kafka_checksums, kafka_jars, kafka_local
 from connector.devtools.kafka_local import (
     HOW_TO_GET_A_BROKER,
     KAFKA_VERSION,
@@ -113,9 +113,10 @@ async def test_restarted_broker_keeps_address_and_records(restartable_kafka: Loc
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(600)  # three CLI calls of up to 180 s each: their own timeouts should speak first
 def test_cli_start_status_stop(tmp_path: Path) -> None:
     """`start` detaches and prints the address, `status` finds the broker, `stop` ends it; then status exits 3."""
-    libs = kafka_local.fetch_jars()
+    libs = kafka_jars.fetch_jars()
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / f"kafka-{KAFKA_VERSION}").symlink_to(libs.parent)  # reuse the jars, keep the state separate
@@ -150,8 +151,8 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
 def test_configured_bootstrap_wins_and_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """With KAFKA_BOOTSTRAP_SERVERS set, provide_broker yields it without looking for Docker or Java."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
-    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: pytest.fail("looked for Docker"))
-    monkeypatch.setattr(kafka_local, "java_major_version", lambda: pytest.fail("looked for Java"))
+    monkeypatch.setattr(kafka_broker, "docker_reachable", lambda: pytest.fail("looked for Docker"))
+    monkeypatch.setattr(kafka_broker, "java_major_version", lambda: pytest.fail("looked for Java"))
     with provide_broker() as bootstrap:
         assert bootstrap == "broker-1:9092,broker-2:9092"
 
@@ -160,8 +161,8 @@ def test_configured_bootstrap_wins_and_starts_nothing(monkeypatch: pytest.Monkey
 def test_no_way_to_a_broker_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, java: int | None) -> None:
     """Without a configured broker, Docker or Java 17+, the error names every way to get a broker."""
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    monkeypatch.setattr(kafka_local, "docker_reachable", lambda: False)
-    monkeypatch.setattr(kafka_local, "java_major_version", lambda: java)
+    monkeypatch.setattr(kafka_broker, "docker_reachable", lambda: False)
+    monkeypatch.setattr(kafka_broker, "java_major_version", lambda: java)
     with (
         pytest.raises(KafkaLocalError, match="KAFKA_BOOTSTRAP_SERVERS unset, no Docker engine") as raised,
         provide_broker(),
@@ -187,7 +188,7 @@ def test_server_properties_describe_a_single_node_kraft_broker(tmp_path: Path) -
 
 def test_probe_is_false_when_nothing_listens() -> None:
     """broker_ready() answers False, without raising, for a closed port."""
-    assert not broker_ready("127.0.0.1", kafka_local._free_port(), timeout=0.5)
+    assert not broker_ready("127.0.0.1", kafka_broker._free_port(), timeout=0.5)
 
 
 def _fake_jars(libs: Path, count: int = 3) -> dict[str, str]:
@@ -195,7 +196,7 @@ def _fake_jars(libs: Path, count: int = 3) -> dict[str, str]:
     libs.mkdir(parents=True)
     for index in range(count):
         (libs / f"lib-{index}-{KAFKA_VERSION}.jar").write_bytes(f"jar {index}".encode() * 1000)
-    return kafka_local.jar_digests(libs)
+    return kafka_jars.jar_digests(libs)
 
 
 @pytest.fixture
@@ -203,7 +204,7 @@ def fetched_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache directory whose Maven fetch is complete, with jars matching a (patched) pinned table."""
     cache = tmp_path / "cache"
     home = cache / f"kafka-{KAFKA_VERSION}"
-    monkeypatch.setattr(kafka_local, "MAVEN_JARS_SHA256", _fake_jars(home / "libs"))
+    monkeypatch.setattr(kafka_jars, "MAVEN_JARS_SHA256", _fake_jars(home / "libs"))
     (home / "complete.json").write_text(json.dumps({"version": KAFKA_VERSION, "source": "maven"}))
     monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(cache))
     return home / "libs"
@@ -214,7 +215,7 @@ def test_tampered_jar_in_the_cache_refuses_to_start(
     fetched_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tampering: str
 ) -> None:
     """A cached jar altered, added or removed after the fetch stops `kafka-local start` with one clear line."""
-    assert kafka_local.fetch_jars() == fetched_cache  # intact: accepted
+    assert kafka_jars.fetch_jars() == fetched_cache  # intact: accepted
     jar = next(iter(sorted(fetched_cache.glob("*.jar"))))
     if tampering == "altered":
         jar.write_bytes(jar.read_bytes() + b"\x00")
@@ -241,17 +242,17 @@ def test_cached_jars_of_an_unpinned_version_are_refused(fetched_cache: Path) -> 
     other = fetched_cache.parent.parent / "kafka-0.0.1"
     fetched_cache.parent.rename(other)
     with pytest.raises(KafkaLocalError, match=re.escape("no pinned checksums for Kafka 0.0.1")):
-        kafka_local.fetch_jars("0.0.1")
+        kafka_jars.fetch_jars("0.0.1")
 
 
 def test_pinned_table_is_for_the_pinned_versions() -> None:
     """The table names the jars of KAFKA_VERSION and LOG4J_VERSION; a version bump without new digests fails."""
     table = kafka_checksums.MAVEN_JARS_SHA256
-    assert f"kafka_{kafka_local.SCALA_VERSION}-{KAFKA_VERSION}.jar" in table
+    assert f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.jar" in table
     assert f"kafka-clients-{KAFKA_VERSION}.jar" in table
-    assert f"log4j-slf4j-impl-{kafka_local.LOG4J_VERSION}.jar" in table
+    assert f"log4j-slf4j-impl-{kafka_jars.LOG4J_VERSION}.jar" in table
     assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in table.values())
-    assert f"kafka_{kafka_local.SCALA_VERSION}-{KAFKA_VERSION}.tgz" in kafka_checksums.TARBALL_SHA512
+    assert f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.tgz" in kafka_checksums.TARBALL_SHA512
 
 
 @pytest.fixture
@@ -263,7 +264,7 @@ def tarball_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setattr(kafka_local, "TARBALL_URL", f"http://127.0.0.1:{server.server_port}/kafka_{{s}}-{{v}}.tgz")
+    monkeypatch.setattr(kafka_jars, "TARBALL_URL", f"http://127.0.0.1:{server.server_port}/kafka_{{s}}-{{v}}.tgz")
     monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(tmp_path / "cache"))
     yield served
@@ -273,7 +274,7 @@ def tarball_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def _release_tarball(served: Path, jars: Path) -> Path:
-    tarball = served / f"kafka_{kafka_local.SCALA_VERSION}-{KAFKA_VERSION}.tgz"
+    tarball = served / f"kafka_{kafka_jars.SCALA_VERSION}-{KAFKA_VERSION}.tgz"
     with tarfile.open(tarball, "w:gz") as tar:
         for jar in sorted(jars.glob("*.jar")):
             tar.add(jar, arcname=f"kafka/libs/{jar.name}")
@@ -287,9 +288,9 @@ def test_tarball_not_matching_its_pinned_sha512_is_not_unpacked(tarball_server: 
     published = hashlib.sha512(tarball.read_bytes()).hexdigest()
     (tarball_server / f"{tarball.name}.sha512").write_text(f"{published}  {tarball.name}\n")
     with pytest.raises(KafkaLocalError, match="does not match its pinned SHA-512") as raised:
-        kafka_local.fetch_jars()
+        kafka_jars.fetch_jars()
     assert len(str(raised.value).splitlines()) == 1
-    assert not (kafka_local.cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs").exists()
+    assert not (kafka_jars.cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs").exists()
 
 
 def test_pinned_tarball_is_unpacked_and_its_jars_checked_on_each_start(
@@ -298,15 +299,15 @@ def test_pinned_tarball_is_unpacked_and_its_jars_checked_on_each_start(
     """The pinned tarball's jars are recorded when unpacked; one altered later refuses the next start."""
     digests = _fake_jars(tmp_path / "jars")
     tarball = _release_tarball(tarball_server, tmp_path / "jars")
-    monkeypatch.setattr(kafka_local, "TARBALL_SHA512", {tarball.name: hashlib.sha512(tarball.read_bytes()).hexdigest()})
-    libs = kafka_local.fetch_jars()
-    assert kafka_local.jar_digests(libs) == digests
-    assert kafka_local.fetch_jars() == libs
+    monkeypatch.setattr(kafka_jars, "TARBALL_SHA512", {tarball.name: hashlib.sha512(tarball.read_bytes()).hexdigest()})
+    libs = kafka_jars.fetch_jars()
+    assert kafka_jars.jar_digests(libs) == digests
+    assert kafka_jars.fetch_jars() == libs
 
     jar = next(iter(sorted(libs.glob("*.jar"))))
     jar.write_bytes(b"tampered")
     with pytest.raises(KafkaLocalError, match=re.escape(f"{jar.name} does not match its pinned SHA-256")):
-        kafka_local.fetch_jars()
+        kafka_jars.fetch_jars()
 
 
 def test_cli_usage_error_exits_2() -> None:

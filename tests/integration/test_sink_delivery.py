@@ -17,8 +17,8 @@ from connector.config import KafkaSettings, load_settings
 from connector.devtools.samples import SampleEvents
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
-from connector.sink.mapping import map_message
-from connector.sink.model import MessageContext
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import MessageContext
 from tests.integration.harness import (
     committed_and_end,
     connector_env,

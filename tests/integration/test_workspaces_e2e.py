@@ -19,6 +19,7 @@ from connector.kafka import Producer
 from tests.integration.harness import (
     ROOT,
     connector_env,
+    coverage_env,
     messages_as_records,
     produce,
     read_all,
@@ -97,6 +98,7 @@ workspaces:
     )
     env = {
         "PATH": "/usr/bin:/bin",
+        **coverage_env(),
         "CIO_TRACK_URL_US": fake.us_url,
         "CIO_TRACK_URL_EU": fake.eu_url,
         "CIO_APP_URL_US": fake.us_url,
@@ -213,7 +215,7 @@ async def test_dlq_replay_reinjects_records_with_their_original_dedup_ids(
             "connector",
             "dlq",
             "replay",
-            env={"PATH": "/usr/bin:/bin", **env},
+            env={"PATH": "/usr/bin:/bin", **coverage_env(), **env},
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -227,8 +229,8 @@ async def test_dlq_replay_reinjects_records_with_their_original_dedup_ids(
         ids = {r["operation"]["id"] for r in fake.state.operations_for("demo")}
 
     # The ids the first attempt carried: map the original positions again.
-    from connector.sink.mapping import map_message
-    from connector.sink.model import MessageContext
+    from connector.sink.mapping.mapper import map_message
+    from connector.sink.mapping.model import MessageContext
 
     mapping = load_settings({}).mapping
     original = set()

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.sink.batcher import Batcher
-from connector.sink.model import Operation
+from connector.sink.mapping.model import Operation
 
 
 def op(n: int, size: int = 0) -> Operation:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sink.decode import decode_record
-from connector.sink.model import Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.model import Rejection
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sink.identifiers import anonymous, identifier_value, looks_like_email, person
-from connector.sink.validation import Invalid
+from connector.sink.mapping.identifiers import anonymous, identifier_value, looks_like_email, person
+from connector.sink.mapping.validation import Invalid
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tracemalloc
 from typing import Any
 
 import orjson
 import pytest
 
 from connector.config import MappingSettings
-from connector.sink.mapping import Mapper, is_v2_operation, map_message, message_event_name
-from connector.sink.model import REASONS, Filtered, Message, MessageContext, Rejection
+from connector.sink.mapping.mapper import Mapper, is_v2_operation, map_message, message_event_name
+from connector.sink.mapping.model import REASONS, Filtered, Message, MessageContext, Rejection
 
 SETTINGS = MappingSettings()
 CTX = MessageContext(topic="events", partition=3, offset=1042, index=0, timestamp_ms=1_735_689_600_000)
@@ -1041,3 +1042,26 @@ def test_input_is_not_modified() -> None:
     mapped(message)
     mapped({**message, "type": "identify"})
     assert orjson.dumps(message) == before
+
+
+def test_an_operation_holds_about_its_serialized_size() -> None:
+    """A buffered operation costs memory in proportion to its body, not orjson's 4 KiB write buffer.
+
+    Operations wait in the sink's buffer until delivered (10,000 of them by default); the byte budget counts
+    ``len(body)``, which must be what they hold.
+    """
+    message = {"type": "track", "userId": "u1", "event": "Visited", "properties": {"page": "/home"}}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        results = [map_message(message, CTX, SETTINGS) for _ in range(500)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    bodies = 0
+    for result in results:
+        assert isinstance(result, tuple)
+        bodies += sum(len(operation.body) for operation in result)
+    # Each body's bytes plus the objects around it (the operation, its key, the tuple): under 2 KiB each,
+    # where orjson's buffer alone is 4 KiB.
+    assert held < bodies + 500 * 1_500, f"{held} bytes held for {bodies} bytes of bodies"

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.config import MappingSettings
-from connector.sink.decode import decode_record
-from connector.sink.mapping import map_message
-from connector.sink.model import FILTER_REASONS, REASONS, Filtered, MessageContext, Operation, Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import FILTER_REASONS, REASONS, Filtered, MessageContext, Operation, Rejection
 
 CTX = MessageContext(topic="events", partition=0, offset=7, index=0, timestamp_ms=1_735_689_600_000)
 PROPERTY_SETTINGS = settings(
@@ -134,7 +134,7 @@ MAPPING_SETTINGS = st.builds(
 )
 MAX_BYTES = st.sampled_from([32_000, 1_000, 5_000, 200_000])
 
-# ---- an independent checker of Customer.io's limits (reference §3.2) -------------------------------------
+# ---- an independent checker of Customer.io's Track API limits -------------------------------------
 
 
 def _bytes(text: str) -> int:

@@ -21,12 +21,12 @@ from memory_sink import EVENTS, FAKE, TRANSACTIONAL, record, run_sink, sink_sett
 from connector.config import MappingSettings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.kafka import Headers, Partition, Record
-from connector.sink.decode import decode_record
-from connector.sink.mapping import map_message
-from connector.sink.model import FILTER_REASONS, REASONS, Filtered, Message, MessageContext, Rejection
+from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.mapper import map_message
+from connector.sink.mapping.model import FILTER_REASONS, REASONS, Filtered, Message, MessageContext, Rejection
+from connector.sink.mapping.transactional import MAX_BODY_BYTES, build_send_email
+from connector.sink.mapping.ulid import record_ulid
 from connector.sink.routing import Router, Target
-from connector.sink.transactional import MAX_BODY_BYTES, build_send_email
-from connector.sink.ulid import record_ulid
 
 POISON = settings(
     max_examples=60,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -17,13 +18,13 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connector.cio.client import CustomerIOClient
+from connector.cio.region import pin
 from connector.config import Settings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Faults, Workspace
-from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Consumer, Headers, Partition, Producer, RebalanceCallback, Record
+from connector.kafka import DEFAULT_MAX_REQUEST_SIZE, Headers, Partition, RebalanceCallback, Record
 from connector.metrics import Metrics
-from connector.region import pin
-from connector.sink.client import CustomerIOClient
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.retry import RetryPolicy
@@ -35,7 +36,7 @@ MAX_POLL = 20
 BOUND = 100  # CONNECTOR_MAX_BUFFERED_OPERATIONS (its minimum)
 
 
-class MemoryConsumer(Consumer):
+class MemoryConsumer:
     """A consumer-group member alone on in-memory partitions; ``on_fetch`` sees the sink before each fetch."""
 
     def __init__(self, logs: dict[Partition, list[Record]], on_fetch: Callable[[], None]) -> None:
@@ -101,11 +102,23 @@ class MemoryConsumer(Consumer):
         return all(self.committed_offsets.get(p) == len(log) for p, log in self._logs.items() if p.topic in wanted)
 
 
-class NoDeadLetters(Producer):
-    """The dead-letter producer: these tests produce no bad record, so any write fails the test."""
+class NoDeadLetters:
+    """The dead-letter producer (a ``kafka.ProducerLike``): these tests produce no bad record, so any write
+    fails the test."""
 
-    def __init__(self) -> None:  # no super().__init__: no aiokafka client
-        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE
+    started = True
+    max_request_size = DEFAULT_MAX_REQUEST_SIZE
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        ack_timeout: float | None = None,
+    ) -> None:
+        raise AssertionError("unexpected dead letter")
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         raise AssertionError(f"unexpected dead letters: {len(items)}")
@@ -283,3 +296,24 @@ async def test_bytes_are_bounded_for_the_process(tmp_path: Path, workspaces: int
         async with running_sink(settings, logs, observe) as (_sink, consumer):
             await wait_for(lambda: consumer.all_committed(f"t-{n}" for n in names), "every record committed")
     assert 0 < peak <= 1_048_576 + MAX_POLL * 21_000, f"{peak} bytes buffered at once"
+
+
+async def test_delivered_records_are_not_kept_by_idle_lanes(tmp_path: Path) -> None:
+    """Once everything is delivered and committed, the sink keeps none of it: no idle lane holds its last batch.
+
+    Before, each lane's task kept the last batch it sent (operations, tickets, records) while it waited for the
+    next: lanes × workspaces batches outside any bound, which grew the process past 1 GB with 50 workspaces.
+    """
+    names = [f"ws{i}" for i in range(5)]
+    async with FakeCustomerIO([Workspace(n, f"site-{n}", f"key-{n}", "us") for n in names]) as fake:
+        settings = settings_for(fake, names, tmp_path)
+        logs: dict[Partition, list[Record]] = {}
+        for name in names:
+            logs |= track_records(f"t-{name}", 2, 200)
+        async with running_sink(settings, logs, lambda sink: None) as (sink, consumer):
+            await wait_for(lambda: consumer.all_committed(f"t-{n}" for n in names), "every record committed")
+            await wait_for(lambda: all(d.buffered == 0 for d in sink.deliveries.values()), "every operation resolved")
+            gc.collect()
+            kept = sum(1 for o in gc.get_objects() if isinstance(o, Ticket))
+        assert all(len(fake.state.operations_for(n)) == 200 for n in names)
+    assert kept == 0, f"{kept} tickets of delivered records still referenced"

@@ -14,7 +14,7 @@ from connector.config import (
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
-from connector.sink.model import Message, Rejection
+from connector.sink.mapping.model import Message, MessageContext, Operation, Rejection
 from connector.sink.routing import MAX_QUOTED_HEADER_BYTES, Router, Target
 
 TRACK: Message = {"type": "track", "event": "Order Completed", "userId": "u1"}
@@ -295,7 +295,8 @@ def test_transactional_flag_with_override_and_header() -> None:
             US, EU, routes=(RouteOverride(topic="tx", workspace="eu-brand", attribute_prefix="o_"),), tx_topic="tx"
         )
     )
-    assert _target(router, "tx", message=message) == Target("eu-brand", MappingSettings(attribute_prefix="o_"), True)
+    target = _target(router, "tx", message=message)
+    assert target == Target("eu-brand", MappingSettings(attribute_prefix="o_"), True, target.mapper)
     assert _target(router, "tx", b"us-brand", message).transactional is True
 
 
@@ -305,3 +306,31 @@ def test_repeated_routes_return_the_same_precomputed_target() -> None:
     assert router.route("c", None, TRACK) is router.route("c", None, IDENTIFY)
     assert router.route("a", b"eu-brand", TRACK) is router.route("b", None, TRACK)
     assert router.workspaces == ("us-brand", "eu-brand", "catch-all")
+
+
+def _identify_body(target: Target) -> bytes:
+    mapped = target.mapper.map(
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}}, MessageContext("t", 0, 0, 0, 0)
+    )
+    assert isinstance(mapped, tuple)
+    operation: Operation = mapped[0]
+    return operation.body
+
+
+def test_each_target_maps_with_its_own_prefix() -> None:
+    """The Target's mapper applies the prefix routing chose: the workspace's, an override's, or the global one."""
+    router = Router(
+        _settings(US, EU, routes=(RouteOverride(topic="c", workspace="us-brand", attribute_prefix="o_"),), prefix="g_")
+    )
+    assert b'"g_plan":"pro"' in _identify_body(_target(router, "a"))
+    assert b'"eu_plan":"pro"' in _identify_body(_target(router, "b"))
+    assert b'"o_plan":"pro"' in _identify_body(_target(router, "c"))
+
+
+def test_targets_with_the_same_settings_share_one_mapper() -> None:
+    """One Mapper per distinct mapping settings, built by the Router (no per-message lookup or cache)."""
+    router = Router(_settings(US, ALL))
+    plain, catch_all = _target(router, "a"), _target(router, "zzz")
+    assert plain.workspace != catch_all.workspace
+    assert plain.mapper is catch_all.mapper
+    assert plain.mapper is not _target(Router(_settings(US, ALL)), "a").mapper

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sink.timestamps import iso_seconds, to_unix_ms
+from connector.sink.mapping.timestamps import iso_seconds, to_unix_ms
 
 JAN1 = 1_735_689_600_000  # 2025-01-01T00:00:00Z in ms
 

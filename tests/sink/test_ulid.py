@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from connector.sink.model import MessageContext
-from connector.sink.ulid import is_ulid, record_ulid, ulid
+from connector.sink.mapping.model import MessageContext
+from connector.sink.mapping.ulid import is_ulid, record_ulid, ulid
 
 
 def reference(ms: int, seed: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Customer.io reporting-webhook payloads for tests, shaped after the reference's §6.4 schema."""
+"""Customer.io reporting-webhook payloads for tests, shaped after Customer.io's reporting-webhooks schema."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from connector.webhook.signature import sign
 SIGNING_KEY = "whsec-test-key-1"
 TIMESTAMP = 1_735_689_845  # 2025-01-01T00:04:05Z
 
-# Every (object_type, metric) of the reference's table (§6.4), "(c)" ones included, with the event name
+# Every (object_type, metric) of Customer.io's reporting-webhooks event table, "(c)" ones included, with the event name
 # we publish for it.
 EXPECTED_NAMES: dict[tuple[str, str], str] = {
     ("customer", "subscribed"): "Customer Subscribed",
@@ -101,7 +101,7 @@ _FAILING = frozenset({"attempted", "bounced", "dropped", "failed", "undeliverabl
 
 
 def message_data(object_type: str, metric: str) -> dict[str, Any]:
-    """``data`` of one event, with the fields §6.4 lists for that channel and metric (campaign variant)."""
+    """``data`` of one event, with the fields Customer.io's webhook schema lists for that channel and metric (campaign variant)."""
     identifiers = {"id": "user-1042", "email": "ana@example.com", "cio_id": "a10b000001"}
     if object_type == "customer" or metric in ("subscribed", "unsubscribed", "cio_subscription_preferences_changed"):
         data: dict[str, Any] = {

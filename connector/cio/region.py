@@ -1,7 +1,7 @@
 """Pin each workspace to one region's hosts, once, at start-up.
 
 ``region: us`` or ``eu`` pins without a request. ``region: auto`` asks ``GET /api/v1/accounts/region``
-(Basic auth; it answers on either host, §1.1 of the API reference): first on the US Track host and, only
+(Basic auth; it answers on either host, per Customer.io's "Track API: regions" docs): first on the US Track host and, only
 when that host cannot be reached at all, on the EU Track host. The answer's ``region`` picks the host
 pair from ``EndpointSettings`` — never the ``url`` of the answer — so configured overrides (a proxy, the
 local fake) always win and an EU workspace's traffic never goes through a US URL afterwards.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from connector.cio.client import CustomerIOClient, Labels, RegionInfo, basic_auth, bearer_auth
 from connector.config import EndpointSettings, WorkspaceSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
-from connector.sink.client import CustomerIOClient, Labels, RegionInfo, basic_auth, bearer_auth
 
 REGIONS = ("us", "eu")
 

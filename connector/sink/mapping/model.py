@@ -81,4 +81,5 @@ class MessageContext:
 
 
 MappedMessage = tuple[Operation, ...] | Rejection | Filtered
+Planned = tuple[dict[str, Any], str, str, str]  # (operation, order key, action label, source field)
 Message = dict[str, Any]

@@ -1,4 +1,5 @@
-"""Timestamps → integer Unix time, the only form Customer.io understands (reference §3.3) (pure).
+"""Timestamps → integer Unix time, the only form Customer.io understands (Track API
+timestamps are Unix seconds) (pure).
 
 Accepted: ISO-8601 dates and date-times with any offset (``Z``, ``+02:00``, ``+0200``), fractional
 seconds or none, date-only (midnight UTC); a missing offset means UTC. For message timestamps also
@@ -12,8 +13,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from connector.sink.model import MessageContext
-from connector.sink.validation import Invalid, show
+from connector.sink.mapping.model import MessageContext
+from connector.sink.mapping.validation import Invalid, show
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z

@@ -1,4 +1,5 @@
-"""Deterministic ULIDs for event dedup ids (reference §1.4): same seed and time → same id (pure).
+"""Deterministic ULIDs for event dedup ids (Customer.io deduplicates events by
+their ULID ``id``): same seed and time → same id (pure).
 
 A ULID is 128 bits written as 26 Crockford base-32 characters: a 48-bit millisecond timestamp (so ids
 sort by time) followed by 80 bits that are random in the spec and here the first 10 bytes of the
@@ -10,8 +11,8 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any, Final
 
-from connector.sink.model import MessageContext
-from connector.sink.validation import Invalid, json_type
+from connector.sink.mapping.model import MessageContext
+from connector.sink.mapping.validation import Invalid, json_type
 
 CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CHARS: Final = frozenset(CROCKFORD)

@@ -1,4 +1,5 @@
-"""Device track events → person ``add_device`` / ``delete_device`` (reference §1.6, §2.1, §7) (pure).
+"""Device track events → person ``add_device`` / ``delete_device`` (Customer.io's Track API device
+operations; devices as the Segment destination sends them) (pure).
 
 The push token is ``context.device.token``; the platform comes from ``context.device.type``, else
 ``context.os.name``: ``android``, or any Apple system (iOS, iPadOS, tvOS, watchOS, macOS…) as ``ios``
@@ -9,15 +10,13 @@ and ``device_locale`` from the context, which win over same-named properties.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from connector.sink.identifiers import Identity
-from connector.sink.model import Message, MessageContext
-from connector.sink.timestamps import message_ms
-from connector.sink.validation import Invalid, get_object, get_string, label, serialize, show
-
-if TYPE_CHECKING:
-    from connector.sink.mapping import Mapper, Planned
+from connector.sink.mapping.identifiers import Identity
+from connector.sink.mapping.model import Message, MessageContext, Planned
+from connector.sink.mapping.rules import Rules
+from connector.sink.mapping.timestamps import message_ms
+from connector.sink.mapping.validation import Invalid, get_object, get_string, label, serialize, show
 
 _APPLE: Final = frozenset(
     {"ios", "ipados", "tvos", "watchos", "visionos", "macos", "mac os", "mac os x", "osx", "iphone os", "apple"}
@@ -32,7 +31,7 @@ _EMPTY: Final[dict[str, Any]] = {}
 
 
 def plan_device(
-    mapper: Mapper, action: str, message: Message, ctx: MessageContext, *, who: Identity, props: dict[str, Any]
+    rules: Rules, action: str, message: Message, ctx: MessageContext, *, who: Identity, props: dict[str, Any]
 ) -> Planned | None:
     """The device operation of a device event, or None when it has no token (it is then a plain event)."""
     context = get_object(message, "context", "context") or _EMPTY
@@ -62,7 +61,7 @@ def plan_device(
     ms = message_ms(message, ctx)
     if ms is not None:
         entry["last_used"] = ms // 1000
-    attributes = mapper.attributes.stored(strings, "properties", mapper.plain_names, convert=False)
+    attributes = rules.attributes.stored(strings, "properties", rules.plain_names, convert=False)
     if attributes:
         entry["attributes"] = attributes
     op = {"type": "person", "action": "add_device", "identifiers": who[0], "device": entry}

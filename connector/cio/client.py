@@ -103,7 +103,7 @@ def parse_item_errors(body: bytes) -> tuple[ItemError, ...]:
 
 
 def error_text(body: bytes) -> str:
-    """A short human message from any of Customer.io's error body shapes (§4 of the reference)."""
+    """A short human message from any of Customer.io's error body shapes (Track v1, v2, App API)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:

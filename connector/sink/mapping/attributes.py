@@ -3,9 +3,10 @@
 Stored attributes (people, objects, devices): empty values (``null``, ``""``) are dropped when
 ``omit_empty_values`` is on, so a missing trait never erases what Customer.io already holds; ISO-8601
 strings become Unix seconds when ``convert_iso_timestamps`` is on (recursively, numeric strings left
-alone, as Segment does); names, string values and the attribute count are checked against §3.2, and
-cut or dropped instead when the oversize policy is ``truncate``. Event attributes (track, page, screen)
-are only converted: they are not stored, so neither dropping empties nor the attribute limits apply.
+alone, as Segment does); names, string values and the attribute count are checked against Customer.io's
+Track API limits, and cut or dropped instead when the oversize policy is ``truncate``. Event attributes
+(track, page, screen) are only converted: they are not stored, so neither dropping empties nor the
+attribute limits apply.
 
 Input dicts are never modified; a nested value is copied only when something in it changes.
 """
@@ -18,8 +19,8 @@ from typing import Any, Final
 
 import orjson
 
-from connector.sink.timestamps import iso_seconds
-from connector.sink.validation import (
+from connector.sink.mapping.timestamps import iso_seconds
+from connector.sink.mapping.validation import (
     MAX_ATTRIBUTE_NAME_BYTES,
     MAX_ATTRIBUTES,
     MAX_DEPTH,

@@ -1,6 +1,7 @@
 """Who an operation is about: Customer.io identifiers and the order key derived from them (pure).
 
-A person is addressed by exactly one of ``id``, ``email`` or ``cio_id`` (reference §1.2). A value's
+A person is addressed by exactly one of ``id``, ``email`` or ``cio_id`` (Customer.io's docs,
+"Identifying people"). A value's
 kind is read from its shape, as Segment and Customer.io's v1 paths do: ``cio_<x>`` → ``cio_id: x``,
 email-looking → ``email``, anything else → ``id``. Values of email fields (``traits.email``) are always
 ``email``. The order key (``id:42``, ``email:a@b.c`` lower-cased since email matching is
@@ -12,7 +13,14 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from connector.sink.validation import MAX_IDENTIFIER_BYTES, Invalid, check_identifier, get_object, json_type, show
+from connector.sink.mapping.validation import (
+    MAX_IDENTIFIER_BYTES,
+    Invalid,
+    check_identifier,
+    get_object,
+    json_type,
+    show,
+)
 
 Identity = tuple[dict[str, str], str]  # (v2 ``identifiers`` object, order key)
 
@@ -117,7 +125,8 @@ def anonymous(anonymous_id: str) -> Identity:
     """Identifiers of an anonymous person, for events and object relationships.
 
     ``{"anonymous_id": …}`` is what Segment sends to v2; it is not in Customer.io's spec
-    (unconfirmed, reference §2.1 and §8.6). This is the one place that makes that choice.
+    (unconfirmed: the Track API v2 batch reference does not list it). This is the one place that makes
+    that choice.
     """
     return {"anonymous_id": anonymous_id}, "anon:" + anonymous_id
 

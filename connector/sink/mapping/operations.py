@@ -11,16 +11,14 @@ The track-event allow/deny lists apply to person ``event`` operations; the messa
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from connector.sink import identifiers as ids
-from connector.sink.model import Filtered, Message, MessageContext
-from connector.sink.timestamps import to_unix_ms
-from connector.sink.ulid import record_ulid
-from connector.sink.validation import Invalid, check_name, json_type, label, show
-
-if TYPE_CHECKING:
-    from connector.sink.mapping import Mapper, Planned
+from connector.sink.mapping import identifiers as ids
+from connector.sink.mapping.model import Filtered, Message, MessageContext, Planned
+from connector.sink.mapping.rules import Rules
+from connector.sink.mapping.timestamps import to_unix_ms
+from connector.sink.mapping.ulid import record_ulid
+from connector.sink.mapping.validation import Invalid, check_name, json_type, label, show
 
 ACTIONS: Final = {
     "person": frozenset(
@@ -47,7 +45,7 @@ _NAMED: Final = frozenset({"person.event", "person.page", "person.screen", "deli
 _WITH_ATTRIBUTES: Final = frozenset({"person.identify", "object.identify", "object.identify_anonymous"})
 
 
-def plan_operation(mapper: Mapper, raw: Message, ctx: MessageContext) -> Planned | Filtered:
+def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned | Filtered:
     """A validated copy of the v2 operation ``raw``, with its order key."""
     kind: str = raw["type"]
     action = raw["action"]
@@ -83,9 +81,9 @@ def plan_operation(mapper: Mapper, raw: Message, ctx: MessageContext) -> Planned
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             raise Invalid("missing_field" if not name else "invalid_field", "name: required, a non-empty string")
-        if tag == "person.event" and not mapper.event_allowed(name):
+        if tag == "person.event" and not rules.event_allowed(name):
             return Filtered("event_denied")
-        op["name"] = check_name(name, "name", mapper.truncate)
+        op["name"] = check_name(name, "name", rules.truncate)
         if kind == "person":
             event_id = raw.get("id")
             if event_id is None or event_id == "":
@@ -98,9 +96,9 @@ def plan_operation(mapper: Mapper, raw: Message, ctx: MessageContext) -> Planned
     else:
         _mapping(attributes, "attributes", reason="invalid_field")
         if tag in _WITH_ATTRIBUTES:
-            op["attributes"] = _stored(mapper, attributes, "attributes")
+            op["attributes"] = _stored(rules, attributes, "attributes")
         elif tag in _NAMED:
-            op["attributes"] = mapper.attributes.event(attributes, "attributes", convert=False)
+            op["attributes"] = rules.attributes.event(attributes, "attributes", convert=False)
     if tag in {"person.add_device", "person.delete_device"}:
         token = _mapping(raw.get("device"), "device", reason="missing_field").get("token")
         if not isinstance(token, str) or not token:
@@ -108,24 +106,24 @@ def plan_operation(mapper: Mapper, raw: Message, ctx: MessageContext) -> Planned
     device = raw.get("device")
     if isinstance(device, dict) and device.get("attributes") is not None:
         device_attributes = _mapping(device["attributes"], "device.attributes", reason="invalid_field")
-        op["device"] = {**device, "attributes": _stored(mapper, device_attributes, "device.attributes")}
+        op["device"] = {**device, "attributes": _stored(rules, device_attributes, "device.attributes")}
     relationships = raw.get("cio_relationships")
     if isinstance(relationships, list):
-        op["cio_relationships"] = [_relationship(mapper, item, i) for i, item in enumerate(relationships)]
+        op["cio_relationships"] = [_relationship(rules, item, i) for i, item in enumerate(relationships)]
     return op, key, tag, "attributes"
 
 
-def _stored(mapper: Mapper, attributes: dict[str, Any], path: str) -> dict[str, Any]:
-    return mapper.attributes.stored(attributes, path, mapper.plain_names, convert=False, omit=False)
+def _stored(rules: Rules, attributes: dict[str, Any], path: str) -> dict[str, Any]:
+    return rules.attributes.stored(attributes, path, rules.plain_names, convert=False, omit=False)
 
 
-def _relationship(mapper: Mapper, item: Any, i: int) -> Any:
+def _relationship(rules: Rules, item: Any, i: int) -> Any:
     """A relationship with its attributes within the limits (Customer.io stores them)."""
     if not isinstance(item, dict) or item.get("relationship_attributes") is None:
         return item
     path = f"cio_relationships[{i}].relationship_attributes"
     attributes = _mapping(item["relationship_attributes"], path, reason="invalid_field")
-    return {**item, "relationship_attributes": _stored(mapper, attributes, path)}
+    return {**item, "relationship_attributes": _stored(rules, attributes, path)}
 
 
 def _mapping(value: Any, field: str, reason: str = "missing_identifier") -> dict[str, Any]:

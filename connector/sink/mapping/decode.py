@@ -12,8 +12,8 @@ from typing import Final
 
 import orjson
 
-from connector.sink.model import Message, Rejection
-from connector.sink.validation import json_type
+from connector.sink.mapping.model import Message, Rejection
+from connector.sink.mapping.validation import json_type
 
 _BOM: Final = b"\xef\xbb\xbf"
 _SHARED: Final = ("context", "integrations")

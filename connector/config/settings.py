@@ -1,35 +1,24 @@
-"""Typed, frozen settings, parsed and validated once at start-up.
+"""Every setting, declared once: the frozen section dataclasses and their fields.
 
-Sources, lowest precedence first: field defaults, the YAML file (``--config`` or ``CONNECTOR_CONFIG``),
-environment variables. Every scalar setting is declared once below with its environment variable,
-default and description; ``docs/configuration.md`` and the README table are generated from these
-declarations (``python -m connector.config --markdown``), and a test keeps them in step.
+Each scalar field is declared with ``setting(default, env, help, ...)``: its environment variable,
+default, description and bounds. Field order is documentation order: the README table is generated from
+these declarations (``python -m connector.config --markdown``), and a test keeps them in step.
+Reading the YAML file and the environment into these types is ``connector.config.loading``.
 
-Errors are one line naming the key: ``CIO_REGION: must be one of us, eu, auto (got 'mars')``.
 Secrets are ``Secret`` values whose repr and str never show the value.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import re
-import sys
-import types
-import typing
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
-
-import yaml
-
-from connector.errors import ConfigError
+from typing import Any, Literal
 
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
+MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
 DEFAULT_TRACK_URL_US = "https://track.customer.io"
 DEFAULT_TRACK_URL_EU = "https://track-eu.customer.io"
@@ -99,11 +88,33 @@ class KafkaSettings:
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
         "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL", "Kafka security protocol."
     )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = setting(
-        None, "KAFKA_SASL_MECHANISM", "SASL mechanism when the protocol is SASL_*."
+    sasl_mechanism: SaslMechanism | None = setting(
+        None,
+        "KAFKA_SASL_MECHANISM",
+        "SASL mechanism when the protocol is SASL_*: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (user name and "
+        "password), OAUTHBEARER (OIDC client credentials) or AWS_MSK_IAM (extra `msk`). GSSAPI is refused.",
     )
     sasl_username: str | None = setting(None, "KAFKA_SASL_USERNAME", "SASL user name.")
     sasl_password: Secret | None = setting(None, "KAFKA_SASL_PASSWORD", "SASL password (secret).")
+    sasl_oauth_token_url: str | None = setting(
+        None, "KAFKA_SASL_OAUTH_TOKEN_URL", "OAUTHBEARER: the OIDC token endpoint (client-credentials grant)."
+    )
+    sasl_oauth_client_id: str | None = setting(None, "KAFKA_SASL_OAUTH_CLIENT_ID", "OAUTHBEARER: OAuth client id.")
+    sasl_oauth_client_secret: Secret | None = setting(
+        None, "KAFKA_SASL_OAUTH_CLIENT_SECRET", "OAUTHBEARER: OAuth client secret (secret)."
+    )
+    sasl_oauth_scope: str | None = setting(
+        None, "KAFKA_SASL_OAUTH_SCOPE", "OAUTHBEARER: scope requested with the token (space-separated)."
+    )
+    sasl_oauth_extensions: tuple[str, ...] = setting(
+        (),
+        "KAFKA_SASL_OAUTH_EXTENSIONS",
+        "OAUTHBEARER: SASL extensions sent with the token, key=value,… (Confluent Cloud: "
+        "logicalCluster=lkc-…,identityPoolId=pool-…).",
+    )
+    aws_region: str | None = setting(
+        None, "AWS_REGION", "AWS_MSK_IAM: the cluster's AWS region (AWS_DEFAULT_REGION when unset)."
+    )
     ssl_cafile: str | None = setting(None, "KAFKA_SSL_CAFILE", "CA bundle (PEM) to verify the brokers.")
     ssl_certfile: str | None = setting(None, "KAFKA_SSL_CERTFILE", "Client certificate (PEM) for mTLS.")
     ssl_keyfile: str | None = setting(None, "KAFKA_SSL_KEYFILE", "Client private key (PEM) for mTLS.")
@@ -229,6 +240,13 @@ class SinkSettings:
     max_poll_records: int = setting(2_000, "CONNECTOR_MAX_POLL_RECORDS", "Records taken from Kafka per fetch.", ge=1)
     fetch_max_bytes: int = setting(
         8_388_608, "CONNECTOR_FETCH_MAX_BYTES", "Bytes fetched from Kafka per request.", ge=1_048_576
+    )
+    fetch_budget_bytes: int = setting(
+        16_777_216,
+        "CONNECTOR_FETCH_BUDGET_BYTES",
+        "Kafka read-ahead for the whole process, divided among the partitions assigned (memory bound; "
+        "each partition fetches 1–2 MiB).",
+        ge=1_048_576,
     )
     max_poll_interval_seconds: float = setting(
         300.0,
@@ -451,331 +469,3 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 Role = Literal["sink", "webhooks", "run", "check", "none"]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------
-
-
-def load_settings(
-    environ: Mapping[str, str] | None = None, config_path: str | None = None, role: Role = "none"
-) -> Settings:
-    """Build settings from the YAML file (if any) and the environment; raise ConfigError on the first problem.
-
-    ``role`` adds the requirements of a subcommand (the sink needs topics and a workspace, the webhook
-    listener needs a signing key), checked after every value has been parsed.
-    """
-    env = dict(os.environ if environ is None else environ)
-    path = config_path or env.get("CONNECTOR_CONFIG") or None
-    doc = _read_yaml(path) if path else {}
-
-    sections: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        raw = doc.pop(name, None) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(name, "must be a mapping in the config file")
-        sections[name] = _build(cls, raw, env, key_prefix=name)
-
-    raw_workspaces = doc.pop("workspaces", None)
-    raw_routes = doc.pop("routes", None) or []
-    raw_topics = doc.pop("topics", None) or {}
-    if doc:
-        raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
-
-    if raw_workspaces:
-        if not isinstance(raw_workspaces, list):
-            raise ConfigError("workspaces", "must be a list in the config file")
-        workspaces = tuple(_build_workspace(item, env, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces))
-    elif env.get("CIO_SITE_ID") or env.get("CIO_API_KEY") or env.get("CIO_REGION"):
-        workspaces = (_build(WorkspaceSettings, {}, env, key_prefix="workspace"),)
-    else:
-        workspaces = ()
-
-    if not isinstance(raw_routes, list):
-        raise ConfigError("routes", "must be a list in the config file")
-    routes = tuple(
-        _build(RouteOverride, item, {}, key_prefix=f"routes[{i}]", use_env=False) for i, item in enumerate(raw_routes)
-    )
-    topics = _build_topics(raw_topics)
-    settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
-    _check_consistency(settings)
-    _check_role(settings, role)
-    return settings
-
-
-def _read_yaml(path: str) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("CONNECTOR_CONFIG", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError("CONNECTOR_CONFIG", f"{path} is not valid YAML{where}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ConfigError("CONNECTOR_CONFIG", f"{path} must hold a mapping at the top level")
-    return doc
-
-
-def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> WorkspaceSettings:
-    """A workspace from YAML. Secrets come inline, from ``<key>_env`` (a variable name) or ``<key>_file``."""
-    if not isinstance(item, dict):
-        raise ConfigError(where, "must be a mapping")
-    raw = dict(item)
-    for secret in ("api_key", "app_api_key"):
-        env_name = raw.pop(f"{secret}_env", None)
-        file_name = raw.pop(f"{secret}_file", None)
-        if env_name is not None:
-            if str(env_name) not in env:
-                raise ConfigError(f"{where}.{secret}_env", f"environment variable {env_name} is not set")
-            raw[secret] = env[str(env_name)]
-        elif file_name is not None:
-            try:
-                raw[secret] = Path(str(file_name)).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"{where}.{secret}_file", f"cannot read {file_name}: {exc.strerror}") from None
-    if "name" not in raw:
-        raise ConfigError(f"{where}.name", "required")
-    return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
-
-
-def _build_topics(raw: Any) -> tuple[TopicSettings, ...]:
-    """Per-topic settings from the ``topics:`` mapping (topic name → its settings)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("topics", "must be a mapping of topic name to settings in the config file")
-    topics = []
-    for key, value in raw.items():
-        # YAML reads a topic named 2024 as a number; a topic name is its text.
-        name = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
-        where = f"topics.{name}"
-        if not isinstance(name, str) or not name:
-            raise ConfigError(where, "a topic name must be a non-empty string")
-        item = {} if value is None else value
-        if not isinstance(item, dict):
-            raise ConfigError(where, "must be a mapping")
-        if "name" in item:
-            raise ConfigError(f"{where}.name", "unknown setting")
-        fields = {**item, "name": name}
-        topics.append(typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False)))
-    return tuple(topics)
-
-
-def _build(
-    cls: type[Any], raw: dict[str, Any], env: Mapping[str, str], *, key_prefix: str, use_env: bool = True
-) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting")
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        env_name = f.metadata.get("env")
-        if use_env and env_name and env_name in env:
-            key, value, from_env = env_name, env[env_name], True
-        elif f.name in raw:
-            key, value, from_env = f"{key_prefix}.{f.name}", raw[f.name], False
-        else:
-            continue
-        values[f.name] = _coerce(hints[f.name], value, key, from_env, f.metadata)
-    return cls(**values)
-
-
-def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, Any]) -> Any:
-    origin = get_origin(tp)
-    args = get_args(tp)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None or (from_env and value == ""):
-            return None
-        inner = next(a for a in args if a is not type(None))
-        return _coerce(inner, value, key, from_env, rules)
-    if origin is Literal:
-        text = str(value).strip()
-        if tp is LogLevel:
-            text = text.upper()
-        elif tp is LogFormat:
-            text = text.lower()
-        if text not in args:
-            raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
-        return text
-    if origin is tuple:
-        items = _as_list(value, key, from_env)
-        return tuple(_coerce(args[0], item, key, from_env, {}) for item in items)
-    if tp is Secret:
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str | int) or str(value) == "":
-            raise ConfigError(key, "must be a non-empty string")
-        return Secret(str(value))
-    if tp is bool:
-        return _as_bool(value, key)
-    if tp is int or tp is float:
-        return _check_range(_as_number(tp, value, key), key, rules)
-    if tp is str:
-        if isinstance(value, dict | list):
-            raise ConfigError(key, "must be a string")
-        return str(value)
-    raise ConfigError(key, f"unsupported setting type {tp!r}")  # pragma: no cover - declaration bug
-
-
-def _as_list(value: Any, key: str, from_env: bool) -> list[Any]:
-    if isinstance(value, list | tuple):
-        return [v for v in value if str(v).strip() != ""]
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    raise ConfigError(key, "must be a list or a comma-separated string")
-
-
-def _as_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(key, f"must be true or false (got {value!r})")
-
-
-def _as_number(tp: type[Any], value: Any, key: str) -> int | float:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"must be a number (got {value!r})")
-    try:
-        number = tp(str(value).strip().replace("_", "")) if isinstance(value, str) else tp(value)
-    except (TypeError, ValueError):
-        kind = "an integer" if tp is int else "a number"
-        raise ConfigError(key, f"must be {kind} (got {value!r})") from None
-    if tp is int and isinstance(value, float) and value != int(value):
-        raise ConfigError(key, f"must be an integer (got {value!r})")
-    return typing.cast(int | float, number)
-
-
-def _check_range(number: int | float, key: str, rules: Mapping[str, Any]) -> int | float:
-    if "ge" in rules and number < rules["ge"]:
-        raise ConfigError(key, f"must be ≥ {rules['ge']} (got {number})")
-    if "gt" in rules and number <= rules["gt"]:
-        raise ConfigError(key, f"must be > {rules['gt']} (got {number})")
-    if "le" in rules and number > rules["le"]:
-        raise ConfigError(key, f"must be ≤ {rules['le']} (got {number})")
-    return number
-
-
-def _check_consistency(settings: Settings) -> None:
-    for url_field in dataclasses.fields(EndpointSettings):
-        url = getattr(settings.endpoints, url_field.name)
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(str(url_field.metadata["env"]), f"must be an http(s) URL (got {url!r})")
-    names = [ws.name for ws in settings.workspaces]
-    for i, name in enumerate(names):
-        if not name or name != name.strip():
-            raise ConfigError(f"workspaces[{i}].name", "must be a non-empty name without surrounding spaces")
-        if name in names[:i]:
-            raise ConfigError(f"workspaces[{i}].name", f"duplicate workspace name {name!r}")
-    for i, route in enumerate(settings.routes):
-        if route.topic is None and route.event is None:
-            raise ConfigError(f"routes[{i}]", "needs topic or event to match on")
-        if route.workspace is not None and route.workspace not in names:
-            raise ConfigError(f"routes[{i}].workspace", f"no workspace named {route.workspace!r}")
-    for topic in settings.topics:
-        for name in topic.header_workspaces:
-            if name not in names:
-                raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
-    _check_input_topics(settings.sink)
-    kafka = settings.kafka
-    if kafka.security_protocol.startswith("SASL_") and (
-        kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None
-    ):
-        raise ConfigError(
-            "KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism, user name and password"
-        )
-
-
-def _check_input_topics(sink: SinkSettings) -> None:
-    """Topics by name or by pattern, never both; the pattern must be a regular expression."""
-    pattern = sink.input_topic_pattern
-    if pattern is None:
-        return
-    if sink.input_topics:
-        raise ConfigError(
-            "CONNECTOR_INPUT_TOPICS", "set either CONNECTOR_INPUT_TOPICS or CONNECTOR_INPUT_TOPIC_PATTERN, not both"
-        )
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError("CONNECTOR_INPUT_TOPIC_PATTERN", f"not a regular expression ({exc})") from None
-
-
-def _check_role(settings: Settings, role: Role) -> None:
-    if role in ("sink", "run", "check"):
-        if not settings.workspaces:
-            raise ConfigError("CIO_SITE_ID", "required (or declare workspaces in the config file)")
-        for i, ws in enumerate(settings.workspaces):
-            label = (
-                "CIO_SITE_ID"
-                if ws.name == "default" and len(settings.workspaces) == 1
-                else (f"workspaces[{i}].site_id")
-            )
-            if not ws.site_id:
-                raise ConfigError(label, "required")
-            if ws.api_key is None:
-                key_label = "CIO_API_KEY" if label == "CIO_SITE_ID" else f"workspaces[{i}].api_key"
-                raise ConfigError(key_label, "required")
-    if role in ("sink", "run") and not settings.sink.input_topics and settings.sink.input_topic_pattern is None:
-        raise ConfigError(
-            "CONNECTOR_INPUT_TOPICS", "required (or CONNECTOR_INPUT_TOPIC_PATTERN): at least one topic to consume"
-        )
-    if role in ("webhooks", "run") and not settings.webhook.signing_keys:
-        raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Documentation
-# ---------------------------------------------------------------------------------------------------
-
-
-def documented_settings() -> Iterator[tuple[str, str, str]]:
-    """(environment variable, default, description) for every setting that has one, in order."""
-    for cls in (*SECTIONS.values(), WorkspaceSettings):
-        for f in dataclasses.fields(cls):
-            env_name = f.metadata.get("env")
-            if not env_name:
-                continue
-            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            yield env_name, _format_default(default), str(f.metadata["help"])
-    yield "CONNECTOR_CONFIG", "(none)", "Path of the optional YAML file (same as --config)."
-
-
-def _format_default(value: Any) -> str:
-    if value is None or value in ((), ""):
-        return "(none)"
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def markdown_table() -> str:
-    """The configuration table for the README and docs."""
-    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for env_name, default, help_text in documented_settings():
-        shown = default.replace("|", "\\|")
-        lines.append(f"| `{env_name}` | `{shown}` | {help_text} |")
-    return "\n".join(lines)
-
-
-def _main(argv: list[str], write: Callable[[str], object]) -> int:
-    if argv == ["--markdown"]:
-        write(markdown_table() + "\n")
-        return 0
-    write("usage: python -m connector.config --markdown\n")
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:], sys.stdout.write))

@@ -1,4 +1,4 @@
-"""Customer.io's payload limits (reference §3.2) and the error every mapping step raises (pure).
+"""Customer.io's Track API payload limits and the error every mapping step raises (pure).
 
 Limits applied: identifiers ≤ 150 bytes (never truncated: a cut id is another person); event names
 ≤ 100 bytes; *stored* attributes — of people, objects and devices, which Customer.io keeps — at most

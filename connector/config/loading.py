@@ -1,0 +1,430 @@
+"""Settings loaded and validated once at start-up, and the settings table generated for the docs.
+
+Sources, lowest precedence first: field defaults (``connector.config.settings``), the YAML file
+(``--config`` or ``CONNECTOR_CONFIG``), environment variables.
+
+Errors are one line naming the key: ``CIO_REGION: must be one of us, eu, auto (got 'mars')``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from connector.config.settings import (
+    MSK_EXTRA_MODULE,
+    SECTIONS,
+    EndpointSettings,
+    KafkaSettings,
+    LogFormat,
+    LogLevel,
+    Role,
+    RouteOverride,
+    Secret,
+    Settings,
+    SinkSettings,
+    TopicSettings,
+    WorkspaceSettings,
+)
+from connector.errors import ConfigError
+
+_EXTENSION_KEY = re.compile(r"[A-Za-z]+")
+_EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_path: str | None = None, role: Role = "none"
+) -> Settings:
+    """Build settings from the YAML file (if any) and the environment; raise ConfigError on the first problem.
+
+    ``role`` adds the requirements of a subcommand (the sink needs topics and a workspace, the webhook
+    listener needs a signing key), checked after every value has been parsed.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_path or env.get("CONNECTOR_CONFIG") or None
+    doc = _read_yaml(path) if path else {}
+
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        raw = doc.pop(name, None) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(name, "must be a mapping in the config file")
+        sections[name] = _build(cls, raw, env, key_prefix=name)
+
+    raw_workspaces = doc.pop("workspaces", None)
+    raw_routes = doc.pop("routes", None) or []
+    raw_topics = doc.pop("topics", None) or {}
+    if doc:
+        raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
+
+    if raw_workspaces:
+        if not isinstance(raw_workspaces, list):
+            raise ConfigError("workspaces", "must be a list in the config file")
+        workspaces = tuple(_build_workspace(item, env, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces))
+    elif env.get("CIO_SITE_ID") or env.get("CIO_API_KEY") or env.get("CIO_REGION"):
+        workspaces = (_build(WorkspaceSettings, {}, env, key_prefix="workspace"),)
+    else:
+        workspaces = ()
+
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes", "must be a list in the config file")
+    routes = tuple(
+        _build(RouteOverride, item, {}, key_prefix=f"routes[{i}]", use_env=False) for i, item in enumerate(raw_routes)
+    )
+    topics = _build_topics(raw_topics)
+    if sections["kafka"].aws_region is None and env.get("AWS_DEFAULT_REGION"):
+        sections["kafka"] = dataclasses.replace(sections["kafka"], aws_region=env["AWS_DEFAULT_REGION"].strip())
+    settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
+    _check_consistency(settings)
+    _check_role(settings, role)
+    return settings
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("CONNECTOR_CONFIG", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("CONNECTOR_CONFIG", f"{path} is not valid YAML{where}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError("CONNECTOR_CONFIG", f"{path} must hold a mapping at the top level")
+    return doc
+
+
+def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> WorkspaceSettings:
+    """A workspace from YAML. Secrets come inline, from ``<key>_env`` (a variable name) or ``<key>_file``."""
+    if not isinstance(item, dict):
+        raise ConfigError(where, "must be a mapping")
+    raw = dict(item)
+    for secret in ("api_key", "app_api_key"):
+        env_name = raw.pop(f"{secret}_env", None)
+        file_name = raw.pop(f"{secret}_file", None)
+        if env_name is not None:
+            if str(env_name) not in env:
+                raise ConfigError(f"{where}.{secret}_env", f"environment variable {env_name} is not set")
+            raw[secret] = env[str(env_name)]
+        elif file_name is not None:
+            try:
+                raw[secret] = Path(str(file_name)).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{where}.{secret}_file", f"cannot read {file_name}: {exc.strerror}") from None
+    if "name" not in raw:
+        raise ConfigError(f"{where}.name", "required")
+    return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
+
+
+def _build_topics(raw: Any) -> tuple[TopicSettings, ...]:
+    """Per-topic settings from the ``topics:`` mapping (topic name → its settings)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("topics", "must be a mapping of topic name to settings in the config file")
+    topics = []
+    for key, value in raw.items():
+        # YAML reads a topic named 2024 as a number; a topic name is its text.
+        name = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        where = f"topics.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(where, "a topic name must be a non-empty string")
+        item = {} if value is None else value
+        if not isinstance(item, dict):
+            raise ConfigError(where, "must be a mapping")
+        if "name" in item:
+            raise ConfigError(f"{where}.name", "unknown setting")
+        fields = {**item, "name": name}
+        topics.append(typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False)))
+    return tuple(topics)
+
+
+def _build(
+    cls: type[Any], raw: dict[str, Any], env: Mapping[str, str], *, key_prefix: str, use_env: bool = True
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_name = f.metadata.get("env")
+        if use_env and env_name and env_name in env:
+            key, value, from_env = env_name, env[env_name], True
+        elif f.name in raw:
+            key, value, from_env = f"{key_prefix}.{f.name}", raw[f.name], False
+        else:
+            continue
+        values[f.name] = _coerce(hints[f.name], value, key, from_env, f.metadata)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, Any]) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (from_env and value == ""):
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(inner, value, key, from_env, rules)
+    if origin is Literal:
+        text = str(value).strip()
+        if tp is LogLevel:
+            text = text.upper()
+        elif tp is LogFormat:
+            text = text.lower()
+        if text not in args:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
+        return text
+    if origin is tuple:
+        items = _as_list(value, key, from_env)
+        return tuple(_coerce(args[0], item, key, from_env, {}) for item in items)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str | int) or str(value) == "":
+            raise ConfigError(key, "must be a non-empty string")
+        return Secret(str(value))
+    if tp is bool:
+        return _as_bool(value, key)
+    if tp is int or tp is float:
+        return _check_range(_as_number(tp, value, key), key, rules)
+    if tp is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(key, "must be a string")
+        return str(value)
+    raise ConfigError(key, f"unsupported setting type {tp!r}")  # pragma: no cover - declaration bug
+
+
+def _as_list(value: Any, key: str, from_env: bool) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [v for v in value if str(v).strip() != ""]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    raise ConfigError(key, "must be a list or a comma-separated string")
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(key, f"must be true or false (got {value!r})")
+
+
+def _as_number(tp: type[Any], value: Any, key: str) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"must be a number (got {value!r})")
+    try:
+        number = tp(str(value).strip().replace("_", "")) if isinstance(value, str) else tp(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(key, f"must be {kind} (got {value!r})") from None
+    if tp is int and isinstance(value, float) and value != int(value):
+        raise ConfigError(key, f"must be an integer (got {value!r})")
+    return typing.cast(int | float, number)
+
+
+def _check_range(number: int | float, key: str, rules: Mapping[str, Any]) -> int | float:
+    if "ge" in rules and number < rules["ge"]:
+        raise ConfigError(key, f"must be ≥ {rules['ge']} (got {number})")
+    if "gt" in rules and number <= rules["gt"]:
+        raise ConfigError(key, f"must be > {rules['gt']} (got {number})")
+    if "le" in rules and number > rules["le"]:
+        raise ConfigError(key, f"must be ≤ {rules['le']} (got {number})")
+    return number
+
+
+def _check_consistency(settings: Settings) -> None:
+    for url_field in dataclasses.fields(EndpointSettings):
+        url = getattr(settings.endpoints, url_field.name)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(str(url_field.metadata["env"]), f"must be an http(s) URL (got {url!r})")
+    names = [ws.name for ws in settings.workspaces]
+    for i, name in enumerate(names):
+        if not name or name != name.strip():
+            raise ConfigError(f"workspaces[{i}].name", "must be a non-empty name without surrounding spaces")
+        if name in names[:i]:
+            raise ConfigError(f"workspaces[{i}].name", f"duplicate workspace name {name!r}")
+    for i, route in enumerate(settings.routes):
+        if route.topic is None and route.event is None:
+            raise ConfigError(f"routes[{i}]", "needs topic or event to match on")
+        if route.workspace is not None and route.workspace not in names:
+            raise ConfigError(f"routes[{i}].workspace", f"no workspace named {route.workspace!r}")
+    for topic in settings.topics:
+        for name in topic.header_workspaces:
+            if name not in names:
+                raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
+    _check_input_topics(settings.sink)
+    _check_kafka_security(settings.kafka)
+
+
+def sasl_extensions(kafka: KafkaSettings) -> dict[str, str]:
+    """KAFKA_SASL_OAUTH_EXTENSIONS as a mapping (validated at start-up)."""
+    return dict(item.split("=", 1) for item in kafka.sasl_oauth_extensions)
+
+
+def _check_kafka_security(kafka: KafkaSettings) -> None:
+    """Each security mode gets what it needs, or one line naming the missing or wrong setting."""
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(_env_of(KafkaSettings, name), f"cannot read {path}")
+    if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
+        raise ConfigError("KAFKA_SSL_CERTFILE", "required with KAFKA_SSL_KEYFILE (the client certificate)")
+    if not kafka.security_protocol.startswith("SASL_"):
+        return
+    mechanism = kafka.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError("KAFKA_SASL_MECHANISM", f"{kafka.security_protocol} needs a mechanism")
+    if mechanism == "GSSAPI":
+        raise ConfigError(
+            "KAFKA_SASL_MECHANISM",
+            "GSSAPI (Kerberos) is not supported; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM",
+        )
+    if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        if kafka.sasl_username is None:
+            raise ConfigError("KAFKA_SASL_USERNAME", f"required with KAFKA_SASL_MECHANISM={mechanism}")
+        if kafka.sasl_password is None:
+            raise ConfigError("KAFKA_SASL_PASSWORD", f"required with KAFKA_SASL_MECHANISM={mechanism}")
+    elif mechanism == "OAUTHBEARER":
+        url = kafka.sasl_oauth_token_url
+        if url is None:
+            raise ConfigError("KAFKA_SASL_OAUTH_TOKEN_URL", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError("KAFKA_SASL_OAUTH_TOKEN_URL", f"must be an http(s) URL (got {url!r})")
+        if not kafka.sasl_oauth_client_id:
+            raise ConfigError("KAFKA_SASL_OAUTH_CLIENT_ID", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        if kafka.sasl_oauth_client_secret is None:
+            raise ConfigError("KAFKA_SASL_OAUTH_CLIENT_SECRET", "required with KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        for item in kafka.sasl_oauth_extensions:
+            key, sep, value = item.partition("=")
+            # RFC 7628 §3.1: key = 1*(ALPHA), "auth" is reserved; value = printable ASCII and spaces.
+            if not sep or not _EXTENSION_KEY.fullmatch(key) or key == "auth" or not _EXTENSION_VALUE.fullmatch(value):
+                raise ConfigError(
+                    "KAFKA_SASL_OAUTH_EXTENSIONS",
+                    f"each item must be key=value with a letters-only key other than auth (got {key or item!r})",
+                )
+    elif mechanism == "AWS_MSK_IAM":
+        if kafka.security_protocol != "SASL_SSL":
+            raise ConfigError("KAFKA_SECURITY_PROTOCOL", "AWS_MSK_IAM needs SASL_SSL")
+        if kafka.aws_region is None:
+            raise ConfigError("AWS_REGION", "required with KAFKA_SASL_MECHANISM=AWS_MSK_IAM (or AWS_DEFAULT_REGION)")
+        if not _AWS_REGION.fullmatch(kafka.aws_region):
+            raise ConfigError("AWS_REGION", f"not an AWS region name (got {kafka.aws_region!r})")
+        if importlib.util.find_spec(MSK_EXTRA_MODULE) is None:
+            raise ConfigError(
+                "KAFKA_SASL_MECHANISM",
+                "AWS_MSK_IAM needs the optional extra msk: pip install 'cio-connector[msk]' (the Docker image has it)",
+            )
+
+
+def _env_of(cls: type[Any], name: str) -> str:
+    return str(next(f.metadata["env"] for f in dataclasses.fields(cls) if f.name == name))
+
+
+def _check_input_topics(sink: SinkSettings) -> None:
+    """Topics by name or by pattern, never both; the pattern must be a regular expression."""
+    pattern = sink.input_topic_pattern
+    if pattern is None:
+        return
+    if sink.input_topics:
+        raise ConfigError(
+            "CONNECTOR_INPUT_TOPICS", "set either CONNECTOR_INPUT_TOPICS or CONNECTOR_INPUT_TOPIC_PATTERN, not both"
+        )
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError("CONNECTOR_INPUT_TOPIC_PATTERN", f"not a regular expression ({exc})") from None
+
+
+def _check_role(settings: Settings, role: Role) -> None:
+    if role in ("sink", "run", "check"):
+        if not settings.workspaces:
+            raise ConfigError("CIO_SITE_ID", "required (or declare workspaces in the config file)")
+        for i, ws in enumerate(settings.workspaces):
+            label = (
+                "CIO_SITE_ID"
+                if ws.name == "default" and len(settings.workspaces) == 1
+                else (f"workspaces[{i}].site_id")
+            )
+            if not ws.site_id:
+                raise ConfigError(label, "required")
+            if ws.api_key is None:
+                key_label = "CIO_API_KEY" if label == "CIO_SITE_ID" else f"workspaces[{i}].api_key"
+                raise ConfigError(key_label, "required")
+    if role in ("sink", "run") and not settings.sink.input_topics and settings.sink.input_topic_pattern is None:
+        raise ConfigError(
+            "CONNECTOR_INPUT_TOPICS", "required (or CONNECTOR_INPUT_TOPIC_PATTERN): at least one topic to consume"
+        )
+    if role in ("webhooks", "run") and not settings.webhook.signing_keys:
+        raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Documentation
+# ---------------------------------------------------------------------------------------------------
+
+
+def documented_settings() -> Iterator[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting that has one, in order."""
+    for cls in (*SECTIONS.values(), WorkspaceSettings):
+        for f in dataclasses.fields(cls):
+            env_name = f.metadata.get("env")
+            if not env_name:
+                continue
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            yield env_name, _format_default(default), str(f.metadata["help"])
+    yield "CONNECTOR_CONFIG", "(none)", "Path of the optional YAML file (same as --config)."
+
+
+def _format_default(value: Any) -> str:
+    if value is None or value in ((), ""):
+        return "(none)"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The configuration table for the README and docs."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for env_name, default, help_text in documented_settings():
+        shown = default.replace("|", "\\|")
+        lines.append(f"| `{env_name}` | `{shown}` | {help_text} |")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str], write: Callable[[str], object]) -> int:
+    if argv == ["--markdown"]:
+        write(markdown_table() + "\n")
+        return 0
+    write("usage: python -m connector.config --markdown\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:], sys.stdout.write))

@@ -1,0 +1,229 @@
+"""Every security mode against the real broker: one broker with SASL_SSL (PLAIN, SCRAM), mTLS and OAUTHBEARER
+listeners (``kafka_security``), a CA made for the module, and a fake OIDC provider whose JWKS the broker
+itself checks tokens against.
+
+Per mode: the sink delivers to the fake Customer.io, the webhook listener produces, dead letters are
+replayed and ``check`` reports Kafka. Bad credentials exit 1 with a last line naming the setting and the
+reason, never the secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from connector.check import run_check
+from connector.config import load_settings
+from connector.devtools.fake_oidc import FakeOidc
+from connector.devtools.kafka_local import LocalKafka
+from connector.devtools.kafka_security import BrokerSecurity, Pki
+from connector.dlq_replay import replay
+from connector.fake_cio.server import FakeCustomerIO
+from connector.fake_cio.state import Workspace
+from connector.kafka import ensure_topics
+from connector.metrics import Metrics
+from tests.integration.harness import ROOT, connector_env, free_port, produce, read_all, running, wait_for
+from tests.webhook.cio_payloads import SIGNING_KEY, signed, webhook
+
+PASSWORD = "alice-secret"
+CLIENT_SECRET = "oidc-client-secret-42"
+DEMO = Workspace("demo", "demo-site", "demo-key", "us")
+MODES = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "mTLS", "OAUTHBEARER")
+
+
+@dataclass
+class Secured:
+    kafka: LocalKafka
+    pki: Pki
+    idp: FakeOidc
+
+    def env(self, mode: str) -> dict[str, str]:
+        """The connector's Kafka settings for one mode, as environment variables."""
+        ca = str(self.pki.ca)
+        if mode == "mTLS":
+            return {
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka.listener_bootstrap("MTLS"),
+                "KAFKA_SECURITY_PROTOCOL": "SSL",
+                "KAFKA_SSL_CAFILE": ca,
+                "KAFKA_SSL_CERTFILE": str(self.pki.client_cert),
+                "KAFKA_SSL_KEYFILE": str(self.pki.client_key),
+            }
+        if mode == "OAUTHBEARER":
+            return {
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka.listener_bootstrap("OAUTH"),
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SSL_CAFILE": ca,
+                "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+                "KAFKA_SASL_OAUTH_TOKEN_URL": self.idp.token_url,
+                "KAFKA_SASL_OAUTH_CLIENT_ID": "connector",
+                "KAFKA_SASL_OAUTH_CLIENT_SECRET": CLIENT_SECRET,
+                "KAFKA_SASL_OAUTH_SCOPE": "kafka",
+                "KAFKA_SASL_OAUTH_EXTENSIONS": "logicalCluster=lkc-1,identityPoolId=pool-2",
+            }
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.listener_bootstrap("SASL_SSL"),
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SSL_CAFILE": ca,
+            "KAFKA_SASL_MECHANISM": mode,
+            "KAFKA_SASL_USERNAME": "alice",
+            "KAFKA_SASL_PASSWORD": PASSWORD,
+        }
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[Secured]:
+    """One broker with every secured listener, for the whole module (a broker start costs seconds)."""
+    with tempfile.TemporaryDirectory(prefix="kafka-security-") as tmp:
+        pki = Pki.create(Path(tmp) / "pki")
+        with FakeOidc(Path(tmp) / "oidc", {"connector": CLIENT_SECRET}) as idp:
+            kafka = LocalKafka(security=BrokerSecurity(pki, users={"alice": PASSWORD}, jwks_url=idp.jwks_url))
+            try:
+                kafka.start()
+                yield Secured(kafka, pki, idp)
+            finally:
+                kafka.close()
+
+
+@pytest.fixture
+def idp(secured: Secured) -> Iterator[FakeOidc]:
+    """The provider, its knobs restored after the test."""
+    yield secured.idp
+    secured.idp.audience, secured.idp.lifetime_seconds, secured.idp.failures_to_serve = "kafka", 300, 0
+    secured.idp.clients = {"connector": CLIENT_SECRET}
+
+
+def identify(user: str) -> bytes:
+    return orjson.dumps({"type": "identify", "userId": user, "messageId": f"m-{user}", "traits": {"plan": "pro"}})
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", MODES)
+async def test_sink_webhooks_dlq_replay_and_check_through_each_mode(
+    secured: Secured, idp: FakeOidc, mode: str, tmp_path: Path
+) -> None:
+    """Through the mode's listener: a record reaches Customer.io, a bad one the DLQ, a webhook its topic;
+    the dead letter is replayed; check reports every Kafka row ok."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, dlq, hooks, replayed = (f"{name}-{suffix}" for name in ("events", "dlq", "hooks", "replayed"))
+    webhook_port = free_port()
+    async with FakeCustomerIO([DEMO]) as fake:
+        env = connector_env(
+            "unused",
+            fake,
+            [topic],
+            dlq,
+            **secured.env(mode),
+            CIO_WEBHOOK_SIGNING_KEYS=SIGNING_KEY,
+            CONNECTOR_WEBHOOK_PORT=str(webhook_port),
+            CONNECTOR_WEBHOOK_HOST="127.0.0.1",
+            CONNECTOR_WEBHOOK_TOPIC=hooks,
+        )
+        settings = load_settings(env, role="run")
+        await ensure_topics(settings.kafka, {topic: 1, dlq: 1, hooks: 1, replayed: 1})
+        await produce(settings.kafka, topic, [(b"u1", identify("u1")), (b"u2", b"{not json")])
+        async with running(settings, role="run"):
+            await wait_for(lambda: len(fake.state.operations_for("demo")) >= 1, 60, "the delivery")
+            body, headers = signed(webhook("email", "delivered", event_id=f"evt-{suffix}"), timestamp=int(time.time()))
+            url = f"http://127.0.0.1:{webhook_port}{settings.webhook.path}"
+            async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as response:
+                assert response.status == 200
+            assert len(await read_all(settings.kafka, hooks, expect=1, timeout=60)) == 1
+            assert len(await read_all(settings.kafka, dlq, expect=1, timeout=60)) == 1
+        [operation] = fake.state.operations_for("demo")
+        assert operation["operation"]["identifiers"] == {"id": "u1"}
+
+        args = argparse.Namespace(to_topic=replayed, reason=None, limit=None, group=f"replay-{suffix}", dry_run=False)
+        assert await replay(settings, args, io.StringIO()) == 0
+        [again] = await read_all(settings.kafka, replayed, expect=1, timeout=60)
+        assert again.value == b"{not json"
+
+        out = io.StringIO()
+        assert await run_check(settings, Metrics(), out, kafka=True) == 0, out.getvalue()
+        kafka_rows = out.getvalue().split("\n\n")[1].splitlines()
+        assert kafka_rows[0].split() == ["KAFKA", "STATUS"]
+        assert [row.rsplit(maxsplit=1) for row in kafka_rows[1:]] == [
+            [f"connect ({settings.kafka.security_protocol}{', ' + mode if mode != 'mTLS' else ''})", "ok"],
+            [f"read {topic} (group {settings.sink.group_id})", "ok"],
+            [f"write {dlq}", "ok"],
+            [f"write {hooks}", "ok"],
+        ]
+        assert all(secret not in out.getvalue() for secret in (PASSWORD, CLIENT_SECRET))
+
+
+def run_cli(env: dict[str, str], command: str = "webhooks") -> tuple[int, str]:
+    """``cio-connector <command>`` as a process; (exit code, stderr)."""
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", command],
+        check=False,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def webhook_env(secured: Secured, mode: str, **changes: str) -> dict[str, str]:
+    return {
+        **secured.env(mode),
+        "CIO_WEBHOOK_SIGNING_KEYS": SIGNING_KEY,
+        "CONNECTOR_WEBHOOK_PORT": str(free_port()),
+        "CONNECTOR_METRICS_PORT": str(free_port()),
+        **changes,
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("mode", "change", "last_line"),
+    [
+        (
+            "SCRAM-SHA-512",
+            {"KAFKA_SASL_PASSWORD": "wrong-password-1"},
+            "KAFKA_SASL_PASSWORD: SASL authentication failed (SCRAM-SHA-512)",
+        ),
+        ("SCRAM-SHA-512", {"CA": "other"}, "KAFKA_SSL_CAFILE: TLS: the broker's certificate is not trusted"),
+        ("mTLS", {"KAFKA_SSL_CERTFILE": "", "KAFKA_SSL_KEYFILE": ""}, "KAFKA_SSL_CERTFILE: TLS: the broker requires"),
+        (
+            "OAUTHBEARER",
+            {"KAFKA_SASL_OAUTH_CLIENT_SECRET": "wrong-secret-77"},
+            "KAFKA_SASL_OAUTH_CLIENT_SECRET: the token endpoint rejected the client id or secret (401 invalid_client)",
+        ),
+        ("OAUTHBEARER", {"IDP": "expired"}, "KAFKA_SASL_OAUTH_CLIENT_ID: SASL authentication failed (OAUTHBEARER)"),
+        ("OAUTHBEARER", {"IDP": "audience"}, "KAFKA_SASL_OAUTH_CLIENT_ID: SASL authentication failed (OAUTHBEARER)"),
+    ],
+)
+def test_bad_credentials_exit_1_naming_the_setting(
+    secured: Secured, idp: FakeOidc, mode: str, change: dict[str, str], last_line: str
+) -> None:
+    """Wrong password, wrong CA, no client certificate, rejected client secret, expired or foreign token:
+    exit 1, and the last line names the setting and the reason, without any secret."""
+    changes = dict(change)
+    if changes.pop("CA", None):
+        changes["KAFKA_SSL_CAFILE"] = str(secured.pki.other_ca)
+    knob = changes.pop("IDP", None)
+    if knob == "expired":
+        idp.lifetime_seconds = -120
+    elif knob == "audience":
+        idp.audience = "someone-else"
+    code, output = run_cli(webhook_env(secured, mode, **changes))
+    last = output.strip().splitlines()[-1]
+    assert code == 1, output
+    assert last.startswith(f"cio-connector: error: {last_line}"), output
+    for secret in (PASSWORD, CLIENT_SECRET, "wrong-password-1", "wrong-secret-77"):
+        assert secret not in output
