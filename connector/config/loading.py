@@ -26,6 +26,7 @@ from connector.config.settings import (
     SECTIONS,
     EndpointSettings,
     KafkaSettings,
+    LogFormat,
     LogLevel,
     Role,
     RouteOverride,
@@ -188,6 +189,8 @@ def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, A
         text = str(value).strip()
         if tp is LogLevel:
             text = text.upper()
+        elif tp is LogFormat:
+            text = text.lower()
         if text not in args:
             raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
         return text

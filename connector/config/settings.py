@@ -16,6 +16,7 @@ from typing import Any, Literal
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "text"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -392,6 +393,12 @@ class ServiceSettings:
     )
     metrics_host: str = setting("0.0.0.0", "CONNECTOR_METRICS_HOST", "Address the metrics server binds.")
     log_level: LogLevel = setting("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = setting(
+        "auto",
+        "LOG_FORMAT",
+        "json (one object per line, for containers), text (one readable line, for a terminal), or auto: "
+        "text when stderr is a terminal, else json.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
