@@ -21,6 +21,7 @@ RUNBOOK = ROOT / "docs" / "operations.md"
 REQUIRED_ALERTS = {
     "CioConnectorConsumerLagGrowing",
     "CioConnectorDeadLetterRateHigh",
+    "CioConnectorDeadLetterUnwritable",
     "CioConnectorWorkspaceStopped",
     "CioConnectorCredentialsRejected",
     "CioConnectorWebhookSignatureFailures",
