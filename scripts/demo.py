@@ -113,6 +113,8 @@ async def demo(events: int, bootstrap: str, workdir: Path) -> int:
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CONNECTOR_INPUT_TOPICS": INPUT_TOPIC,
         "CONNECTOR_GROUP_ID": "demo-connector",
+        # The demo's topic is new and holds only its own traffic: read it whole, whatever joins first.
+        "CONNECTOR_START_FROM": "earliest",
         "CONNECTOR_DLQ_TOPIC": DLQ_TOPIC,
         "CONNECTOR_WEBHOOK_TOPIC": WEBHOOK_TOPIC,
         "CIO_SITE_ID": "demo-site",
