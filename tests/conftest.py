@@ -98,6 +98,7 @@ def _fail_without_broker(reason: str) -> NoReturn:
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of the session's broker."""
     with contextlib.ExitStack() as stack:
+        failure: str | None
         try:
             bootstrap = stack.enter_context(provide_broker())
         except Exception as exc:  # whatever went wrong, the test must fail saying how to fix it
@@ -136,6 +137,7 @@ def restartable_kafka() -> Iterator[LocalKafka]:
     ``start()`` brings back the same broker with its records. Data is removed after the test.
     """
     kafka = LocalKafka()
+    failure: str | None
     try:
         kafka.start()
     except Exception as exc:  # see kafka_bootstrap

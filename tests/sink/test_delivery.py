@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from memory_sink import ManualClock, Resolved, wait_for
 from prometheus_client import CollectorRegistry
 
 from connector.cio.client import CustomerIOClient
@@ -29,6 +28,7 @@ from connector.sink.delivery import FAILING_AFTER_ATTEMPTS, WorkspaceDelivery
 from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
+from tests.sink.memory_sink import ManualClock, Resolved, wait_for
 
 FAKE_WS = Workspace("acme", "acme-site", "acme-key", "us")
 PARTITION = Partition("events", 0)
