@@ -151,7 +151,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         for task in tasks[1:]:
             try:
                 await task
-            except Exception as exc:  # a component crashed: still tear everything down in order
+            except Exception as exc:  # noqa: BLE001 - a component crashed: still tear everything down in order
                 failure = exc
         tasks[0].cancel()
         with contextlib.suppress(asyncio.CancelledError):

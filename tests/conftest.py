@@ -101,7 +101,7 @@ def kafka_bootstrap() -> Iterator[str]:
         failure: str | None
         try:
             bootstrap = stack.enter_context(provide_broker())
-        except Exception as exc:  # whatever went wrong, the test must fail saying how to fix it
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the test must fail saying how to fix it
             failure = str(exc)
         else:
             failure = None
@@ -140,7 +140,7 @@ def restartable_kafka() -> Iterator[LocalKafka]:
     failure: str | None
     try:
         kafka.start()
-    except Exception as exc:  # see kafka_bootstrap
+    except Exception as exc:  # noqa: BLE001 - see kafka_bootstrap
         failure = str(exc)
     else:
         failure = None

@@ -111,7 +111,7 @@ class Mapper:
             return (self.finish(planned, max_operation_bytes),)
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
-        except Exception as exc:  # the contract: no message, however odd, may stop a partition
+        except Exception as exc:  # noqa: BLE001 - the contract: no message, however odd, may stop a partition
             return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
     def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
