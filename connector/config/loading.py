@@ -192,7 +192,7 @@ def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, A
             raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
         return text
     if origin is tuple:
-        items = _as_list(value, key, from_env)
+        items = _as_list(value, key)
         return tuple(_coerce(args[0], item, key, from_env, {}) for item in items)
     if tp is Secret:
         if isinstance(value, Secret):
@@ -211,7 +211,7 @@ def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, A
     raise ConfigError(key, f"unsupported setting type {tp!r}")  # pragma: no cover - declaration bug
 
 
-def _as_list(value: Any, key: str, from_env: bool) -> list[Any]:
+def _as_list(value: Any, key: str) -> list[Any]:
     if isinstance(value, list | tuple):
         return [v for v in value if str(v).strip() != ""]
     if isinstance(value, str):

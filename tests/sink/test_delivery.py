@@ -43,7 +43,7 @@ class RecordingPolicy(RetryPolicy):
     max_seconds: float = 0.005
     asked: list[tuple[int, float | None]] = field(default_factory=list)
 
-    def delay(self, attempt: int, retry_after: float | None = None, rng: object = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None, rng: object = None) -> float:  # noqa: ARG002 - RetryPolicy.delay
         self.asked.append((attempt, retry_after))
         return RetryPolicy.delay(self, attempt, retry_after)
 

@@ -283,7 +283,7 @@ class Mapper:
         who = ids.sender(message) or ids.anonymous_sender(message, "screen")
         return self._event("screen", message, ctx, who, name=name, name_field="name", attrs=props)
 
-    def _group(self, message: Message, ctx: MessageContext) -> Planned:
+    def _group(self, message: Message, ctx: MessageContext) -> Planned:  # noqa: ARG002 - one signature per handler
         group_id = ids.identifier_value(message.get("groupId"), "groupId")
         if group_id is None:
             raise Invalid("missing_identifier", "groupId: required for group")
@@ -308,7 +308,7 @@ class Mapper:
         op["cio_relationships"] = [{"identifiers": who[0]}]
         return op, who[1], "object." + op["action"], "traits"
 
-    def _alias(self, message: Message, ctx: MessageContext) -> Planned:
+    def _alias(self, message: Message, ctx: MessageContext) -> Planned:  # noqa: ARG002 - one signature per handler
         user_id = ids.identifier_value(message.get("userId"), "userId")
         previous_id = ids.identifier_value(message.get("previousId"), "previousId")
         if user_id is None or previous_id is None:
