@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ async def test_sink_webhooks_dlq_replay_and_check_through_each_mode(secured: Sec
         await produce(settings.kafka, topic, [(b"u1", identify("u1")), (b"u2", b"{not json")])
         async with running(settings, role="run"):
             await wait_for(lambda: len(fake.state.operations_for("demo")) >= 1, 60, "the delivery")
-            body, headers = signed(webhook("email", "delivered", event_id=f"evt-{suffix}"))
+            body, headers = signed(webhook("email", "delivered", event_id=f"evt-{suffix}"), timestamp=int(time.time()))
             url = f"http://127.0.0.1:{webhook_port}{settings.webhook.path}"
             async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as response:
                 assert response.status == 200
