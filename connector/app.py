@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from connector.cio.client import CustomerIOClient
-from connector.cio.region import ResolvedWorkspace, pin, resolve_workspace
+from connector.cio.region import ResolvedWorkspace, diagnose_rejection, pin, resolve_workspace
 from connector.config import Settings
 from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
 from connector.kafka import (
@@ -33,9 +35,11 @@ from connector.metrics import Metrics
 from connector.server import Readiness, make_ops_app, start_site
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
+from connector.sink.positioning import StartPositioner
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
+from connector.sink.start import parse_start_from
 from connector.sink.tickets import Ticket
 from connector.sink.transactional_sender import TransactionalSender
 
@@ -98,9 +102,12 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
     wants_sink = role in ("run", "sink")
     wants_webhooks = role in ("run", "webhooks")
     async with contextlib.AsyncExitStack() as stack:
-        ops = await start_site(
-            make_ops_app(metrics, readiness), settings.service.metrics_host, settings.service.metrics_port
-        )
+        service = settings.service
+        try:
+            ops = await start_site(make_ops_app(metrics, readiness), service.metrics_host, service.metrics_port)
+        except OSError as exc:
+            port = service.metrics_port
+            raise StartupError(cannot_listen("CONNECTOR_METRICS_PORT", service.metrics_host, port, exc)) from None
         stack.push_async_callback(ops.cleanup)
         log.info("Ops server listening.", port=settings.service.metrics_port)
 
@@ -130,7 +137,13 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
             from connector.webhook.listener import WebhookListener
 
             listener = WebhookListener(settings.webhook, producer, metrics)
-            await listener.start()
+            try:
+                await listener.start()
+            except OSError as exc:
+                hook_settings = settings.webhook
+                raise StartupError(
+                    cannot_listen("CONNECTOR_WEBHOOK_PORT", hook_settings.host, hook_settings.port, exc)
+                ) from None
             stack.push_async_callback(listener.stop)
             hook = listener
             readiness.add("webhooks", lambda: (hook.ready(), "accepting" if hook.ready() else "not accepting"))
@@ -159,6 +172,12 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         if failure is not None:
             raise failure
     log.info("Service stopped.")
+
+
+def cannot_listen(setting: str, host: str, port: int, exc: OSError) -> str:
+    """One line for a listener that cannot bind (port in use, address not local), naming the setting."""
+    cause = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return f"{setting}: cannot listen on {host}:{port} ({cause})"
 
 
 async def _wait(event: asyncio.Event) -> None:
@@ -202,6 +221,7 @@ def _build_sink(
             max_in_flight=ws.settings.max_in_flight or settings.sink.max_in_flight,
             metrics=metrics,
             is_current=is_current,
+            diagnose=functools.partial(diagnose_rejection, client, settings.endpoints, ws),
         )
         if start.rejected is not None:
             delivery.mark_stopped(start.rejected)
@@ -221,6 +241,9 @@ def _build_sink(
         router=Router(settings),
         metrics=metrics,
         transactional=transactional,
+        positioner=StartPositioner(
+            consumer, settings.kafka, settings.sink.group_id, parse_start_from(settings.sink.start_from)
+        ),
     )
 
 

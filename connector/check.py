@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from connector.cio.client import CustomerIOClient
-from connector.cio.region import REGIONS, resolve_workspace
+from connector.cio.region import REGIONS, resolve_workspace, wrong_region_message
 from connector.config import Secret, Settings, WorkspaceSettings
 from connector.errors import AuthError, DeliveryError, TransientDeliveryError
 from connector.metrics import Metrics
@@ -60,9 +60,7 @@ async def _check_one(settings: Settings, client: CustomerIOClient, ws: Workspace
         except DeliveryError as exc:
             return CheckResult(ws.name, region, False, describe(exc, "Track API"))
         if info.region != region:
-            return CheckResult(
-                ws.name, region, False, f"Track API: the account is in region {info.region}, not {region}"
-            )
+            return CheckResult(ws.name, region, False, wrong_region_message(info.region, region))
     if resolved.app_auth is not None:
         try:
             await client.get_app(

@@ -12,7 +12,7 @@ import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from connector import __version__
 from connector.config import Role, Settings, load_settings
@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace, role: Role) -> Settings:
     from connector import logs
 
     settings = load_settings(config_path=args.config, role=role)
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     logs.register_secrets(_secret_values(settings))
     return settings
 
@@ -74,7 +74,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.service.log_level != "DEBUG":
         from connector import logs
 
-        logs.setup("WARNING")  # the table is the output; progress lines would only clutter it
+        # The table is the output; progress lines would only clutter it.
+        logs.setup("WARNING", log_format=settings.service.log_format)
     return asyncio.run(run_check(settings, Metrics(), sys.stdout, kafka=True))
 
 
@@ -91,8 +92,24 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from connector.dlq_replay import replay
 
     settings = load_settings(config_path=args.config, role="none")
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     return asyncio.run(replay(settings, args, sys.stderr))
+
+
+def cmd_offsets(args: argparse.Namespace) -> int:
+    """Show or reset the sink group's committed offsets."""
+    from connector import logs, offsets_tool
+    from connector.sink.start import parse_start_from
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup("WARNING" if settings.service.log_level != "DEBUG" else "DEBUG")  # the table is the output
+    if args.offsets_command == "show":
+        return asyncio.run(offsets_tool.show(settings, args.topic, sys.stdout))
+    try:
+        to = parse_start_from(args.to)
+    except ValueError as exc:
+        raise ConfigError("--to", str(exc)) from None
+    return asyncio.run(offsets_tool.reset(settings, to, args.topic, args.dry_run, sys.stdout))
 
 
 def cmd_demo_producer(args: argparse.Namespace) -> int:
@@ -101,9 +118,28 @@ def cmd_demo_producer(args: argparse.Namespace) -> int:
     from connector.devtools.demo_producer import produce_forever
 
     settings = load_settings(config_path=args.config, role="none")
-    logs.setup(settings.service.log_level)
+    logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     _run_until_signalled(lambda stop: produce_forever(settings, args, stop))
     return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    """A live view of a running instance."""
+    from connector.top.live import TopError, check_interval, check_url, run_top
+
+    try:
+        url, interval = check_url(args.url), check_interval(args.interval)
+    except TopError as exc:  # a usage error: exit 2, like argparse's
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return run_top(url, interval)  # an unreachable instance raises TopError: exit 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line naming the problem (and exit 2), not the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _VersionAction(argparse.Action):
@@ -126,12 +162,12 @@ class _VersionAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Kafka ↔ Customer.io: deliver Segment-spec events to Customer.io and reporting webhooks to Kafka.",
     )
     parser.add_argument("--version", action=_VersionAction)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="YAML config file (default: $CONNECTOR_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -190,6 +226,37 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
     replay.set_defaults(func=cmd_dlq_replay)
 
+    offsets = sub.add_parser(
+        "offsets",
+        help="show or reset the sink group's committed offsets",
+        description="The committed offsets of the sink's consumer group (CONNECTOR_GROUP_ID) on its topics.",
+    )
+    offsets_sub = offsets.add_subparsers(dest="offsets_command", required=True, metavar="OFFSETS_COMMAND")
+    topic_option = argparse.ArgumentParser(add_help=False)
+    topic_option.add_argument(
+        "--topic", action="append", help="only this topic (repeatable; default: the sink's input topics)"
+    )
+    offsets_show = offsets_sub.add_parser(
+        "show",
+        parents=[common, topic_option],
+        help="committed offset, end offset and lag per partition",
+        description="Print the committed offset, end offset and lag of each partition for the sink's group.",
+    )
+    offsets_show.set_defaults(func=cmd_offsets)
+    offsets_reset = offsets_sub.add_parser(
+        "reset",
+        parents=[common, topic_option],
+        help="commit new positions for the sink's group (refused while a member is active)",
+        description="Commit new positions for the sink's group: earliest, latest, or each partition's first "
+        "record at or after an ISO-8601 time (latest where there is none). Refused while the group has "
+        "active members: stop every sink of the group first.",
+    )
+    offsets_reset.add_argument(
+        "--to", required=True, metavar="POSITION", help="earliest, latest or an ISO-8601 time (2025-05-01T00:00:00Z)"
+    )
+    offsets_reset.add_argument("--dry-run", action="store_true", help="print the new positions, commit nothing")
+    offsets_reset.set_defaults(func=cmd_offsets)
+
     demo = sub.add_parser(
         "demo-producer",
         parents=[common],
@@ -203,6 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--count", type=int, default=0, help="stop after this many events (0: run until stopped)")
     demo.set_defaults(func=cmd_demo_producer)
+
+    top = sub.add_parser(
+        "top",
+        help="live view of a running instance, from its /metrics and /readyz",
+        description="A live terminal view of a running instance: records and operations per second, lag per "
+        "partition, requests in flight against the concurrency limit, retries and 429s, dead letters by "
+        "reason, workspace readiness and webhook rates. Press q (or Ctrl-C) to quit.",
+    )
+    top.add_argument(
+        "--url", default="http://127.0.0.1:9464", help="the instance's ops server (default http://127.0.0.1:9464)"
+    )
+    top.add_argument("--interval", default="2", metavar="S", help="seconds between refreshes (default 2)")
+    top.set_defaults(func=cmd_top)
     return parser
 
 

@@ -537,6 +537,27 @@ class Consumer:
         """Read ``partition`` from ``offset`` next (used to re-read abandoned records)."""
         self._consumer.seek(_tp(partition), offset)
 
+    def assign(self, partitions: Iterable[Partition]) -> None:
+        """Take these partitions without joining the group (offset tools only; commits need this)."""
+        self._consumer.assign([_tp(p) for p in partitions])
+
+    async def beginning_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        """First offsets still in the log (after retention)."""
+        try:
+            firsts = await self._consumer.beginning_offsets([_tp(p) for p in partitions])
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"cannot read beginning offsets: {exc}") from exc
+        return {_partition(tp): offset for tp, offset in firsts.items()}
+
+    async def offsets_for_time(self, partitions: Sequence[Partition], timestamp_ms: int) -> dict[Partition, int]:
+        """Per partition, the first offset whose timestamp is at or after ``timestamp_ms``; partitions without
+        such a record are left out."""
+        try:
+            found = await self._consumer.offsets_for_times({_tp(p): timestamp_ms for p in partitions})
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"cannot look offsets up by time: {exc}") from exc
+        return {_partition(tp): hit.offset for tp, hit in found.items() if hit is not None}
+
 
 class Producer:
     """An idempotent producer (acks=all) whose sends are awaited with a deadline."""
@@ -746,3 +767,71 @@ async def probe_cluster(
 if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape
     _consumer_like: type[ConsumerLike] = Consumer
     _producer_like: type[ProducerLike] = Producer
+
+
+async def group_committed_offsets(settings: KafkaSettings, group: str) -> dict[Partition, int]:
+    """Every committed offset of consumer group ``group`` (partitions it never committed are absent)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    await start_client(admin, settings, options)
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"cannot read the committed offsets of group {group}: {exc}") from exc
+    finally:
+        await admin.close()
+    return {_partition(tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def group_member_count(settings: KafkaSettings, group: str) -> int:
+    """How many members consumer group ``group`` has right now (0 for an empty or unknown group)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    await start_client(admin, settings, options)
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"cannot describe group {group}: {exc}") from exc
+    finally:
+        await admin.close()
+    # DescribeGroups: (error_code, group_id, state, protocol_type, protocol, members, ...)
+    return sum(len(description[5]) for description in response.groups)
+
+
+async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[Partition]:
+    """The partitions of these topics, in order; raises BrokerUnavailableError naming a missing topic."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(**options)
+    await start_client(admin, settings, options)
+    try:
+        described = await admin.describe_topics(list(topics))
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"cannot read topic metadata: {exc}") from exc
+    finally:
+        await admin.close()
+    numbers = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if t["error_code"] == 0}
+    found: list[Partition] = []
+    for topic in topics:
+        if not numbers.get(topic):
+            raise BrokerUnavailableError(f"topic {topic} does not exist")
+        found.extend(Partition(topic, n) for n in numbers[topic])
+    return found
+
+
+async def list_topic_names(settings: KafkaSettings) -> list[str]:
+    """Every topic of the cluster (for pattern subscriptions)."""
+    options = client_options(settings)
+    consumer = AIOKafkaConsumer(**options)
+    await start_client(consumer, settings, options)
+    try:
+        return sorted(await consumer.topics())
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"cannot list topics: {exc}") from exc
+    finally:
+        await consumer.stop()

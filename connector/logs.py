@@ -1,8 +1,13 @@
-"""Structured JSON-lines logging; nothing else configures logging.
+"""Structured logging, as JSON lines (containers) or readable text lines (a terminal); nothing else
+configures logging.
 
 One line per event of interest: a constant message and facts as fields::
 
     log.warning("Batch delivery failed.", workspace="eu-brand", attempt=3, status=503)
+
+The text form of that line::
+
+    2025-01-01T12:00:00.123Z WARNING connector.sink.delivery Batch delivery failed. workspace=eu-brand attempt=3 status=503
 
 Secret values registered with ``register_secrets`` are masked in every line as a last line of defence;
 the first line is that no code logs them.
@@ -11,6 +16,7 @@ the first line is that no code logs them.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -25,12 +31,23 @@ def register_secrets(values: list[str]) -> None:
     _secrets.update(v for v in values if len(v) >= 4)
 
 
+def _mask(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """Renders a record as one JSON object: time, level, logger, message, then the record's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -40,11 +57,38 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        text = orjson.dumps(line, default=str).decode()
-        for secret in _secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return _mask(orjson.dumps(line, default=str).decode())
+
+
+_BARE = re.compile(r"[^\s\"'=]+")  # a string value shown without quotes
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value if _BARE.fullmatch(value) else orjson.dumps(value).decode()
+    if isinstance(value, bool) or value is None:
+        return orjson.dumps(value).decode()
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """Renders a record as one readable line: time, level, logger, message, then ``key=value`` fields.
+
+    Strings with spaces, quotes or ``=`` are JSON-quoted so the line still splits unambiguously; a
+    traceback follows on its own lines.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record), f"{record.levelname:<7}", record.name, record.getMessage()]
+        fields = getattr(record, "fields", None)
+        if fields:
+            parts.extend(f"{key}={_text_value(value)}" for key, value in fields.items())
+        text = " ".join(parts)
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return _mask(text)
 
 
 class Logger:
@@ -89,10 +133,19 @@ def get_logger(name: str) -> Logger:
     return Logger(f"connector.{name}" if not name.startswith("connector") else name)
 
 
-def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every log line, as JSON, to stderr (or ``stream``) at ``level``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+def choose_formatter(log_format: str, stream: TextIO) -> logging.Formatter:
+    """``text`` or ``json``; ``auto`` is text when ``stream`` is a terminal (a person reads it), else json."""
+    if log_format == "auto":
+        isatty = getattr(stream, "isatty", None)
+        log_format = "text" if isatty is not None and isatty() else "json"
+    return TextFormatter() if log_format == "text" else JsonFormatter()
+
+
+def setup(level: str = "INFO", stream: TextIO | None = None, log_format: str = "auto") -> None:
+    """Send every log line to stderr (or ``stream``) at ``level``, as ``log_format`` (json, text or auto)."""
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(choose_formatter(log_format, out))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -67,6 +67,9 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
     """Serve ``app`` on host:port; the returned runner's ``cleanup()`` stops it."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from connector.cio.client import CustomerIOClient, Labels, RegionInfo, basic_auth, bearer_auth
 from connector.config import EndpointSettings, WorkspaceSettings
-from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
+from connector.errors import AuthError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from connector.logs import get_logger
 
 REGIONS = ("us", "eu")
@@ -110,3 +110,27 @@ async def _lookup_region(client: CustomerIOClient, endpoints: EndpointSettings, 
             raise
         log.warning("Region lookup failed on the US host; asking the EU host.", workspace=name, error=str(exc))
     return await client.get_region(endpoints.track_url_eu.rstrip("/"), auth, Labels(name, "eu"))
+
+
+def wrong_region_message(actual: str, pinned: str) -> str:
+    """The words ``check`` and the running sink both use for a workspace pinned to the wrong region."""
+    return f"Track API: the account is in region {actual}, not {pinned}"
+
+
+async def diagnose_rejection(
+    client: CustomerIOClient, endpoints: EndpointSettings, ws: ResolvedWorkspace
+) -> str | None:
+    """Why the pinned host rejected ``ws``'s credentials, when the cause is the region; else None.
+
+    One region lookup on the *other* region's Track host with the same credentials: if it accepts them
+    and names another region than the pinned one, the key is fine and the region setting is wrong. Any
+    failure of that lookup (rejected too, unreachable) leaves the rejection as it is.
+    """
+    other = "us" if ws.region == "eu" else "eu"
+    try:
+        info = await client.get_region(endpoints.track_url(other).rstrip("/"), ws.track_auth, Labels(ws.name, other))
+    except DeliveryError:
+        return None
+    if info.region == ws.region:
+        return None
+    return f"{wrong_region_message(info.region, ws.region)} (the key is accepted there: fix the region setting)"

@@ -26,6 +26,7 @@ from connector.config.settings import (
     SECTIONS,
     EndpointSettings,
     KafkaSettings,
+    LogFormat,
     LogLevel,
     Role,
     RouteOverride,
@@ -188,6 +189,8 @@ def _coerce(tp: Any, value: Any, key: str, from_env: bool, rules: Mapping[str, A
         text = str(value).strip()
         if tp is LogLevel:
             text = text.upper()
+        elif tp is LogFormat:
+            text = text.lower()
         if text not in args:
             raise ConfigError(key, f"must be one of {', '.join(map(str, args))} (got {text!r})")
         return text
@@ -274,6 +277,8 @@ def _check_consistency(settings: Settings) -> None:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
     _check_input_topics(settings.sink)
+    _check_start_from(settings.sink)
+    _check_bootstrap_servers(settings.kafka)
     _check_kafka_security(settings.kafka)
 
 
@@ -339,6 +344,26 @@ def _check_kafka_security(kafka: KafkaSettings) -> None:  # noqa: C901 - one che
 
 def _env_of(cls: type[Any], name: str) -> str:
     return str(next(f.metadata["env"] for f in dataclasses.fields(cls) if f.name == name))
+
+
+def _check_start_from(sink: SinkSettings) -> None:
+    from connector.sink.start import parse_start_from
+
+    try:
+        parse_start_from(sink.start_from)
+    except ValueError as exc:
+        raise ConfigError("CONNECTOR_START_FROM", str(exc)) from None
+
+
+def _check_bootstrap_servers(kafka: KafkaSettings) -> None:
+    """Each broker is host:port with a numeric port (aiokafka would fail later with a traceback)."""
+    addresses = [part.strip() for part in kafka.bootstrap_servers.split(",") if part.strip()]
+    if not addresses:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", "required: at least one host:port")
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS", f"each broker must be host:port (got {address!r})")
 
 
 def _check_input_topics(sink: SinkSettings) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "text"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -162,6 +163,13 @@ class SinkSettings:
         "(not committed past it, /readyz names it).",
     )
     group_id: str = setting("cio-connector", "CONNECTOR_GROUP_ID", "Kafka consumer group of the sink.")
+    start_from: str = setting(
+        "latest",
+        "CONNECTOR_START_FROM",
+        "Where a new consumer group (no committed offset at all) starts: latest, earliest, or an ISO-8601 time "
+        "(2025-05-01T00:00:00Z: each partition's first record from then on). A group with committed offsets "
+        "resumes from them, and starts partitions new to it at earliest.",
+    )
     dlq_topic: str = setting(
         "cio-connector-dlq", "CONNECTOR_DLQ_TOPIC", "Dead-letter topic: rejected records with their reason."
     )
@@ -385,6 +393,12 @@ class ServiceSettings:
     )
     metrics_host: str = setting("0.0.0.0", "CONNECTOR_METRICS_HOST", "Address the metrics server binds.")
     log_level: LogLevel = setting("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = setting(
+        "auto",
+        "LOG_FORMAT",
+        "json (one object per line, for containers), text (one readable line, for a terminal), or auto: "
+        "text when stderr is a terminal, else json.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from connector.cio.client import BatchResponse, CustomerIOClient
 from connector.cio.region import ResolvedWorkspace
@@ -68,8 +68,11 @@ class WorkspaceDelivery:
         metrics: Metrics,
         is_current: Callable[[Ticket], bool],
         clock: Callable[[], float] = time.monotonic,
+        diagnose: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.destination = destination
+        # Asked once when credentials are rejected: a wrong region reads as a bad key otherwise.
+        self._diagnose = diagnose
         self.name = destination.name
         self._client = client
         self._tuning = tuning
@@ -320,14 +323,17 @@ class WorkspaceDelivery:
     async def _on_auth_failure(self, exc: AuthError) -> None:
         self._metrics.auth_failures.labels(self.name, "track").inc()
         if self.stopped_reason is None:
-            self.stopped_reason = str(exc)
+            region = await self._diagnose() if self._diagnose is not None and exc.status in (401, 403) else None
+            self.stopped_reason = region or str(exc)
             self._resumed.clear()
             self._ready_gauge.set(0)
             log.error(
-                "Workspace credentials rejected; delivery stopped, records kept uncommitted.",
+                "Workspace pinned to the wrong region; delivery stopped, records kept uncommitted."
+                if region
+                else "Workspace credentials rejected; delivery stopped, records kept uncommitted.",
                 workspace=self.name,
                 status=exc.status,
-                error=str(exc),
+                error=self.stopped_reason,
                 reprobe_seconds=self._tuning.auth_reprobe_seconds,
             )
         await asyncio.sleep(self._tuning.auth_reprobe_seconds)

@@ -26,6 +26,10 @@ with an error log naming its source topic, partition and offset and ``connector_
 (stalling the partition forever instead would stop the sink for every later record; the original stays
 in its source topic until retention).
 
+Each dead letter is logged, except in bursts: the first ``LOG_BURST`` per reason in each
+``LOG_WINDOW_SECONDS`` are logged one by one, the rest are counted in one summary line per window
+(``log_sampling.py``); ``connector_dead_letters_total`` counts every one.
+
 Each dead letter is written independently (up to ``MAX_CONCURRENT_WRITES`` at once), so one whose write
 is retried never holds back the others.
 """
@@ -40,6 +44,7 @@ from datetime import UTC, datetime
 
 from connector.errors import BrokerUnavailableError, RecordTooLargeError
 from connector.kafka import Headers, Producer, ProducerLike, Record
+from connector.log_sampling import LogSampler, Summary
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.sink.retry import RetryPolicy
@@ -52,6 +57,8 @@ VALUE_TRUNCATED = "cio-dlq-value-truncated"
 HEADERS_DROPPED = "cio-dlq-headers-dropped"
 KEY_DROPPED = "cio-dlq-key-dropped"
 MAX_CONCURRENT_WRITES = 500
+LOG_BURST = 5  # dead letters logged one by one per reason and window; the rest only in the summary
+LOG_WINDOW_SECONDS = 60.0
 # Varint length prefixes (the value's and the record's) grow by at most 4 bytes each from an empty value.
 _VARINT_SLACK = 8
 
@@ -148,6 +155,7 @@ class DeadLetterWriter:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._writes: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
+        self._log_sampler = LogSampler(LOG_BURST, LOG_WINDOW_SECONDS, time.monotonic())
 
     def submit(self, ticket: Ticket) -> None:
         """Queue a ticket whose ``dead_letter`` is set."""
@@ -160,6 +168,7 @@ class DeadLetterWriter:
 
     async def run(self) -> None:
         """Start a write per ticket, at most ``max_concurrent`` at once, forever (cancel to stop)."""
+        summaries = asyncio.create_task(self._summarize_logs(), name="dlq-log-summary")
         try:
             while True:
                 ticket = await self._queue.get()
@@ -170,9 +179,16 @@ class DeadLetterWriter:
                 self._writes.add(task)
                 task.add_done_callback(self._write_done)
         finally:
+            summaries.cancel()
             for task in self._writes:
                 task.cancel()
-            await asyncio.gather(*self._writes, return_exceptions=True)
+            await asyncio.gather(summaries, *self._writes, return_exceptions=True)
+            _log_summary(self._log_sampler.summary(time.monotonic()))
+
+    async def _summarize_logs(self) -> None:
+        while True:
+            await asyncio.sleep(self._log_sampler.window_seconds)
+            _log_summary(self._log_sampler.summary(time.monotonic()))
 
     def _write_done(self, task: asyncio.Task[None]) -> None:
         self._writes.discard(task)
@@ -236,14 +252,29 @@ class DeadLetterWriter:
             self._metrics.dead_letters.labels(reason.workspace or "none", reason.reason).inc()
             if copy.form != "whole":
                 self._metrics.dead_letters_reduced.labels(copy.form).inc()
-            log.warning(
-                "Record dead-lettered.",
-                reason=reason.reason,
-                workspace=reason.workspace,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                detail=reason.message,
-                **({} if copy.form == "whole" else {"copy": copy.form, "value_bytes": len(record.value or b"")}),
-            )
+            if self._log_sampler.admit(reason.reason, time.monotonic()):
+                self._log_dead_letter(record, reason, copy)
         self._on_written(ticket)
+
+    @staticmethod
+    def _log_dead_letter(record: Record, reason: DeadLetterReason, copy: DeadLetterCopy) -> None:
+        log.warning(
+            "Record dead-lettered.",
+            reason=reason.reason,
+            workspace=reason.workspace,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            detail=reason.message,
+            **({} if copy.form == "whole" else {"copy": copy.form, "value_bytes": len(record.value or b"")}),
+        )
+
+
+def _log_summary(summary: Summary | None) -> None:
+    if summary is not None:
+        log.warning(
+            "Dead letters of the last `seconds` not logged one by one, by reason (metrics count every one).",
+            seconds=round(summary.seconds),
+            suppressed=summary.suppressed,
+            first_per_reason=LOG_BURST,
+        )

@@ -38,6 +38,7 @@ from connector.sink.mapping.decode import decode_record
 from connector.sink.mapping.model import Filtered, MessageContext, Rejection
 from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
+from connector.sink.positioning import StartPositioner
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.subscription import output_topics, subscription_pattern
@@ -74,8 +75,10 @@ class Sink:
         router: Router,
         metrics: Metrics,
         transactional: TransactionalSender | None = None,
+        positioner: StartPositioner | None = None,
     ) -> None:
         self._settings = settings
+        self._positioner = positioner
         self._sink = settings.sink
         self._consumer = consumer
         self._deliveries = dict(deliveries)
@@ -86,6 +89,7 @@ class Sink:
         self._offsets = offsets
         self._dlq = DeadLetterWriter(producer, self._sink.dlq_topic, metrics, self._policy, self._finish)
         self._txn_queue: asyncio.Queue[_TransactionalJob] = asyncio.Queue()
+        self._txn_unfinished = 0  # transactional jobs queued or being sent
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
@@ -196,15 +200,43 @@ class Sink:
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise RuntimeError(f"background task {task.get_name()} died") from task.exception()
+        if self._positioner is not None and self._positioner.failure is not None:
+            raise self._positioner.failure
 
     async def _drain(self, timeout: float) -> None:
-        """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds."""
+        """Flush every batch and wait for in-flight records to resolve, at most ``timeout`` seconds.
+
+        Records that cannot resolve before a restart are not waited for: a halted partition's, and those
+        held by a workspace stopped for rejected credentials (it sends nothing until a re-probe succeeds).
+        They stay uncommitted and are re-read after the restart.
+        """
         for delivery in self._deliveries.values():
             delivery.flush()
-        await _wait_until(lambda: not self._in_flight_not_halted(), timeout)
+        await _wait_until(self._nothing_resolvable_in_flight, timeout)
         left = self._in_flight_not_halted()
-        if left:
+        stopped = sorted(name for name, d in self._deliveries.items() if d.stopped_reason is not None and d.buffered)
+        if left and self._nothing_resolvable_in_flight():
+            log.warning(
+                "Records held by workspaces stopped for rejected credentials stay uncommitted; they will be re-read.",
+                records=left,
+                workspaces=stopped,
+            )
+        elif left:
             log.warning("Shutdown deadline passed; unresolved records will be re-read.", records=left)
+
+    def _nothing_resolvable_in_flight(self) -> bool:
+        """No in-flight record can still resolve: every one left is halted or held by a stopped workspace.
+
+        Every unresolved record is in a workspace's buffer, the dead-letter writer or a transactional send
+        (mapping is synchronous); when only stopped workspaces hold operations, the rest can only wait.
+        """
+        if not self._in_flight_not_halted():
+            return True
+        return (
+            self._dlq.pending == 0
+            and self._txn_unfinished == 0
+            and all(d.buffered == 0 for d in self._deliveries.values() if d.stopped_reason is None)
+        )
 
     # --- per record (hot path) --------------------------------------------------------------------
 
@@ -296,6 +328,7 @@ class Sink:
                     ticket.reject(DeadLetterReason(body.reason, body.message, target.workspace))
                 else:
                     ticket.hold(target.workspace)
+                    self._txn_unfinished += 1
                     self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
                 continue
             context = MessageContext(topic, partition, offset, index, timestamp_ms)
@@ -379,6 +412,7 @@ class Sink:
                     await asyncio.sleep(self._policy.max_seconds)
                     continue
                 break
+            self._txn_unfinished -= 1
             job.ticket.release()
 
     # --- flow control, commits, lag ---------------------------------------------------------------
@@ -467,6 +501,8 @@ class Sink:
             self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(max(0, end - position))
 
     async def _on_assigned(self, partitions: list[Partition]) -> None:
+        if self._positioner is not None:
+            await self._positioner.place(partitions)
         self._metrics.partitions_assigned.set(len(self._consumer.assignment()))
         log.info("Partitions assigned.", partitions=sorted(f"{p.topic}-{p.partition}" for p in partitions))
 

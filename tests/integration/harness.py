@@ -39,6 +39,7 @@ def connector_env(kafka: str, fake: FakeCustomerIO, topics: Iterable[str], dlq: 
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "CONNECTOR_INPUT_TOPICS": ",".join(topics),
         "CONNECTOR_GROUP_ID": f"group-{dlq}",
+        "CONNECTOR_START_FROM": "earliest",  # these tests produce before the sink starts
         "CONNECTOR_DLQ_TOPIC": dlq,
         "CIO_SITE_ID": "demo-site",
         "CIO_API_KEY": "demo-key",

@@ -327,6 +327,35 @@ async def test_sigterm_while_customerio_is_down_exits_in_time_without_committing
     assert [c for c, _ in await committed_and_end(kafka_settings, env["CONNECTOR_GROUP_ID"], topic, 1)] == [0]
 
 
+async def test_shutdown_does_not_wait_on_a_workspace_stopped_for_credentials(
+    kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO
+) -> None:
+    """Stopping with records held by a workspace whose key was revoked completes long before the 600 s
+    deadline (``running`` allows 60 s); the held records stay uncommitted and are not dead-lettered."""
+    topic, dlq = await topic_factory(), await topic_factory()
+    env = connector_env(
+        kafka_settings.bootstrap_servers,
+        fake,
+        [topic],
+        dlq,
+        CONNECTOR_AUTH_REPROBE_SECONDS="0.5",
+        CONNECTOR_SHUTDOWN_TIMEOUT_SECONDS="600",
+    )
+    settings = load_settings(env, role="sink")
+    async with running(settings) as connector:
+        fake.state.revoke("demo")
+        await produce(kafka_settings, topic, messages_as_records(sample_messages(200, seed=31)))
+        await wait_for(lambda: connector.sample("connector_workspace_ready", {"workspace": "demo"}) == 0, 30, "401")
+        await wait_for(
+            lambda: connector.sample("connector_records_consumed_total", {"topic": topic}) == 200, 30, "all fetched"
+        )
+        assert connector.sample("connector_records_in_flight") > 0
+    # Leaving the block stops the service and fails if that takes over 60 s (the deadline is 600 s).
+    assert [c for c, _ in await committed_and_end(kafka_settings, settings.sink.group_id, topic, 1)] == [0]
+    assert received(fake) == collections.Counter()
+    assert (await read_all(kafka_settings, dlq, expect=1, timeout=1)) == []
+
+
 @pytest.mark.parametrize("status", [207, 400])
 async def test_one_rejected_item_is_dead_lettered_alone(
     kafka_settings: KafkaSettings, topic_factory: Any, fake: FakeCustomerIO, status: int
@@ -345,8 +374,13 @@ async def test_one_rejected_item_is_dead_lettered_alone(
     async with running(load_settings(env, role="sink")) as connector:
         dead = await read_all(kafka_settings, dlq, expect=1)
         await wait_for(lambda: len(fake.state.operations_for("demo")) >= 399, 60, "the good operations")
-        await asyncio.sleep(0.5)
-        delivered = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+
+        def delivered_count() -> float:
+            return connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+
+        # Counters are published once per fetch loop: wait for them instead of sampling at once.
+        await wait_for(lambda: delivered_count() >= 399, 30, "the delivered counter")
+        delivered = delivered_count()
     names = [r["operation"]["name"] for r in fake.state.operations_for("demo")]
     assert len(names) == 399
     assert "Poison" not in names
