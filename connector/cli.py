@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The committed offsets of the sink's consumer group (CONNECTOR_GROUP_ID) on its topics.",
     )
     offsets_sub = offsets.add_subparsers(dest="offsets_command", required=True, metavar="OFFSETS_COMMAND")
-    topic_option = argparse.ArgumentParser(add_help=False)
+    topic_option = _Parser(add_help=False)
     topic_option.add_argument(
         "--topic", action="append", help="only this topic (repeatable; default: the sink's input topics)"
     )

@@ -1,8 +1,8 @@
 """``cio-connector dlq replay``: re-inject dead-lettered records after a fix.
 
 Each record goes back to its source topic (or ``--to-topic``) with its original key, value and headers,
-minus the ``cio-dlq-*`` headers, plus ``cio-origin-{topic,partition,offset,timestamp}`` naming where it
-was first consumed. The sink derives dedup ids from that origin, so a replayed event carries the same
+minus the ``cio-dlq-*`` headers (and Kafka Connect's ``__connect.errors.*``), plus
+``cio-origin-{topic,partition,offset,timestamp}`` naming where it was first consumed. The sink derives dedup ids from that origin, so a replayed event carries the same
 ULID as its first attempt and Customer.io de-duplicates it if that attempt did get through.
 
 Progress is remembered by a consumer group (``--group``), so replaying twice does not duplicate; the run
@@ -40,7 +40,7 @@ from connector.kafka import (
     Record,
     topic_max_message_bytes,
 )
-from connector.sink.dlq import DLQ_PREFIX, VALUE_TRUNCATED
+from connector.sink.dlq import VALUE_TRUNCATED, is_dead_letter_header
 
 CHUNK = 500
 IDLE_TIMEOUT_SECONDS = 10.0
@@ -49,7 +49,7 @@ _TOPIC_AND_PARTITION = operator.itemgetter(0, 1)
 
 def replay_headers(record: Record) -> Headers:
     """The headers a replayed record carries (pure)."""
-    kept = tuple((k, v) for k, v in record.headers if not k.startswith(DLQ_PREFIX))
+    kept = tuple((k, v) for k, v in record.headers if not is_dead_letter_header(k))
     if any(k == "cio-origin-topic" for k, _ in kept):
         return kept  # replayed before: keep the first origin
     origin = (

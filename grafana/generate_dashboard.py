@@ -57,6 +57,13 @@ def or_zero(expr: str) -> str:
     return f"{expr} or on() vector(0)"
 
 
+# As the alert CioConnectorDeadLetterUnwritable: a series born within the window counts with its whole value
+# (increase() alone misses a counter's first increment, which is when its series appears).
+UNWRITABLE_10M = (
+    "sum by (workspace, reason) ("
+    "(connector_dead_letters_unwritable_total unless connector_dead_letters_unwritable_total offset 10m)"
+    " or increase(connector_dead_letters_unwritable_total[10m]))"
+)
 FAILED_REQUESTS = rate("connector_requests_total", "", '{status_class=~"4xx|5xx|network"}')
 READY = (("0", "NOT READY", "red"), ("1", "READY", "green"))
 
@@ -243,6 +250,22 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 ((or_zero(rate("connector_filtered_total", "workspace, reason")), "{{workspace}} {{reason}}"),),
                 unit="ops",
                 width=12,
+            ),
+            Panel(
+                "Dead letters without a copy in 10m",
+                ((or_zero(UNWRITABLE_10M), "{{workspace}} {{reason}}"),),
+                width=12,
+                description="Rejected records committed WITHOUT a dead-letter copy (even the smallest was refused "
+                "as too large): only in their source topic until retention. Must stay 0; pages "
+                "(CioConnectorDeadLetterUnwritable).",
+            ),
+            Panel(
+                "Reduced dead-letter copies / s",
+                ((or_zero(rate("connector_dead_letters_reduced_total", "form")), "{{form}}"),),
+                unit="ops",
+                width=12,
+                description="Copies cut to fit the dead-letter topic: value_truncated (value cut, cannot be "
+                "replayed) or minimal (dead-letter headers only).",
             ),
             Panel(
                 "Retries / s by cause",

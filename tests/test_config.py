@@ -24,6 +24,7 @@ BASE = {"CIO_SITE_ID": "site", "CIO_API_KEY": "track-secret-123", "CONNECTOR_INP
         ({"CONNECTOR_BATCH_MAX_BYTES": "600000"}, "CONNECTOR_BATCH_MAX_BYTES", "≤ 499000"),
         ({"CONNECTOR_WEBHOOK_PORT": "http"}, "CONNECTOR_WEBHOOK_PORT", "must be an integer"),
         ({"CONNECTOR_OMIT_EMPTY_VALUES": "perhaps"}, "CONNECTOR_OMIT_EMPTY_VALUES", "true or false"),
+        ({"CONNECTOR_DLQ_CONNECT_HEADERS": "connect"}, "CONNECTOR_DLQ_CONNECT_HEADERS", "true or false"),
         ({"CIO_TRACK_URL_EU": "track-eu.customer.io"}, "CIO_TRACK_URL_EU", "http(s) URL"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM", "needs a mechanism"),
         ({"CONNECTOR_INPUT_TOPICS": ""}, "CONNECTOR_INPUT_TOPICS", "required"),

@@ -180,6 +180,12 @@ class SinkSettings:
         "topic's max.message.bytes, read at start-up (1048576 when it cannot be read).",
         ge=1_024,
     )
+    dlq_connect_headers: bool = setting(
+        False,
+        "CONNECTOR_DLQ_CONNECT_HEADERS",
+        "Dead letters also carry Kafka Connect's `__connect.errors.*` headers (source topic, partition, offset, "
+        "stage, message), for DLQ tooling built for Kafka Connect.",
+    )
     workspace_header: str = setting(
         "",
         "CONNECTOR_WORKSPACE_HEADER",

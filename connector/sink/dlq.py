@@ -11,6 +11,19 @@ Headers added (all UTF-8 strings):
     cio-dlq-source-timestamp  the source record's timestamp (ms), so replays keep their dedup ids
     cio-dlq-time              when it was dead-lettered (ISO-8601, UTC)
 
+Added after them with CONNECTOR_DLQ_CONNECT_HEADERS=true (``connect_headers``), Kafka Connect's own
+error-context headers (its ``DeadLetterQueueReporter``: same names, order and encoding, UTF-8 decimal
+numbers), so DLQ tooling built for Kafka Connect reads our records:
+    __connect.errors.topic / .partition / .offset   the source record
+    __connect.errors.connector.name                 the sink's consumer group (CONNECTOR_GROUP_ID)
+    __connect.errors.task.id                        "0"
+    __connect.errors.stage                          VALUE_CONVERTER (decoding), TASK_PUT (Customer.io rejected
+                                                    it) or TRANSFORMATION (everything else: routing, mapping)
+    __connect.errors.class.name                     the connector module of that stage (ours, not a Java class)
+    __connect.errors.exception.class.name           "connector.<reason code>" (ours: there is no exception)
+    __connect.errors.exception.message              the cio-dlq-message text
+    __connect.errors.exception.stacktrace           "" (there is no stack trace to give)
+
 Added only when the copy had to be reduced to fit the topic (see ``fit_dead_letter``):
     cio-dlq-value-truncated   the original value's size: the value kept is its first bytes (maybe none)
     cio-dlq-headers-dropped   how many of the record's own headers were left out
@@ -53,6 +66,7 @@ from connector.sink.tickets import DeadLetterReason, Ticket
 log = get_logger("sink.dlq")
 
 DLQ_PREFIX = "cio-dlq-"
+CONNECT_PREFIX = "__connect.errors."
 VALUE_TRUNCATED = "cio-dlq-value-truncated"
 HEADERS_DROPPED = "cio-dlq-headers-dropped"
 KEY_DROPPED = "cio-dlq-key-dropped"
@@ -63,8 +77,52 @@ LOG_WINDOW_SECONDS = 60.0
 _VARINT_SLACK = 8
 
 
-def added_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Headers:
-    """The dead-letter headers describing why and where from (pure)."""
+# Kafka Connect's Stage names (org.apache.kafka.connect.runtime.errors.Stage) for our reason codes.
+DECODE_REASONS = frozenset({"empty_record", "invalid_utf8", "not_json", "not_an_object", "invalid_batch"})
+DELIVERY_REASONS = frozenset({"rejected"})
+STAGE_MODULES = {
+    "VALUE_CONVERTER": "connector.sink.mapping.decode",
+    "TRANSFORMATION": "connector.sink.mapping",
+    "TASK_PUT": "connector.sink.delivery",
+}
+
+
+def connect_stage(reason: str) -> str:
+    """The Kafka Connect stage in which a record with dead-letter ``reason`` failed (pure)."""
+    if reason in DECODE_REASONS:
+        return "VALUE_CONVERTER"
+    if reason in DELIVERY_REASONS:
+        return "TASK_PUT"
+    return "TRANSFORMATION"
+
+
+def connect_headers(record: Record, reason: DeadLetterReason, connector_name: str) -> Headers:
+    """Kafka Connect's ``__connect.errors.*`` headers for ``record``, as its DeadLetterQueueReporter writes them (pure)."""
+    stage = connect_stage(reason.reason)
+    added = (
+        ("topic", record.topic),
+        ("partition", str(record.partition)),
+        ("offset", str(record.offset)),
+        ("connector.name", connector_name),
+        ("task.id", "0"),
+        ("stage", stage),
+        ("class.name", STAGE_MODULES[stage]),
+        ("exception.class.name", f"connector.{reason.reason}"),
+        ("exception.message", reason.message),
+        ("exception.stacktrace", ""),
+    )
+    return tuple((CONNECT_PREFIX + k, v.encode()) for k, v in added)
+
+
+def is_dead_letter_header(key: str) -> bool:
+    """Whether a header describes a dead-lettering (ours, or Kafka Connect's), not the record itself."""
+    return key.startswith(DLQ_PREFIX) or key.startswith(CONNECT_PREFIX)
+
+
+def added_headers(
+    ticket: Ticket, reason: DeadLetterReason, now: float, *, connector_name: str | None = None
+) -> Headers:
+    """The dead-letter headers describing why and where from, plus Kafka Connect's with a ``connector_name`` (pure)."""
     record = ticket.record
     added = (
         ("cio-dlq-reason", reason.reason),
@@ -77,12 +135,13 @@ def added_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Heade
         ("cio-dlq-source-timestamp", str(record.timestamp_ms)),
         ("cio-dlq-time", datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
     )
-    return tuple((k, v.encode()) for k, v in added)
+    ours = tuple((k, v.encode()) for k, v in added)
+    return ours if connector_name is None else ours + connect_headers(record, reason, connector_name)
 
 
 def own_headers(record: Record) -> Headers:
-    """The record's headers, without dead-letter headers from an earlier pass."""
-    return tuple((k, v) for k, v in record.headers if not k.startswith(DLQ_PREFIX))
+    """The record's headers, without dead-letter headers (ours or Kafka Connect's) from an earlier pass."""
+    return tuple((k, v) for k, v in record.headers if not is_dead_letter_header(k))
 
 
 def dead_letter_headers(ticket: Ticket, reason: DeadLetterReason, now: float) -> Headers:
@@ -144,8 +203,11 @@ class DeadLetterWriter:
         on_written: Callable[[Ticket], None],
         *,
         max_concurrent: int = MAX_CONCURRENT_WRITES,
+        connector_name: str | None = None,
     ) -> None:
+        """``connector_name``: write Kafka Connect's error headers naming this connector; None: only ours."""
         self._producer = producer
+        self._connector_name = connector_name
         self._topic = topic
         self._limit = producer.max_request_size
         self._metrics = metrics
@@ -204,7 +266,7 @@ class DeadLetterWriter:
             self._on_written(ticket)
             return
         record = ticket.record
-        added = added_headers(ticket, reason, time.time())
+        added = added_headers(ticket, reason, time.time(), connector_name=self._connector_name)
         copy = fit_dead_letter(record, added, self._limit)
         attempt = 0
         while copy is not None:

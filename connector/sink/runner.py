@@ -87,7 +87,14 @@ class Sink:
         self._transactional = transactional
         self._policy = RetryPolicy.from_settings(settings.sink)
         self._offsets = offsets
-        self._dlq = DeadLetterWriter(producer, self._sink.dlq_topic, metrics, self._policy, self._finish)
+        self._dlq = DeadLetterWriter(
+            producer,
+            self._sink.dlq_topic,
+            metrics,
+            self._policy,
+            self._finish,
+            connector_name=self._sink.group_id if self._sink.dlq_connect_headers else None,
+        )
         self._txn_queue: asyncio.Queue[_TransactionalJob] = asyncio.Queue()
         self._txn_unfinished = 0  # transactional jobs queued or being sent
         self._paused: set[Partition] = set()

@@ -22,6 +22,7 @@ RUNBOOK = ROOT / "docs" / "operations.md"
 REQUIRED_ALERTS = {
     "CioConnectorConsumerLagGrowing",
     "CioConnectorDeadLetterRateHigh",
+    "CioConnectorDeadLetterUnwritable",
     "CioConnectorWorkspaceStopped",
     "CioConnectorCredentialsRejected",
     "CioConnectorWebhookSignatureFailures",

@@ -20,6 +20,8 @@ DATASOURCE_UID = "prometheus"
 # Counters that only move when something goes wrong: their panels must show 0, not "No data".
 FAILURE_METRICS = {
     "connector_dead_letters_total",
+    "connector_dead_letters_unwritable_total",
+    "connector_dead_letters_reduced_total",
     "connector_filtered_total",
     "connector_retries_total",
     "connector_auth_failures_total",
@@ -37,6 +39,8 @@ REQUIRED_METRICS = {
     "connector_end_to_end_delay_seconds_bucket": "end-to-end delay quantiles",
     "connector_requests_total": "requests by status class",
     "connector_dead_letters_total": "dead letters by reason",
+    "connector_dead_letters_unwritable_total": "records committed without a dead-letter copy",
+    "connector_dead_letters_reduced_total": "dead-letter copies reduced to fit",
     "connector_responses_total": "429 rate",
     "connector_concurrency_limit": "adaptive concurrency limit",
     "connector_in_flight_requests": "requests in flight",

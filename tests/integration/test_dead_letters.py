@@ -176,3 +176,36 @@ async def test_a_record_no_copy_of_which_fits_is_committed_loudly_not_retried_fo
         )
     assert len(fake.state.operations_for("demo")) == 10
     assert await read_all(kafka_settings, dlq, expect=1, timeout=2) == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_kafka_connect_error_headers_are_written_only_when_enabled(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory, fake: FakeCustomerIO, enabled: bool
+) -> None:
+    """CONNECTOR_DLQ_CONNECT_HEADERS: the dead letter also carries Kafka Connect's __connect.errors.* headers."""
+    topic, dlq = await topic_factory(), await topic_factory()
+    await produce(kafka_settings, topic, [*valid_events(3), (b"bad", b"{no")])
+    env = connector_env(
+        kafka_settings.bootstrap_servers, fake, [topic], dlq, CONNECTOR_DLQ_CONNECT_HEADERS=str(enabled).lower()
+    )
+    async with running(load_settings(env, role="sink")):
+        await wait_fully_committed(kafka_settings, f"group-{dlq}", topic)
+        (dead,) = await read_all(kafka_settings, dlq, expect=1)
+    assert dead.key == b"bad"
+    assert dead.header("cio-dlq-reason") == b"not_json"
+    connect = {k: v for k, v in dead.headers if k.startswith("__connect.")}
+    if not enabled:
+        assert connect == {}
+        return
+    assert connect == {
+        "__connect.errors.topic": topic.encode(),
+        "__connect.errors.partition": b"0",
+        "__connect.errors.offset": b"3",
+        "__connect.errors.connector.name": f"group-{dlq}".encode(),
+        "__connect.errors.task.id": b"0",
+        "__connect.errors.stage": b"VALUE_CONVERTER",
+        "__connect.errors.class.name": b"connector.sink.mapping.decode",
+        "__connect.errors.exception.class.name": b"connector.not_json",
+        "__connect.errors.exception.message": dead.header("cio-dlq-message"),
+        "__connect.errors.exception.stacktrace": b"",
+    }
