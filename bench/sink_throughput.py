@@ -190,7 +190,7 @@ def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
     return handle.name
 
 
-async def end_to_end(
+async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     bootstrap: str,
     topics: list[str],
     records: int,

@@ -26,7 +26,7 @@ def _serve(port_queue: multiprocessing.Queue[int], key: str) -> None:  # child p
     class Producer:
         started = True
 
-        async def send(self, *args: object, **kwargs: object) -> None:
+        async def send(self, *_args: object, **_kwargs: object) -> None:
             return None
 
     async def main() -> None:

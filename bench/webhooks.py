@@ -156,7 +156,7 @@ class _RawConnection(asyncio.Protocol):
             waiter, self.waiter = self.waiter, None
             waiter.set_result(int(head[9:12]))
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - asyncio.Protocol method
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("connection lost"))
 

@@ -95,7 +95,7 @@ async def pin_workspaces(settings: Settings, client: CustomerIOClient) -> list[W
     return results
 
 
-async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metrics: Metrics | None = None) -> None:
+async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metrics: Metrics | None = None) -> None:  # noqa: C901 - the composition root: every component wired in order
     """Run until ``stop`` is set (or a component fails); raise StartupError if start-up is impossible."""
     metrics = metrics or Metrics()
     readiness = Readiness()
@@ -164,7 +164,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         for task in tasks[1:]:
             try:
                 await task
-            except Exception as exc:  # a component crashed: still tear everything down in order
+            except Exception as exc:  # noqa: BLE001 - a component crashed: still tear everything down in order
                 failure = exc
         tasks[0].cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -74,7 +74,7 @@ class _Chunk:
     positions: dict[Partition, int] = field(default_factory=dict)
 
 
-async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:  # noqa: C901 - the command, in order
     """Replay the dead-letter topic up to its current end; print progress and a summary to ``out``."""
     topic = settings.sink.dlq_topic
     reasons = set(args.reason or ())

@@ -194,7 +194,7 @@ async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: Ba
 _API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 8) + b"diagnose"
 
 
-async def _diagnose_server(
+async def _diagnose_server(  # noqa: C901 - one diagnosis per way a connection fails
     settings: KafkaSettings, options: dict[str, Any], host: str, port: int
 ) -> KafkaConnectError | None:
     where = f"{host}:{port}"

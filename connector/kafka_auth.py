@@ -194,7 +194,7 @@ class MskIamToken(_CachedToken):
         try:
             # botocore resolves credentials with blocking I/O (files, instance metadata): not on the loop.
             token, expiry_ms = await asyncio.to_thread(self._signer, self.region)
-        except Exception as exc:  # botocore's errors have no common base worth importing
+        except Exception as exc:  # noqa: BLE001 - botocore's errors have no common base worth importing
             raise TokenError("AWS_REGION", f"cannot sign an MSK IAM token: {type(exc).__name__}: {exc}") from None
         return token, max(1.0, expiry_ms / 1000 - self._wall())
 

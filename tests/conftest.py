@@ -98,9 +98,10 @@ def _fail_without_broker(reason: str) -> NoReturn:
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of the session's broker."""
     with contextlib.ExitStack() as stack:
+        failure: str | None
         try:
             bootstrap = stack.enter_context(provide_broker())
-        except Exception as exc:  # whatever went wrong, the test must fail saying how to fix it
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the test must fail saying how to fix it
             failure = str(exc)
         else:
             failure = None
@@ -136,9 +137,10 @@ def restartable_kafka() -> Iterator[LocalKafka]:
     ``start()`` brings back the same broker with its records. Data is removed after the test.
     """
     kafka = LocalKafka()
+    failure: str | None
     try:
         kafka.start()
-    except Exception as exc:  # see kafka_bootstrap
+    except Exception as exc:  # noqa: BLE001 - see kafka_bootstrap
         failure = str(exc)
     else:
         failure = None

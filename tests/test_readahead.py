@@ -62,7 +62,7 @@ async def test_the_consumer_divides_its_budget_among_the_partitions_it_is_assign
         if partitions:
             assigned.set()
 
-    async def on_revoked(partitions: list[Partition]) -> None:
+    async def on_revoked(_partitions: list[Partition]) -> None:
         return None
 
     await consumer.start([topic], on_revoked, on_assigned)

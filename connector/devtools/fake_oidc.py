@@ -124,7 +124,7 @@ class FakeOidc:
 
 def _handler(idp: FakeOidc) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 - silences BaseHTTPRequestHandler
             return None
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:

@@ -442,7 +442,7 @@ def _start_any_broker(stack: contextlib.ExitStack, timeout: float) -> str:
     if docker_reachable():
         try:
             return stack.enter_context(_docker_broker(timeout))
-        except Exception as exc:  # any Docker failure: fall back to the local broker
+        except Exception as exc:  # noqa: BLE001 - any Docker failure: fall back to the local broker
             docker_error = f"Docker broker failed ({exc}); "
     else:
         docker_error = "no Docker engine; "

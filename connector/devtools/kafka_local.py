@@ -115,7 +115,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     if not args.foreground:
         return 0
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
@@ -130,7 +130,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return 1
 
 
-def _cmd_stop(args: argparse.Namespace) -> int:
+def _cmd_stop(_args: argparse.Namespace) -> int:
     with _file_lock(cache_dir() / "kafka-local.run.lock"):
         state = _running_state()
         if state is None:
@@ -149,7 +149,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     raise KafkaLocalError(f"broker pid {pid} did not exit")
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _cmd_status(_args: argparse.Namespace) -> int:
     state = _running_state()
     if state is None:
         print("kafka-local: not running", file=sys.stderr)
@@ -161,7 +161,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fetch(args: argparse.Namespace) -> int:
+def _cmd_fetch(_args: argparse.Namespace) -> int:
     print(fetch_jars())
     return 0
 

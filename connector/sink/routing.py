@@ -67,7 +67,7 @@ class _Pair:
 class Router:
     """Routes messages to workspaces by header, overrides and topics (see the module docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings) -> None:  # noqa: C901 - precomputes every routing table once
         """Precompute every Target. Raises ConfigError if two workspaces list the same topic."""
         self._mappers: dict[MappingSettings, Mapper] = {}  # one per distinct settings (they are frozen)
         self._by_workspace: dict[str, _Pair] = {}

@@ -294,7 +294,7 @@ class Sink:
         """
         try:
             self._map_messages(record, ticket)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the per-record safety net (see the docstring)
             name = type(exc).__name__
             log.error(
                 "Record could not be processed (a bug); dead-lettering it.",

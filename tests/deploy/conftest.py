@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from deploy_support import declared_metric_names, find_tool, prometheus3_tool, prometheus_major, promql_metric_names
+
+from tests.deploy.deploy_support import (
+    declared_metric_names,
+    find_tool,
+    prometheus3_tool,
+    prometheus_major,
+    promql_metric_names,
+)
 
 # Debian's promtool is 2.x (2.42 on bookworm); Prometheus 3 changed PromQL and rule parsing (UTF-8 names,
 # left-open range selectors, removed functions), and users run either.

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ROOT, TOOL_TIMEOUT_SECONDS, prometheus_major, run_tool
+
+from tests.deploy.deploy_support import ROOT, TOOL_TIMEOUT_SECONDS, prometheus_major, run_tool
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

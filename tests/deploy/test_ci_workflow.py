@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ROOT, TOOL_TIMEOUT_SECONDS, find_tool, run_tool
+
+from tests.deploy.deploy_support import ROOT, TOOL_TIMEOUT_SECONDS, find_tool, run_tool
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 # owner/repo@<40 hex> # vX.Y.Z: the SHA is what runs, the comment says which release it is.

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ROOT, run_tool
 
 from connector.cli import build_parser
 from connector.config import documented_settings, load_settings
 from connector.devtools.kafka_broker import DOCKER_IMAGE
+from tests.deploy.deploy_support import ROOT, run_tool
 
 DIGEST = re.compile(r"^(?P<tag>[\w./-]+:[\w.-]+)@sha256:[0-9a-f]{64}$")
 
@@ -40,11 +40,13 @@ CONNECTOR_ENV = {
 
 
 def _compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    compose: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return compose
 
 
 def _services() -> dict[str, Any]:
-    return _compose()["services"]
+    services: dict[str, Any] = _compose()["services"]
+    return services
 
 
 def _env(service: str) -> dict[str, str]:

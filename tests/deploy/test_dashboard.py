@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ROOT, promql_metric_names, run_tool
+
+from tests.deploy.deploy_support import ROOT, promql_metric_names, run_tool
 
 GRAFANA = ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "cio-connector.json"
@@ -61,7 +62,8 @@ REQUIRED_METRICS = {
 
 
 def _load() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return dashboard
 
 
 def _panels() -> list[dict[str, Any]]:

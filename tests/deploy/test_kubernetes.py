@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ROOT, run_tool
 
 from connector.config import documented_settings, load_settings
+from tests.deploy.deploy_support import ROOT, run_tool
 
 CHART = ROOT / "deploy" / "helm" / "cio-connector"
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -76,6 +76,7 @@ def check_connector_pod(deployment: dict[str, Any], docs: list[dict[str, Any]]) 
     pod = deployment["spec"]["template"]
     spec = pod["spec"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    container: dict[str, Any]
     (container,) = [c for c in spec["containers"] if c["name"] == "cio-connector"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"webhook": 8080, "metrics": 9464}

@@ -75,8 +75,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("label", "op"), VALID, ids=[label for label, _ in VALID])
-def test_valid_operations(label: str, op: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("_label", "op"), VALID, ids=[label for label, _ in VALID])
+def test_valid_operations(_label: str, op: dict[str, Any]) -> None:
     """Operations Customer.io documents as valid pass."""
     assert check_operation(op) is None
 
@@ -313,8 +313,8 @@ V1_CASES: list[tuple[str, Any, str | None]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("label", "problem", "reason"), V1_CASES, ids=[row[0] for row in V1_CASES])
-def test_v1_bodies(label: str, problem: rules.RuleError | None, reason: str | None) -> None:
+@pytest.mark.parametrize(("_label", "problem", "reason"), V1_CASES, ids=[row[0] for row in V1_CASES])
+def test_v1_bodies(_label: str, problem: rules.RuleError | None, reason: str | None) -> None:
     """v1 bodies follow the same limits as v2 operations."""
     assert (problem and problem["reason"]) == reason
 
@@ -340,8 +340,8 @@ TRANSACTIONAL_CASES: list[tuple[str, Any, str | None]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("label", "body", "reason"), TRANSACTIONAL_CASES, ids=[r[0] for r in TRANSACTIONAL_CASES])
-def test_transactional_email(label: str, body: Any, reason: str | None) -> None:
+@pytest.mark.parametrize(("_label", "body", "reason"), TRANSACTIONAL_CASES, ids=[r[0] for r in TRANSACTIONAL_CASES])
+def test_transactional_email(_label: str, body: Any, reason: str | None) -> None:
     """Transactional sends need to, one identifier and a template or an inline message (App API docs)."""
     problem = check_transactional_email(body, len(orjson.dumps(body)))
     assert (problem and problem["reason"]) == reason

@@ -99,7 +99,7 @@ async def test_bad_credentials_401(fake: FakeCustomerIO, http: aiohttp.ClientSes
     assert fake.state.operations_for() == []
 
 
-async def test_urlsafe_base64_accepted(fake: FakeCustomerIO, http: aiohttp.ClientSession) -> None:
+async def test_urlsafe_base64_accepted(http: aiohttp.ClientSession) -> None:
     """Basic credentials in URL-safe base64 (as go-customerio sends them) are accepted."""
     ws = Workspace("x", "s?>", "k?>", "us")  # encodes with '/' and '+' in standard base64
     async with FakeCustomerIO([ws]) as other:
@@ -513,7 +513,7 @@ async def test_urls_need_start() -> None:
         _ = fake.eu_url
 
 
-async def test_port_taken_leaves_nothing_listening(fake: FakeCustomerIO, http: aiohttp.ClientSession) -> None:
+async def test_port_taken_leaves_nothing_listening(fake: FakeCustomerIO) -> None:
     """If the EU port is taken, start fails and the US listener it opened is closed again."""
     eu_port = int(fake.eu_url.rsplit(":", 1)[1])
     other = FakeCustomerIO([US], eu_port=eu_port)

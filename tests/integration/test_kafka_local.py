@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 TopicFactory = Callable[..., Awaitable[str]]
 
 
-async def _ignore(partitions: list[Partition]) -> None:
+async def _ignore(_partitions: list[Partition]) -> None:
     return None
 
 
@@ -265,7 +265,7 @@ def tarball_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setattr(kafka_jars, "TARBALL_URL", f"http://127.0.0.1:{server.server_port}/kafka_{{s}}-{{v}}.tgz")
-    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda _name: None)
     monkeypatch.setenv("CIO_CONNECTOR_CACHE", str(tmp_path / "cache"))
     yield served
     server.shutdown()

@@ -111,9 +111,7 @@ def identify(user: str) -> bytes:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
-async def test_sink_webhooks_dlq_replay_and_check_through_each_mode(
-    secured: Secured, idp: FakeOidc, mode: str, tmp_path: Path
-) -> None:
+async def test_sink_webhooks_dlq_replay_and_check_through_each_mode(secured: Secured, mode: str) -> None:
     """Through the mode's listener: a record reaches Customer.io, a bad one the DLQ, a webhook its topic;
     the dead letter is replayed; check reports every Kafka row ok."""
     suffix = uuid.uuid4().hex[:8]

@@ -257,8 +257,7 @@ async def test_per_person_order_is_kept_under_random_failures(
     seen: dict[str, list[int]] = collections.defaultdict(list)
     for record in fake.state.operations_for("demo"):
         op = record["operation"]
-        seq = (op.get("attributes") or {}).get("seq")
-        seen[op["identifiers"]["id"]].append(int(seq))
+        seen[op["identifiers"]["id"]].append(int(op["attributes"]["seq"]))  # identify and track both carry it
     for person, sequence in seen.items():
         assert sequence == sorted(sequence), f"{person} received out of order: {sequence[:20]}"
 

@@ -191,7 +191,7 @@ async def test_records_compressed_by_librdkafka_are_delivered(
 
 
 async def test_dlq_replay_reinjects_records_with_their_original_dedup_ids(
-    kafka_settings: KafkaSettings, topic_factory: Any, tmp_path: Path
+    kafka_settings: KafkaSettings, topic_factory: Any
 ) -> None:
     """Records dead-lettered by Customer.io come back through `dlq replay` and carry the same event ids."""
     topic, dlq = await topic_factory(), await topic_factory()

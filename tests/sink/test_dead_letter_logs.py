@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from memory_sink import FAKE, record, run_sink
 
 from connector.fake_cio.server import FakeCustomerIO
 from connector.sink.dlq import LOG_BURST
+from tests.sink.memory_sink import FAKE, record, run_sink
 
 
 @pytest.fixture

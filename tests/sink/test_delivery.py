@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from memory_sink import ManualClock, Resolved, wait_for
 from prometheus_client import CollectorRegistry
 
 from connector.cio.client import CustomerIOClient
@@ -29,6 +28,7 @@ from connector.sink.delivery import FAILING_AFTER_ATTEMPTS, WorkspaceDelivery
 from connector.sink.mapping.model import Operation
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
+from tests.sink.memory_sink import ManualClock, Resolved, wait_for
 
 FAKE_WS = Workspace("acme", "acme-site", "acme-key", "us")
 PARTITION = Partition("events", 0)
@@ -43,7 +43,7 @@ class RecordingPolicy(RetryPolicy):
     max_seconds: float = 0.005
     asked: list[tuple[int, float | None]] = field(default_factory=list)
 
-    def delay(self, attempt: int, retry_after: float | None = None, rng: object = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None, rng: object = None) -> float:  # noqa: ARG002 - RetryPolicy.delay
         self.asked.append((attempt, retry_after))
         return RetryPolicy.delay(self, attempt, retry_after)
 

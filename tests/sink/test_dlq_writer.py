@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
-from memory_sink import GatedProducer, Resolved, wait_for
 
 from connector.kafka import Headers, Partition, Record
 from connector.metrics import Metrics
 from connector.sink.dlq import DeadLetterWriter
 from connector.sink.retry import RetryPolicy
 from connector.sink.tickets import DeadLetterReason, Ticket
+from tests.sink.memory_sink import GatedProducer, Resolved, wait_for
 
 DLQ_TOPIC = "events-dlq"
 TINY = RetryPolicy(initial_seconds=0.001, max_seconds=0.005, retry_after_cap_seconds=0.0)

@@ -919,7 +919,7 @@ def test_event_data_over_100k_is_refused_even_when_operations_may_be_larger() ->
 
 def test_truncate_policy_cuts_strings_names_and_counts() -> None:
     """Under truncate, strings are cut at a UTF-8 boundary, names shortened, attributes beyond 300 dropped."""
-    traits = {f"k{i:03d}": i for i in range(310)}
+    traits: dict[str, object] = {f"k{i:03d}": i for i in range(310)}
     traits.update({"bio": "é" * 600, "n" * 200: 1})
     [(identify, _, _)] = mapped({"type": "identify", "userId": "u", "anonymousId": "a", "traits": traits}, TRUNCATE)
     attributes = identify["attributes"]

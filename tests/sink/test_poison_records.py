@@ -16,7 +16,6 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from memory_sink import EVENTS, FAKE, TRANSACTIONAL, record, run_sink, sink_settings
 
 from connector.config import MappingSettings
 from connector.fake_cio.server import FakeCustomerIO
@@ -27,6 +26,7 @@ from connector.sink.mapping.model import FILTER_REASONS, REASONS, Filtered, Mess
 from connector.sink.mapping.transactional import MAX_BODY_BYTES, build_send_email
 from connector.sink.mapping.ulid import record_ulid
 from connector.sink.routing import Router, Target
+from tests.sink.memory_sink import EVENTS, FAKE, TRANSACTIONAL, record, run_sink, sink_settings
 
 POISON = settings(
     max_examples=60,

@@ -310,7 +310,7 @@ async def test_delivered_records_are_not_kept_by_idle_lanes(tmp_path: Path) -> N
         logs: dict[Partition, list[Record]] = {}
         for name in names:
             logs |= track_records(f"t-{name}", 2, 200)
-        async with running_sink(settings, logs, lambda sink: None) as (sink, consumer):
+        async with running_sink(settings, logs, lambda _sink: None) as (sink, consumer):
             await wait_for(lambda: consumer.all_committed(f"t-{n}" for n in names), "every record committed")
             await wait_for(lambda: all(d.buffered == 0 for d in sink.deliveries.values()), "every operation resolved")
             gc.collect()

@@ -10,7 +10,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from memory_sink import (
+
+from connector.fake_cio.server import FakeCustomerIO
+from connector.kafka import Partition
+from connector.sink import runner
+from tests.sink.memory_sink import (
     EVENTS,
     FAKE,
     GatedProducer,
@@ -20,10 +24,6 @@ from memory_sink import (
     started_sink,
     wait_for,
 )
-
-from connector.fake_cio.server import FakeCustomerIO
-from connector.kafka import Partition
-from connector.sink import runner
 
 P0 = Partition(EVENTS, 0)
 P1 = Partition(EVENTS, 1)

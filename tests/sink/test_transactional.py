@@ -346,7 +346,7 @@ async def test_broken_delivery_sink_does_not_fail_the_send(fake: FakeCustomerIO,
     """The email is queued even if the delivery record cannot be produced: the id is still returned."""
     ws = await pinned(fake, client, FAKE_EU)
 
-    async def unavailable(delivery_id: str, value: bytes, key: bytes) -> None:
+    async def unavailable(_delivery_id: str, _value: bytes, _key: bytes) -> None:
         raise BrokerUnavailableError("broker down")
 
     sender = TransactionalSender(client, NO_BACKOFF, 10.0, Metrics(), unavailable)

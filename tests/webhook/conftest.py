@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
-from webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 from connector.metrics import Metrics
 from connector.webhook.handler import make_webhook_app
+from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from cio_payloads import EXPECTED_NAMES, TIMESTAMP, webhook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from connector.webhook.normalize import (
     normalize,
     parse,
 )
+from tests.webhook.cio_payloads import EXPECTED_NAMES, TIMESTAMP, webhook
 
 RECEIVED = 1_735_689_846.25
 RECEIVED_ISO = "2025-01-01T00:04:06.250Z"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from cio_payloads import EXPECTED_NAMES, SIGNING_KEY, TIMESTAMP, webhook
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from webhook_support import FakeProducer, MakeClient
 
 from connector.errors import BrokerUnavailableError
 from connector.webhook.signature import sign
+from tests.webhook.cio_payloads import EXPECTED_NAMES, SIGNING_KEY, TIMESTAMP, webhook
+from tests.webhook.webhook_support import FakeProducer, MakeClient
 
 PATH = "/webhooks/customerio"
 FUZZ = settings(

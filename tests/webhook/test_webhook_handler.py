@@ -9,14 +9,14 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
-from cio_payloads import SIGNING_KEY, TIMESTAMP, signed, webhook
-from webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 from connector.config import Secret
 from connector.errors import BrokerUnavailableError
 from connector.metrics import Metrics
 from connector.webhook.handler import STATE
 from connector.webhook.listener import WebhookListener
+from tests.webhook.cio_payloads import SIGNING_KEY, TIMESTAMP, signed, webhook
+from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 PATH = "/webhooks/customerio"
 

@@ -17,12 +17,12 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
-from cio_payloads import signed, webhook
-from webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 from connector.metrics import Metrics
 from connector.webhook.handler import STATE, WebhookState
 from connector.webhook.listener import WebhookListener
+from tests.webhook.cio_payloads import signed, webhook
+from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
 
 PATH = "/webhooks/customerio"
 WAIT = 30.0  # generous: the machine is busy; a passing test never waits this long

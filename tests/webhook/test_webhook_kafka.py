@@ -12,9 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from cio_payloads import EXPECTED_NAMES, TIMESTAMP, signed, webhook
 from prometheus_client import CollectorRegistry
-from webhook_support import Clock, webhook_settings
 
 from connector import __version__
 from connector.config import KafkaSettings
@@ -22,6 +20,8 @@ from connector.devtools.kafka_local import LocalKafka
 from connector.kafka import Consumer, Partition, Producer, Record, ensure_topics
 from connector.metrics import Metrics
 from connector.webhook.listener import WebhookListener, serve_webhooks
+from tests.webhook.cio_payloads import EXPECTED_NAMES, TIMESTAMP, signed, webhook
+from tests.webhook.webhook_support import Clock, webhook_settings
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,12 @@ async def test_unknown_event_is_produced_under_the_generic_name(
 ) -> None:
     """An unknown object type/metric is answered 200 and produced with its raw values."""
     topic = await topic_factory()
-    payload = {"event_id": f"unk-{uuid.uuid4().hex}", "object_type": "fax", "metric": "beeped", "data": {}}
+    payload: dict[str, Any] = {
+        "event_id": f"unk-{uuid.uuid4().hex}",
+        "object_type": "fax",
+        "metric": "beeped",
+        "data": {},
+    }
     async with (
         serve_webhooks(
             webhook_settings(topic=topic), producer, Metrics(CollectorRegistry()), clock=Clock()

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from cio_payloads import SIGNING_KEY, TIMESTAMP
 
 from connector.config import Secret, WebhookSettings
+from tests.webhook.cio_payloads import SIGNING_KEY, TIMESTAMP
 
 
 class FakeProducer:

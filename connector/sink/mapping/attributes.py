@@ -107,7 +107,7 @@ class Attributes:
         self._omit_empty = omit_empty
         self._truncate = truncate
 
-    def stored(
+    def stored(  # noqa: C901 - hot path: one flat branch per attribute value kind
         self,
         raw: dict[str, Any],
         path: str,

@@ -111,7 +111,7 @@ class Mapper:
             return (self.finish(planned, max_operation_bytes),)
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
-        except Exception as exc:  # the contract: no message, however odd, may stop a partition
+        except Exception as exc:  # noqa: BLE001 - the contract: no message, however odd, may stop a partition
             return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
     def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
@@ -283,7 +283,7 @@ class Mapper:
         who = ids.sender(message) or ids.anonymous_sender(message, "screen")
         return self._event("screen", message, ctx, who, name=name, name_field="name", attrs=props)
 
-    def _group(self, message: Message, ctx: MessageContext) -> Planned:
+    def _group(self, message: Message, ctx: MessageContext) -> Planned:  # noqa: ARG002 - one signature per handler
         group_id = ids.identifier_value(message.get("groupId"), "groupId")
         if group_id is None:
             raise Invalid("missing_identifier", "groupId: required for group")
@@ -308,7 +308,7 @@ class Mapper:
         op["cio_relationships"] = [{"identifiers": who[0]}]
         return op, who[1], "object." + op["action"], "traits"
 
-    def _alias(self, message: Message, ctx: MessageContext) -> Planned:
+    def _alias(self, message: Message, ctx: MessageContext) -> Planned:  # noqa: ARG002 - one signature per handler
         user_id = ids.identifier_value(message.get("userId"), "userId")
         previous_id = ids.identifier_value(message.get("previousId"), "previousId")
         if user_id is None or previous_id is None:

@@ -45,7 +45,7 @@ _NAMED: Final = frozenset({"person.event", "person.page", "person.screen", "deli
 _WITH_ATTRIBUTES: Final = frozenset({"person.identify", "object.identify", "object.identify_anonymous"})
 
 
-def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned | Filtered:
+def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned | Filtered:  # noqa: C901 - hot path: one branch per message type
     """A validated copy of the v2 operation ``raw``, with its order key."""
     kind: str = raw["type"]
     action = raw["action"]
