@@ -853,6 +853,9 @@ BAD = [
     ("v2 two identifiers", {"type": "person", "action": "identify", "identifiers": {"id": "u", "email": "a@b.c"}},
      "invalid_identifier", "identifiers"),
     ("v2 no identifiers", {"type": "person", "action": "delete"}, "missing_identifier", "identifiers"),
+    # Found by Hypothesis: anything but a list was passed through, and Customer.io would answer 400.
+    ("v2 relationships not a list", {"type": "person", "action": "identify", "identifiers": {"id": 0},
+        "cio_relationships": True}, "invalid_field", "cio_relationships"),
     ("v2 event without name", {"type": "person", "action": "event", "identifiers": {"id": "u"}}, "missing_field",
      "name"),
     ("v2 merge without secondary", {"type": "person", "action": "merge", "primary": {"id": "u"}},

@@ -110,6 +110,8 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
     relationships = raw.get("cio_relationships")
     if isinstance(relationships, list):
         op["cio_relationships"] = [_relationship(rules, item, i) for i, item in enumerate(relationships)]
+    elif relationships is not None:  # Customer.io answers 400 to anything but a list: say so here, per record
+        raise Invalid("invalid_field", f"cio_relationships: must be a list (got {json_type(relationships)})")
     return op, key, tag, "attributes"
 
 
