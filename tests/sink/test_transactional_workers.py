@@ -116,7 +116,9 @@ async def test_a_rejected_app_key_holds_the_job_until_the_key_works(fake: FakeCu
         ticket = hand_over(workers, ws, email_body(), resolved)
         await wait_for(lambda: app_answers(fake, 401) >= 3, "the send re-probed twice")
         assert resolved.tickets == []
+        assert workers.unfinished == 1  # what the runner's shutdown waits for
         fake.state.restore(FAKE.name)
         await wait_for(lambda: resolved.tickets == [ticket], "the ticket resolved")
+        assert workers.unfinished == 0
     assert ticket.dead_letter is None
     assert len(fake.state.emails) == 1
