@@ -36,7 +36,7 @@ from connector.server import Readiness, make_ops_app, start_site
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.offsets import OffsetTracker
 from connector.sink.positioning import StartPositioner
-from connector.sink.retry import RetryPolicy
+from connector.sink.retry import Retry, RetryPolicy, with_retries
 from connector.sink.routing import Router
 from connector.sink.runner import Sink
 from connector.sink.start import parse_start_from
@@ -72,18 +72,17 @@ async def pin_workspaces(settings: Settings, client: CustomerIOClient) -> list[W
     policy = RetryPolicy(initial_seconds=0.5, max_seconds=5.0)
     for ws in settings.workspaces:
         failure: str | None = None
-        for attempt in range(1, RESOLVE_ATTEMPTS + 1):
-            try:
-                results.append(WorkspaceStart(await resolve_workspace(client, settings.endpoints, ws), None))
-                failure = None
-                break
-            except AuthError as exc:
-                failure = str(exc)
-                break
-            except DeliveryError as exc:
-                failure = str(exc)
-                if attempt < RESOLVE_ATTEMPTS:
-                    await asyncio.sleep(policy.delay(attempt))
+        try:
+            resolved = await with_retries(
+                functools.partial(resolve_workspace, client, settings.endpoints, ws),
+                DeliveryError,
+                policy,
+                classify=_retry_unless_rejected,
+                max_attempts=RESOLVE_ATTEMPTS,
+            )
+            results.append(WorkspaceStart(resolved, None))
+        except DeliveryError as exc:
+            failure = str(exc)
         if failure is not None:
             # Pin to the configured region (US for auto) so periodic probes have somewhere to go.
             pinned = pin(ws, settings.endpoints, ws.region if ws.region in ("us", "eu") else "us")
@@ -93,6 +92,11 @@ async def pin_workspaces(settings: Settings, client: CustomerIOClient) -> list[W
         reasons = "; ".join(f"{r.workspace.name}: {r.rejected}" for r in results)
         raise StartupError(f"no workspace is usable ({reasons})")
     return results
+
+
+def _retry_unless_rejected(exc: DeliveryError) -> Retry | None:
+    """Start-up resolution: rejected credentials are final at once, other failures are retried."""
+    return None if isinstance(exc, AuthError) else Retry()
 
 
 async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metrics: Metrics | None = None) -> None:  # noqa: C901 - the composition root: every component wired in order

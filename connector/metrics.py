@@ -30,6 +30,11 @@ def status_class(status: int | None) -> str:
     return "network" if status is None else f"{status // 100}xx"
 
 
+def retry_cause(status: int | None) -> str:
+    """The ``cause`` label of ``connector_retries_total``: '429' apart (rate limited), else ``status_class``."""
+    return "429" if status == 429 else status_class(status)
+
+
 class Metrics:
     """All metrics on one registry."""
 

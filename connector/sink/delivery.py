@@ -30,7 +30,7 @@ from connector.config import SinkSettings
 from connector.errors import AuthError, PermanentDeliveryError, TransientDeliveryError
 from connector.kafka import Partition
 from connector.logs import get_logger
-from connector.metrics import Metrics
+from connector.metrics import Metrics, retry_cause
 from connector.sink.batcher import Batch, Batcher
 from connector.sink.limits import ConcurrencyLimiter, RateLimiter
 from connector.sink.mapping.model import Operation
@@ -246,7 +246,12 @@ class WorkspaceDelivery:
         lane.ready.popleft()
 
     async def _deliver(self, batch: Batch[Ticket]) -> None:
-        """Send ``batch`` until every item is resolved; only cancellation interrupts it."""
+        """Send ``batch`` until every item is resolved; only cancellation interrupts it.
+
+        Its own loop rather than ``retry.with_retries``: a failure here also moves the AIMD limit, the
+        workspace's Retry-After hold and its credential probe, and a 400 bisects. Backoff and the retry
+        label are the shared ones (``RetryPolicy.delay``, ``retry_cause``).
+        """
         attempt = 0
         probing = False  # after a credential failure this lane re-sends its batch as the probe
         body = batch.body()
@@ -301,8 +306,7 @@ class WorkspaceDelivery:
             await self._concurrency.release(backpressure=backpressure)
 
     async def _on_transient(self, exc: TransientDeliveryError, attempt: int, size: int) -> None:
-        cause = "network" if exc.status is None else ("429" if exc.status == 429 else f"{exc.status // 100}xx")
-        self._metrics.retries.labels(self.name, cause).inc()
+        self._metrics.retries.labels(self.name, retry_cause(exc.status)).inc()
         if attempt >= FAILING_AFTER_ATTEMPTS and not self.failing:
             self.failing = True
             log.warning("Workspace failing; pausing its partitions.", workspace=self.name, error=str(exc))

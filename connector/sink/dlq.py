@@ -60,7 +60,7 @@ from connector.kafka import Headers, Producer, ProducerLike, Record
 from connector.log_sampling import LogSampler, Summary
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.sink.retry import RetryPolicy
+from connector.sink.retry import RetryPolicy, with_retries
 from connector.sink.tickets import DeadLetterReason, Ticket
 
 log = get_logger("sink.dlq")
@@ -268,35 +268,44 @@ class DeadLetterWriter:
         record = ticket.record
         added = added_headers(ticket, reason, time.time(), connector_name=self._connector_name)
         copy = fit_dead_letter(record, added, self._limit)
-        attempt = 0
-        while copy is not None:
-            try:
-                await self._producer.send_many(self._topic, [(copy.key, copy.value, copy.headers)])
-                break
-            except RecordTooLargeError as exc:
-                if copy.form == "minimal":
-                    copy = None
+
+        async def write_once() -> DeadLetterCopy | None:
+            """Send ``copy``: the copy written, or None when even the minimal one is too large.
+
+            A copy refused as too large is replaced by the minimal one at once, and stays replaced for
+            the retries (resending it unchanged cannot succeed); BrokerUnavailableError is retried.
+            """
+            nonlocal copy
+            while copy is not None:
+                try:
+                    await self._producer.send_many(self._topic, [(copy.key, copy.value, copy.headers)])
                     break
-                log.warning(
-                    "Dead-letter copy refused as too large; writing it without its value.",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=str(exc),
-                )
-                copy = minimal_dead_letter(record, added)
-            except BrokerUnavailableError as exc:
-                attempt += 1
-                log.error(
-                    "Dead-letter write failed; retrying.",
-                    topic=self._topic,
-                    attempt=attempt,
-                    source_topic=record.topic,
-                    source_partition=record.partition,
-                    source_offset=record.offset,
-                    error=str(exc),
-                )
-                await asyncio.sleep(self._policy.delay(attempt))
+                except RecordTooLargeError as exc:
+                    if copy.form == "minimal":
+                        copy = None
+                        break
+                    log.warning(
+                        "Dead-letter copy refused as too large; writing it without its value.",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        error=str(exc),
+                    )
+                    copy = minimal_dead_letter(record, added)
+            return copy
+
+        def on_retry(attempt: int, exc: BrokerUnavailableError, _delay: float) -> None:
+            log.error(
+                "Dead-letter write failed; retrying.",
+                topic=self._topic,
+                attempt=attempt,
+                source_topic=record.topic,
+                source_partition=record.partition,
+                source_offset=record.offset,
+                error=str(exc),
+            )
+
+        copy = await with_retries(write_once, BrokerUnavailableError, self._policy, on_retry=on_retry)
         if copy is None:
             self._metrics.dead_letters_unwritable.labels(reason.workspace or "none", reason.reason).inc()
             log.error(

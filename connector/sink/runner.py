@@ -24,10 +24,9 @@ import operator
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from connector.config import Settings
-from connector.errors import AuthError, BrokerUnavailableError, DeliveryError, PermanentDeliveryError
+from connector.errors import BrokerUnavailableError
 from connector.kafka import ConsumerLike, Partition, ProducerLike, Record
 from connector.logs import get_logger
 from connector.metrics import Metrics
@@ -43,7 +42,7 @@ from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.subscription import output_topics, subscription_pattern
 from connector.sink.tickets import DeadLetterReason, Ticket
-from connector.sink.transactional_sender import TransactionalSender
+from connector.sink.transactional_sender import TransactionalSender, TransactionalWorkers
 
 log = get_logger("sink.runner")
 
@@ -52,13 +51,6 @@ LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
 FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
 _TOPIC_AND_PARTITION = operator.itemgetter(0, 1)  # of a Record (a NamedTuple), in C
-
-
-@dataclass(frozen=True, slots=True)
-class _TransactionalJob:
-    workspace: str
-    body: bytes
-    ticket: Ticket
 
 
 class Sink:
@@ -84,8 +76,12 @@ class Sink:
         self._deliveries = dict(deliveries)
         self._router = router
         self._metrics = metrics
-        self._transactional = transactional
         self._policy = RetryPolicy.from_settings(settings.sink)
+        self._transactional = (
+            None
+            if transactional is None
+            else TransactionalWorkers(transactional, self._policy, self._sink.auth_reprobe_seconds)
+        )
         self._offsets = offsets
         self._dlq = DeadLetterWriter(
             producer,
@@ -95,8 +91,6 @@ class Sink:
             self._finish,
             connector_name=self._sink.group_id if self._sink.dlq_connect_headers else None,
         )
-        self._txn_queue: asyncio.Queue[_TransactionalJob] = asyncio.Queue()
-        self._txn_unfinished = 0  # transactional jobs queued or being sent
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
@@ -128,7 +122,7 @@ class Sink:
             delivery.start()
         self._tasks.append(asyncio.create_task(self._dlq.run(), name="dlq-writer"))
         if self._transactional is not None:
-            self._tasks.extend(asyncio.create_task(self._run_transactional(), name="transactional") for _ in range(4))
+            self._tasks.append(asyncio.create_task(self._transactional.run(), name="transactional"))
         pattern = self._sink.input_topic_pattern
         if pattern is not None:
             excluded = output_topics(self._settings)
@@ -241,7 +235,7 @@ class Sink:
             return True
         return (
             self._dlq.pending == 0
-            and self._txn_unfinished == 0
+            and (self._transactional is None or self._transactional.unfinished == 0)
             and all(d.buffered == 0 for d in self._deliveries.values() if d.stopped_reason is None)
         )
 
@@ -334,9 +328,7 @@ class Sink:
                 if isinstance(body, Rejection):
                     ticket.reject(DeadLetterReason(body.reason, body.message, target.workspace))
                 else:
-                    ticket.hold(target.workspace)
-                    self._txn_unfinished += 1
-                    self._txn_queue.put_nowait(_TransactionalJob(target.workspace, body, ticket))
+                    self._transactional.submit(delivery.destination, body, ticket)
                 continue
             context = MessageContext(topic, partition, offset, index, timestamp_ms)
             mapped = target.mapper.map(message, context, max_bytes)
@@ -394,34 +386,6 @@ class Sink:
         if self._waiting_for_room:
             self._progress.set()
 
-    # --- transactional sends ----------------------------------------------------------------------
-
-    async def _run_transactional(self) -> None:
-        sender = self._transactional
-        if sender is None:  # pragma: no cover - tasks only start with a sender
-            return
-        while True:
-            job = await self._txn_queue.get()
-            delivery = self._deliveries[job.workspace]
-            while True:
-                try:
-                    await sender.send(delivery.destination, job.body, job.ticket.record.key)
-                except AuthError as exc:
-                    log.error("App API key rejected; transactional send held.", workspace=job.workspace, error=str(exc))
-                    await asyncio.sleep(self._sink.auth_reprobe_seconds)
-                    continue
-                except PermanentDeliveryError as exc:
-                    job.ticket.reject(
-                        DeadLetterReason("rejected", f"App API rejected the send: {exc}", job.workspace, exc.status)
-                    )
-                except DeliveryError as exc:  # pragma: no cover - the sender retries transient errors itself
-                    log.error("Transactional send failed.", workspace=job.workspace, error=str(exc))
-                    await asyncio.sleep(self._policy.max_seconds)
-                    continue
-                break
-            self._txn_unfinished -= 1
-            job.ticket.release()
-
     # --- flow control, commits, lag ---------------------------------------------------------------
 
     def _apply_backpressure(self) -> bool:
@@ -432,7 +396,7 @@ class Sink:
         # Records waiting for the dead-letter writer or a transactional send hold memory too.
         plan = self._budget.plan(
             {name: Holding(d.buffered, d.buffered_bytes, d.congested) for name, d in deliveries.items()},
-            self._dlq.pending + self._txn_queue.qsize(),
+            self._dlq.pending + (self._transactional.pending if self._transactional is not None else 0),
         )
         # Intake just stopped (for the process or a workspace): open batches go out now, lingering gains
         # nothing while nothing comes in; intake restarts below half the room (hysteresis, budget.py).

@@ -853,6 +853,8 @@ BAD = [
     ("v2 two identifiers", {"type": "person", "action": "identify", "identifiers": {"id": "u", "email": "a@b.c"}},
      "invalid_identifier", "identifiers"),
     ("v2 no identifiers", {"type": "person", "action": "delete"}, "missing_identifier", "identifiers"),
+    # Found by Hypothesis: str() of an int past 4,300 digits raised ValueError (internal_error).
+    ("huge numeric messageId", {"type": "track", "event": "E", "userId": "u", "messageId": 10**5000}, "invalid_field", "messageId"),
     # Found by Hypothesis: anything but a list was passed through, and Customer.io would answer 400.
     ("v2 relationships not a list", {"type": "person", "action": "identify", "identifiers": {"id": 0},
         "cio_relationships": True}, "invalid_field", "cio_relationships"),

@@ -60,6 +60,9 @@ def event_ulid(message: dict[str, Any], ctx: MessageContext, ms: int | None) -> 
     elif message_id is None or message_id == "":
         return record_ulid(ctx, ms)
     elif isinstance(message_id, int | float) and not isinstance(message_id, bool):
+        # str() of an int past 4,300 digits raises; JSON never carries one past 64 bits, other decoders may.
+        if isinstance(message_id, int) and not -(2**63) <= message_id < 2**64:
+            raise Invalid("invalid_field", "messageId: a number out of the 64-bit range")
         seed = str(message_id)
     elif isinstance(message_id, str):
         seed = str(message_id)  # a str subclass
