@@ -89,7 +89,14 @@ async def test_twenty_thousand_records_all_delivered_and_committed(
             lambda: sum(fake.state.stats()["accepted_operations"].values()) >= expected.total(), 120, "all operations"
         )
         await wait_for(lambda: connector.sample("connector_commits_total", {"outcome": "ok"}) > 0, 10, "a commit")
-        await asyncio.sleep(0.5)  # one more commit interval
+        await wait_for(
+            lambda: (
+                connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
+                >= 20_000
+            ),
+            30,
+            "the delivered counter",
+        )
         consumed = connector.sample("connector_records_consumed_total", {"topic": topic})
         delivered = connector.sample("connector_records_completed_total", {"topic": topic, "outcome": "delivered"})
     got = received(fake)
@@ -410,7 +417,12 @@ async def test_a_replica_joining_mid_run_loses_nothing_and_commits_everything(
             await wait_for(lambda: first.sample("connector_partitions_assigned") < 4, 60, "the rebalance")
             fake.state.set_faults(latency_ms=0)
             await wait_for(lambda: set(received(fake)) >= set(expected), 120, "everything after the rebalance")
-            await asyncio.sleep(1.0)  # a commit interval on both replicas
+            # Until both replicas have committed everything (each commits its own partitions).
+            for _ in range(600):
+                positions = await committed_and_end(kafka_settings, settings.sink.group_id, topic, 4)
+                if all(committed == end for committed, end in positions):
+                    break
+                await asyncio.sleep(0.1)
         finally:
             second.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(second.wait, 60)

@@ -16,7 +16,7 @@ from connector.metrics import Metrics
 from connector.webhook.handler import STATE
 from connector.webhook.listener import WebhookListener
 from tests.webhook.cio_payloads import SIGNING_KEY, TIMESTAMP, signed, webhook
-from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
+from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, until, webhook_settings
 
 PATH = "/webhooks/customerio"
 
@@ -245,7 +245,7 @@ async def test_no_ack_in_time_is_503_and_late_ack_is_not_produced_twice(
     assert (await post(client, payload))[0] == 503  # still pending: joins, does not produce again
     assert fake_producer.calls == 1
     fake_producer.gate.set()
-    await asyncio.sleep(0.01)
+    await until(lambda: len(fake_producer.records) == 1)  # the late ack landed
     assert await post(client, payload) == (200, {"message": "duplicate"})
     assert fake_producer.calls == 1
     assert len(fake_producer.records) == 1
@@ -282,7 +282,7 @@ async def test_concurrent_duplicates_share_one_produce(make_client: MakeClient, 
     fake_producer.gate = asyncio.Event()
     payload = webhook("sms", "delivered", event_id="same")
     posts = [asyncio.ensure_future(post(client, payload)) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    await until(lambda: fake_producer.calls >= 1)  # the first one is producing
     assert fake_producer.calls == 1
     fake_producer.gate.set()
     results = await asyncio.gather(*posts)
@@ -298,7 +298,7 @@ async def test_concurrent_duplicates_share_a_failure(make_client: MakeClient, fa
     fake_producer.fail = BrokerUnavailableError("down")
     payload = webhook("sms", "delivered", event_id="same")
     posts = [asyncio.ensure_future(post(client, payload)) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    await until(lambda: fake_producer.calls >= 1)
     fake_producer.gate.set()
     assert [status for status, _ in await asyncio.gather(*posts)] == [503, 503, 503]
     fake_producer.fail = None
@@ -350,7 +350,7 @@ async def test_graceful_shutdown(fake_producer: FakeProducer, metrics: Metrics) 
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{listener.port}") as client:
         fake_producer.gate = asyncio.Event()
         in_flight = asyncio.ensure_future(post(client, webhook("email", "sent", event_id="in-flight")))
-        await asyncio.sleep(0.05)
+        await until(lambda: fake_producer.calls == 1)  # in flight, held at the gate
         listener.begin_shutdown()
         assert listener.readiness() == (False, "shutting down")
         assert not listener.ready()
@@ -359,8 +359,8 @@ async def test_graceful_shutdown(fake_producer: FakeProducer, metrics: Metrics) 
         assert (await post(client, webhook("email", "sent", event_id="late")))[0] == 503
         assert sample("connector_webhook_requests_total", {"outcome": "closing"}, metrics) == 1
         stopping = asyncio.ensure_future(listener.stop())
-        await asyncio.sleep(0.05)
-        assert not stopping.done()  # waits for the in-flight webhook
+        done, _ = await asyncio.wait({stopping}, timeout=0.2)
+        assert not done  # waits for the in-flight webhook (a window can only miss a bug here, not invent one)
         fake_producer.gate.set()
         assert await in_flight == (200, {"message": "accepted"})
         await stopping

@@ -58,3 +58,11 @@ class Clock:
 
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (polled), failing after ``timeout`` seconds: a wait on an event the
+    test can observe, never a guess at how long something takes."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the conditions are counters of fakes without events
+            await asyncio.sleep(0.005)
