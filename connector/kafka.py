@@ -339,17 +339,12 @@ class ConsumerLike(Protocol):
         ...
 
 
-class ProducerLike(Protocol):
-    """What the sink and the app need of ``Producer`` (same shape as the webhook side's ``ProducerLike``)."""
+class RecordSender(Protocol):
+    """What the webhook listener needs of ``Producer``: connected, and one acknowledged send."""
 
     @property
     def started(self) -> bool:
         """Whether the producer is connected."""
-        ...
-
-    @property
-    def max_request_size(self) -> int:
-        """Largest record this producer sends, as measured by ``Producer.record_size``."""
         ...
 
     async def send(
@@ -362,6 +357,15 @@ class ProducerLike(Protocol):
         ack_timeout: float | None = None,
     ) -> None:
         """Produce one record and wait for its acknowledgement; raise BrokerUnavailableError."""
+        ...
+
+
+class ProducerLike(RecordSender, Protocol):
+    """What the sink and the app need of ``Producer``: also its size limit and batched sends."""
+
+    @property
+    def max_request_size(self) -> int:
+        """Largest record this producer sends, as measured by ``Producer.record_size``."""
         ...
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:

@@ -12,40 +12,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal
 
 from prometheus_client import Counter
 
 from connector.errors import BrokerUnavailableError
+from connector.kafka import RecordSender
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.webhook.dedup import RecentIds
-from connector.webhook.normalize import Headers, NormalizedEvent
+from connector.webhook.normalize import NormalizedEvent
 
 log = get_logger("webhook")
 
 Outcome = Literal["accepted", "duplicate"]
 
 
-class ProducerLike(Protocol):
-    """What the listener needs of ``connector.kafka.Producer`` (tests pass the real one or a fake)."""
-
-    @property
-    def started(self) -> bool:
-        """Whether the producer is connected."""
-        ...
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: Headers = (),
-        ack_timeout: float | None = None,
-    ) -> None:
-        """Produce one record and wait for its acknowledgement; raise BrokerUnavailableError."""
-        ...
+# The listener needs only a connected producer and one acknowledged send (tests pass a fake of that shape).
+ProducerLike = RecordSender
 
 
 class EventDelivery:
