@@ -178,6 +178,20 @@ def start_process(env: dict[str, str], command: str, log: Path) -> subprocess.Po
         )
 
 
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m connector <args>` with ``env`` (plus PATH): the real command line, output captured."""
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "connector", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 async def group_members(kafka: KafkaSettings, group: str) -> int:
     """How many members the broker counts in consumer group ``group`` right now."""
     from aiokafka.admin import AIOKafkaAdminClient

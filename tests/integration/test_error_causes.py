@@ -7,10 +7,7 @@ command line as a process and read its stderr.
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,7 +17,7 @@ import pytest
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
-from tests.integration.harness import ROOT, connector_env, free_port, produce, running, wait_for
+from tests.integration.harness import connector_env, free_port, produce, run_cli, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +37,6 @@ def busy_port() -> Iterator[int]:
         sock.bind(("0.0.0.0", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "connector", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
 
 
 def human_lines(stderr: str) -> list[str]:
@@ -104,7 +88,7 @@ async def test_a_rejected_key_is_still_reported_as_a_rejected_key(
 def test_a_malformed_bootstrap_address_is_one_config_line() -> None:
     env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092x", "CONNECTOR_INPUT_TOPICS": "t"}
     env |= {"CIO_SITE_ID": "s", "CIO_API_KEY": "k", "CONNECTOR_METRICS_PORT": str(free_port())}
-    result = cli(env, "sink")
+    result = run_cli(env, "sink")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "KAFKA_BOOTSTRAP_SERVERS" in line
@@ -114,7 +98,7 @@ def test_a_malformed_bootstrap_address_is_one_config_line() -> None:
 def test_a_metrics_port_in_use_is_one_line_naming_it(busy_port: int) -> None:
     env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "CONNECTOR_INPUT_TOPICS": "t"}
     env |= {"CIO_SITE_ID": "s", "CIO_API_KEY": "k", "CONNECTOR_METRICS_PORT": str(busy_port)}
-    result = cli(env, "sink")
+    result = run_cli(env, "sink")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "CONNECTOR_METRICS_PORT" in line
@@ -129,7 +113,7 @@ def test_a_webhook_port_in_use_is_one_line_naming_it(kafka_settings: KafkaSettin
         "CONNECTOR_METRICS_PORT": str(free_port()),
         "CONNECTOR_WEBHOOK_PORT": str(busy_port),
     }
-    result = cli(env, "webhooks")
+    result = run_cli(env, "webhooks")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     (line,) = human_lines(result.stderr)

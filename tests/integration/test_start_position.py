@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,11 +19,11 @@ from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from tests.integration.harness import (
-    ROOT,
     committed_and_end,
     connector_env,
     messages_as_records,
     produce,
+    run_cli,
     running,
     wait_for,
 )
@@ -71,20 +68,6 @@ async def produce_at(
             )
     finally:
         await producer.stop()
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m connector <args>` with ``env``: the real command line, output captured."""
-    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "connector", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
 
 
 async def fully_committed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> bool:
@@ -145,7 +128,7 @@ async def test_offsets_show_reset_and_dry_run(
     async with running(settings):
         await wait_for(lambda: len(user_ids(fake)) >= 30, 60, "the first delivery")
         await wait_committed(kafka_settings, group, topic, 2)
-        refused = cli(env, "offsets", "reset", "--to", "earliest")
+        refused = run_cli(env, "offsets", "reset", "--to", "earliest")
         assert refused.returncode == 1
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "active member" in refused.stderr
@@ -153,21 +136,21 @@ async def test_offsets_show_reset_and_dry_run(
     ends = [e for _, e in await committed_and_end(kafka_settings, group, topic, 2)]
     assert sum(ends) == 30
 
-    shown = cli(env, "offsets", "show")
+    shown = run_cli(env, "offsets", "show")
     assert shown.returncode == 0, shown.stderr
     rows = [line.split() for line in shown.stdout.splitlines()[2:]]
     assert rows == [[topic, str(p), str(ends[p]), str(ends[p]), "0"] for p in range(2)]
 
-    dry = cli(env, "offsets", "reset", "--to", "earliest", "--dry-run")
+    dry = run_cli(env, "offsets", "reset", "--to", "earliest", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "nothing committed" in dry.stdout
     assert [line.split()[3] for line in dry.stdout.splitlines()[2:]] == ["0", "0"]
     assert [c for c, _ in await committed_and_end(kafka_settings, group, topic, 2)] == ends
 
-    done = cli(env, "offsets", "reset", "--to", "earliest")
+    done = run_cli(env, "offsets", "reset", "--to", "earliest")
     assert done.returncode == 0, done.stderr
     assert [c for c, _ in await committed_and_end(kafka_settings, group, topic, 2)] == [0, 0]
-    lagging = cli(env, "offsets", "show")
+    lagging = run_cli(env, "offsets", "show")
     assert [line.split()[4] for line in lagging.stdout.splitlines()[2:]] == [str(e) for e in ends]
 
     async with running(settings):
@@ -181,7 +164,7 @@ async def test_offsets_reset_to_a_time(kafka_settings: KafkaSettings, topic_fact
     await produce_at(kafka_settings, topic, 0, JANUARY, tag="jan", count=3)
     await produce_at(kafka_settings, topic, 0, JUNE, tag="jun", count=2)
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers, "CONNECTOR_GROUP_ID": f"g-{topic}"}
-    done = cli(env, "offsets", "reset", "--to", "2024-03-01T00:00:00Z", "--topic", topic)
+    done = run_cli(env, "offsets", "reset", "--to", "2024-03-01T00:00:00Z", "--topic", topic)
     assert done.returncode == 0, done.stderr
     assert await committed_and_end(kafka_settings, f"g-{topic}", topic, 1) == [(3, 5)]
 
@@ -194,14 +177,14 @@ async def test_offsets_reset_to_a_time(kafka_settings: KafkaSettings, topic_fact
     ],
 )
 def test_offsets_reset_answers_a_bad_position_with_one_line(args: list[str], named: str) -> None:
-    result = cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, *args)
+    result = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, *args)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert named in result.stderr
 
 
 def test_a_bad_start_from_is_a_config_error_naming_it() -> None:
-    result = cli({"CONNECTOR_START_FROM": "beginning", "CONNECTOR_INPUT_TOPICS": "t"}, "sink")
+    result = run_cli({"CONNECTOR_START_FROM": "beginning", "CONNECTOR_INPUT_TOPICS": "t"}, "sink")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "CONNECTOR_START_FROM" in result.stderr
