@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from connector.cio.client import CustomerIOClient
-from connector.cio.region import resolve_workspace
+from connector.cio.region import ResolvedWorkspace, resolve_workspace
 from connector.config import Settings, load_settings
 from connector.errors import BrokerUnavailableError
 from connector.fake_cio.server import FakeCustomerIO
@@ -218,6 +218,46 @@ def sink_settings(fake: FakeCustomerIO, **overrides: str) -> Settings:
     )
 
 
+def _one_workspace_sink(
+    settings: Settings,
+    client: CustomerIOClient,
+    ws: ResolvedWorkspace,
+    *,
+    consumer: MemoryConsumer,
+    producer: ProducerLike,
+    metrics: Metrics,
+    policy: RetryPolicy,
+    router: Router | None = None,
+    transactional: TransactionalSender | None = None,
+) -> Sink:
+    """A Sink with one WorkspaceDelivery (1,000 requests/s, 4 in flight) over ``consumer``."""
+    offsets = OffsetTracker()
+
+    def is_current(ticket: Ticket) -> bool:
+        return offsets.is_current(ticket.partition, ticket.generation)
+
+    delivery = WorkspaceDelivery(
+        ws,
+        client,
+        settings.sink,
+        policy,
+        rate_per_second=1000.0,
+        max_in_flight=4,
+        metrics=metrics,
+        is_current=is_current,
+    )
+    return Sink(
+        settings,
+        offsets=offsets,
+        consumer=consumer,
+        producer=producer,
+        deliveries={ws.name: delivery},
+        router=router or Router(settings),
+        metrics=metrics,
+        transactional=transactional,
+    )
+
+
 async def run_sink(
     fake: FakeCustomerIO, records: Sequence[Record], router: Router | None = None, timeout: float = 120.0
 ) -> Outcome:
@@ -229,31 +269,18 @@ async def run_sink(
     metrics = Metrics()
     consumer, producer = MemoryConsumer(records), MemoryProducer()
     policy = RetryPolicy(initial_seconds=0.0, max_seconds=0.0, retry_after_cap_seconds=0.0)
-    offsets = OffsetTracker()
-
-    def is_current(ticket: Ticket) -> bool:
-        return offsets.is_current(ticket.partition, ticket.generation)
 
     async with CustomerIOClient(10.0, metrics) as client:
         ws = await resolve_workspace(client, settings.endpoints, settings.workspaces[0])
-        delivery = WorkspaceDelivery(
-            ws,
-            client,
-            settings.sink,
-            policy,
-            rate_per_second=1000.0,
-            max_in_flight=4,
-            metrics=metrics,
-            is_current=is_current,
-        )
-        sink = Sink(
+        sink = _one_workspace_sink(
             settings,
-            offsets=offsets,
+            client,
+            ws,
             consumer=consumer,
             producer=producer,
-            deliveries={ws.name: delivery},
-            router=router or Router(settings),
             metrics=metrics,
+            policy=policy,
+            router=router or Router(settings),
             transactional=TransactionalSender(client, policy, 1000.0, metrics),
         )
         stop = asyncio.Event()
@@ -290,31 +317,12 @@ async def started_sink(
         **overrides,
     )
     metrics = Metrics()
-    offsets = OffsetTracker()
-
-    def is_current(ticket: Ticket) -> bool:
-        return offsets.is_current(ticket.partition, ticket.generation)
 
     async with CustomerIOClient(10.0, metrics) as client:
         ws = await resolve_workspace(client, settings.endpoints, settings.workspaces[0])
-        delivery = WorkspaceDelivery(
-            ws,
-            client,
-            settings.sink,
-            RetryPolicy.from_settings(settings.sink),
-            rate_per_second=1000.0,
-            max_in_flight=4,
-            metrics=metrics,
-            is_current=is_current,
-        )
-        sink = Sink(
-            settings,
-            offsets=offsets,
-            consumer=consumer,
-            producer=producer,
-            deliveries={ws.name: delivery},
-            router=Router(settings),
-            metrics=metrics,
+        policy = RetryPolicy.from_settings(settings.sink)
+        sink = _one_workspace_sink(
+            settings, client, ws, consumer=consumer, producer=producer, metrics=metrics, policy=policy
         )
         stop = asyncio.Event()
         running = asyncio.create_task(sink.run(stop))
