@@ -34,6 +34,7 @@ def _secret_values(settings: Settings) -> list[str]:
     values = [key.reveal() for key in settings.webhook.signing_keys]
     for ws in settings.workspaces:
         values.extend(k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None)
+        values.extend(k.reveal() for k in ws.webhook_signing_keys)
     values.extend(s.reveal() for s in (settings.kafka.sasl_password, settings.kafka.sasl_oauth_client_secret) if s)
     return values
 

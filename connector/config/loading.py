@@ -41,6 +41,7 @@ from connector.errors import ConfigError
 _EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 _EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_KEY_LISTS = frozenset({"webhook_signing_keys"})  # workspace secrets that are lists of keys
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
@@ -118,7 +119,7 @@ def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> Workspace
     if not isinstance(item, dict):
         raise ConfigError(where, "must be a mapping")
     raw = dict(item)
-    for secret in ("api_key", "app_api_key"):
+    for secret in ("api_key", "app_api_key", "webhook_signing_keys"):
         env_name = raw.pop(f"{secret}_env", None)
         file_name = raw.pop(f"{secret}_file", None)
         if env_name is not None:
@@ -127,9 +128,11 @@ def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> Workspace
             raw[secret] = env[str(env_name)]
         elif file_name is not None:
             try:
-                raw[secret] = Path(str(file_name)).read_text(encoding="utf-8").strip()
+                text = Path(str(file_name)).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(f"{where}.{secret}_file", f"cannot read {file_name}: {exc.strerror}") from None
+            # A key list may be a file of one key per line (rotation: old and new) or comma-separated.
+            raw[secret] = ",".join(text.splitlines()) if secret in _KEY_LISTS else text
     if "name" not in raw:
         raise ConfigError(f"{where}.name", "required")
     return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
@@ -400,8 +403,13 @@ def _check_role(settings: Settings, role: Role) -> None:
         raise ConfigError(
             "CONNECTOR_INPUT_TOPICS", "required (or CONNECTOR_INPUT_TOPIC_PATTERN): at least one topic to consume"
         )
-    if role in ("webhooks", "run") and not settings.webhook.signing_keys:
-        raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
+    has_workspace_keys = any(ws.webhook_signing_keys for ws in settings.workspaces)
+    if role in ("webhooks", "run") and not settings.webhook.signing_keys and not has_workspace_keys:
+        raise ConfigError(
+            "CIO_WEBHOOK_SIGNING_KEYS",
+            "required: at least one reporting-webhook signing key (or webhook_signing_keys on a workspace "
+            "in the config file)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
+WebhookEventNames = Literal["rudderstack", "customerio"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -337,7 +338,16 @@ class WebhookSettings:
     path: str = setting("/webhooks/customerio", "CONNECTOR_WEBHOOK_PATH", "Route of the webhook listener.")
     topic: str = setting("cio-reporting-events", "CONNECTOR_WEBHOOK_TOPIC", "Topic of the normalized webhook events.")
     signing_keys: tuple[Secret, ...] = setting(
-        (), "CIO_WEBHOOK_SIGNING_KEYS", "Comma-separated signing keys (several during rotation)."
+        (),
+        "CIO_WEBHOOK_SIGNING_KEYS",
+        "Comma-separated signing keys (several during rotation) of the single-workspace path; a workspace of the "
+        "config file with webhook_signing_keys is served at <path>/<workspace name> instead.",
+    )
+    event_names: WebhookEventNames = setting(
+        "rudderstack",
+        "CONNECTOR_WEBHOOK_EVENT_NAMES",
+        "Track event names of the normalized webhooks: rudderstack (Email Dropped, In-App Message Link Clicked…) "
+        "or customerio (Customer.io's own Journeys names: Email Suppressed, In-App Clicked…).",
     )
     max_body_bytes: int = setting(1_000_000, "CONNECTOR_WEBHOOK_MAX_BODY_BYTES", "Larger bodies get 413.", ge=1_024)
     read_timeout_seconds: float = setting(
@@ -424,6 +434,12 @@ class WorkspaceSettings:
     attribute_prefix: str | None = setting(None, None, "Overrides the mapping attribute prefix.")
     rate_limit_per_second: float | None = setting(None, None, "Overrides CONNECTOR_RATE_LIMIT.", gt=0)
     max_in_flight: int | None = setting(None, None, "Overrides CONNECTOR_MAX_IN_FLIGHT.", ge=1)
+    webhook_signing_keys: tuple[Secret, ...] = setting(
+        (),
+        None,
+        "Reporting-webhook signing keys of this workspace (several during rotation): its webhooks are accepted "
+        "at <CONNECTOR_WEBHOOK_PATH>/<name>, signed with one of these keys.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
