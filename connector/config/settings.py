@@ -340,8 +340,8 @@ class WebhookSettings:
     signing_keys: tuple[Secret, ...] = setting(
         (),
         "CIO_WEBHOOK_SIGNING_KEYS",
-        "Comma-separated signing keys (several during rotation) of the single-workspace path; a workspace of the "
-        "config file with webhook_signing_keys is served at <path>/<workspace name> instead.",
+        "Comma-separated signing keys (several during rotation) of CONNECTOR_WEBHOOK_PATH. Each workspace of the "
+        "config file with webhook_signing_keys also has its own path, CONNECTOR_WEBHOOK_PATH/{workspace name}.",
     )
     event_names: WebhookEventNames = setting(
         "rudderstack",
@@ -438,7 +438,7 @@ class WorkspaceSettings:
         (),
         None,
         "Reporting-webhook signing keys of this workspace (several during rotation): its webhooks are accepted "
-        "at <CONNECTOR_WEBHOOK_PATH>/<name>, signed with one of these keys.",
+        "at CONNECTOR_WEBHOOK_PATH/{name}, signed with one of these keys.",
     )
 
 
