@@ -49,7 +49,12 @@ async def test_accepted_event_is_produced_with_key_and_headers(
     event = orjson.loads(value)
     assert (event["event"], event["messageId"], event["userId"]) == ("Email Delivered", "evt-1", "user-1042")
     assert sample("connector_webhook_requests_total", {"outcome": "accepted", "workspace": ""}, metrics) == 1
-    assert sample("connector_webhook_events_total", {"object_type": "email", "metric": "delivered", "workspace": ""}, metrics) == 1
+    assert (
+        sample(
+            "connector_webhook_events_total", {"object_type": "email", "metric": "delivered", "workspace": ""}, metrics
+        )
+        == 1
+    )
     assert sample("connector_webhook_produce_duration_seconds_count", {"workspace": ""}, metrics) == 1
 
 
@@ -162,7 +167,10 @@ async def test_unknown_object_type_and_metric_are_accepted(
     event = orjson.loads(fake_producer.records[0][2])
     assert event["event"] == "Customer.io Event"
     assert (event["properties"]["objectType"], event["properties"]["metric"]) == ("fax", "beeped")
-    assert sample("connector_webhook_events_total", {"object_type": "other", "metric": "other", "workspace": ""}, metrics) == 1
+    assert (
+        sample("connector_webhook_events_total", {"object_type": "other", "metric": "other", "workspace": ""}, metrics)
+        == 1
+    )
 
 
 async def test_body_over_the_limit_is_413(
