@@ -103,7 +103,7 @@ workspaces:
 
     # Both accepted events; nothing else arrives (the refused ones were never produced).
     records = await read_all(kafka_settings, topic, expect=3, timeout=10)
-    by_id = {r.header("event_id"): r for r in records}
+    by_id = {r.header("event_id") or b"": r for r in records}
     assert sorted(by_id) == [f"{run}-eu".encode(), f"{run}-us".encode()]
     assert len(records) == 2
     for event_id, workspace in ((f"{run}-us", "us-brand"), (f"{run}-eu", "eu-brand")):
