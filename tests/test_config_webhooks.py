@@ -57,6 +57,7 @@ def test_workspace_keys_alone_satisfy_the_webhook_listener(tmp_path: Path) -> No
         ("{name: a, webhook_signing_keys_env: NOPE}", "workspaces[0].webhook_signing_keys_env"),
         ("{name: a, webhook_signing_keys_file: /nonexistent/keys}", "workspaces[0].webhook_signing_keys_file"),
         ("{name: a, webhook_signing_keys: {k: v}}", "workspaces[0].webhook_signing_keys"),
+        ("{name: us/brand, webhook_signing_keys: k}", "workspaces[0].name"),
     ],
 )
 def test_bad_workspace_signing_keys_name_the_key(tmp_path: Path, item: str, key: str) -> None:

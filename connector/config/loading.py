@@ -279,10 +279,20 @@ def _check_consistency(settings: Settings) -> None:
         for name in topic.header_workspaces:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
+    _check_webhook_workspaces(settings)
     _check_input_topics(settings.sink)
     _check_start_from(settings.sink)
     _check_bootstrap_servers(settings.kafka)
     _check_kafka_security(settings.kafka)
+
+
+def _check_webhook_workspaces(settings: Settings) -> None:
+    """A workspace with webhook keys is served at CONNECTOR_WEBHOOK_PATH/<name>: one path segment."""
+    for i, ws in enumerate(settings.workspaces):
+        if ws.webhook_signing_keys and "/" in ws.name:
+            raise ConfigError(
+                f"workspaces[{i}].name", "must not contain '/' with webhook_signing_keys (it is a URL path segment)"
+            )
 
 
 def sasl_extensions(kafka: KafkaSettings) -> dict[str, str]:

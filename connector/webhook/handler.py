@@ -49,8 +49,8 @@ from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.webhook.dedup import RecentIds
 from connector.webhook.delivery import EventDelivery, ProducerLike
-from connector.webhook.names import PRESETS, NameTable
-from connector.webhook.normalize import normalize, parse
+from connector.webhook.names import PRESETS
+from connector.webhook.normalize import NameTable, normalize, parse
 from connector.webhook.signature import REASONS as SIGNATURE_REASONS
 from connector.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_headers, verify_body
 

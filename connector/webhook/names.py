@@ -3,7 +3,8 @@
 ``CONNECTOR_WEBHOOK_EVENT_NAMES`` picks one:
 
 - ``rudderstack`` (the default): ``"<channel> <action>"`` as RudderStack's Customer.io source names them,
-  extended by the same rule to the pairs it does not know (see ``connector.webhook.normalize``).
+  extended by the same rule to the pairs it does not know (``RUDDERSTACK_NAMES`` in
+  ``connector.webhook.normalize``).
 - ``customerio``: the names Customer.io itself gives these metrics when it sends them to Data Pipelines
   (reference, Addendum C, current list): prefixes ``Email``, ``Push``, ``SMS``, ``In-App``, ``Webhook``,
   ``Slack``; ``dropped`` is ``Suppressed``; an in-app click is ``In-App Clicked``; subscription changes
@@ -12,54 +13,13 @@
   ``dropped``…) keeps its ``rudderstack`` name, so no event loses its name.
 
 Invariants: every known (object_type, metric) pair has a name in both tables; a pair in neither table is
-``GENERIC_EVENT``; the tables are only read.
+``GENERIC_EVENT`` (``normalize.event_name``); the tables are only read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from connector.config import WebhookEventNames
-
-GENERIC_EVENT = "Customer.io Event"
-
-CHANNELS: dict[str, str] = {
-    "customer": "Customer",
-    "email": "Email",
-    "push": "Push",
-    "in_app": "In-App Message",
-    "sms": "SMS",
-    "slack": "Slack Message",
-    "webhook": "Webhook Message",
-    "whatsapp": "WhatsApp Message",
-}
-ACTIONS: dict[str, str] = {
-    "subscribed": "Subscribed",
-    "unsubscribed": "Unsubscribed",
-    "cio_subscription_preferences_changed": "Subscription Preferences Changed",
-    "drafted": "Drafted",
-    "attempted": "Attempted",
-    "sent": "Sent",
-    "delivered": "Delivered",
-    "opened": "Opened",
-    "clicked": "Link Clicked",
-    "converted": "Converted",
-    "bounced": "Bounced",
-    "dropped": "Dropped",
-    "deferred": "Deferred",
-    "spammed": "Marked as Spam",
-    "failed": "Failed",
-    "undeliverable": "Undeliverable",
-    "replied": "Replied",
-}
-
-NameTable = Mapping[tuple[str, str], str]
-
-RUDDERSTACK_NAMES: NameTable = {
-    (object_type, metric): f"{channel} {action}"
-    for object_type, channel in CHANNELS.items()
-    for metric, action in ACTIONS.items()
-}
+from connector.webhook.normalize import RUDDERSTACK_NAMES, NameTable
 
 # Addendum C, column "Customer.io verb" × "CIO channels": (verb, channels it is listed for).
 _ALL_SIX = ("email", "push", "sms", "in_app", "webhook", "slack")
@@ -105,8 +65,3 @@ CUSTOMERIO_NAMES: NameTable = {
 }
 
 PRESETS: dict[WebhookEventNames, NameTable] = {"rudderstack": RUDDERSTACK_NAMES, "customerio": CUSTOMERIO_NAMES}
-
-
-def event_name(object_type: str, metric: str, names: NameTable = RUDDERSTACK_NAMES) -> str:
-    """The track event name of a (object_type, metric) pair in ``names``; ``GENERIC_EVENT`` when unknown."""
-    return names.get((object_type, metric), GENERIC_EVENT)

@@ -68,24 +68,49 @@ import orjson
 
 from connector import __version__
 from connector.errors import DecodeError
-from connector.webhook.names import ACTIONS, CHANNELS, GENERIC_EVENT, RUDDERSTACK_NAMES, NameTable, event_name
-
-__all__ = [
-    "DOCUMENTED_PAIRS",
-    "GENERIC_EVENT",
-    "MAX_RECORD_BYTES",
-    "OTHER",
-    "Headers",
-    "NormalizedEvent",
-    "event_id_of",
-    "event_name",
-    "normalize",
-    "parse",
-]
 
 Headers = tuple[tuple[str, bytes], ...]
+NameTable = Mapping[tuple[str, str], str]  # (object_type, metric) → track event name
 
+GENERIC_EVENT = "Customer.io Event"
 OTHER = "other"
+
+CHANNELS: dict[str, str] = {
+    "customer": "Customer",
+    "email": "Email",
+    "push": "Push",
+    "in_app": "In-App Message",
+    "sms": "SMS",
+    "slack": "Slack Message",
+    "webhook": "Webhook Message",
+    "whatsapp": "WhatsApp Message",
+}
+ACTIONS: dict[str, str] = {
+    "subscribed": "Subscribed",
+    "unsubscribed": "Unsubscribed",
+    "cio_subscription_preferences_changed": "Subscription Preferences Changed",
+    "drafted": "Drafted",
+    "attempted": "Attempted",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "opened": "Opened",
+    "clicked": "Link Clicked",
+    "converted": "Converted",
+    "bounced": "Bounced",
+    "dropped": "Dropped",
+    "deferred": "Deferred",
+    "spammed": "Marked as Spam",
+    "failed": "Failed",
+    "undeliverable": "Undeliverable",
+    "replied": "Replied",
+}
+
+# The rudderstack preset as a table: every known channel × every known action.
+RUDDERSTACK_NAMES: NameTable = {
+    (object_type, metric): f"{channel} {action}"
+    for object_type, channel in CHANNELS.items()
+    for metric, action in ACTIONS.items()
+}
 
 _MESSAGE = ("drafted", "attempted", "sent", "failed", "undeliverable", "clicked")
 # Every (object_type, metric) of Customer.io's reporting-webhooks event table, including the "(c)" ones that exist only
@@ -150,6 +175,11 @@ class NormalizedEvent:
     object_type_label: str
     metric_label: str
     workspace: str = ""  # the workspace whose path received it ("" on the single-workspace path)
+
+
+def event_name(object_type: str, metric: str, names: NameTable = RUDDERSTACK_NAMES) -> str:
+    """The track event name of a (object_type, metric) pair in ``names``; ``GENERIC_EVENT`` when unknown."""
+    return names.get((object_type, metric), GENERIC_EVENT)
 
 
 def event_id_of(payload: Mapping[str, Any]) -> str:

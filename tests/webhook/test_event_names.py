@@ -9,8 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.config import WebhookEventNames
-from connector.webhook.names import ACTIONS, CHANNELS, CUSTOMERIO_NAMES, PRESETS, RUDDERSTACK_NAMES
-from connector.webhook.normalize import DOCUMENTED_PAIRS, GENERIC_EVENT, event_name, normalize
+from connector.webhook.names import CUSTOMERIO_NAMES, PRESETS
+from connector.webhook.normalize import (
+    ACTIONS,
+    CHANNELS,
+    DOCUMENTED_PAIRS,
+    GENERIC_EVENT,
+    RUDDERSTACK_NAMES,
+    event_name,
+    normalize,
+)
 from tests.webhook.cio_payloads import EXPECTED_NAMES, webhook
 
 RECEIVED = 1_735_689_846.25
