@@ -9,7 +9,7 @@ that way. It never raises: a record it cannot place is a ``Rejection`` naming th
 
 Two kinds:
 
-- **fields** — ``type`` (a constant), ``user_id``/``anonymous_id``/``event`` (a path or a constant),
+- **fields** — ``type`` (a constant), ``user_id``/``anonymous_id`` (paths), ``event`` (a path or a constant),
   ``properties``/``traits`` (a subtree path, a list of paths, or a mapping name → path or constant),
   ``timestamp`` (a path) read in ``timestamp_format`` (``unix_s``, ``unix_ms``, ``iso``);
 - **preset: debezium** — change events (with or without the ``schema``/``payload`` envelope): ``c``,
@@ -100,7 +100,7 @@ def compile_shape(raw: Any, where: str) -> RecordShape:
     for key in raw:
         if not isinstance(key, str):
             raise ConfigError(f"{where}.{key}", "unknown mapping field")
-    source = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    source = repr(raw)  # what equality compares: the declaration as written
     rules = _compile_rules(raw, where)
     preset = raw.get("preset")
     if preset is None:
@@ -217,12 +217,15 @@ def _hash_rule(steps: Steps) -> Rule:
 
 
 def sha256_hex(value: Any) -> str:
-    """A value's SHA-256, hex: a string's UTF-8 bytes, anything else its JSON text (keys sorted)."""
-    data = (
-        value.encode("utf-8", "surrogatepass")
-        if isinstance(value, str)
-        else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    )
+    """A value's SHA-256, hex: a string's UTF-8 bytes, anything else its JSON text (keys sorted), or its
+    ``str()`` for what JSON cannot hold (an integer past 64 bits)."""
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        try:
+            data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            data = str(value).encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()
 
 
@@ -284,8 +287,11 @@ def _reader(src: Source) -> Reader:
 
 def _who(raw: dict[str, Any], where: str) -> tuple[tuple[tuple[str, Reader], ...], Rejection]:
     """The readers of userId/anonymousId, and the rejection when the record has neither."""
-    user_id = _source(raw["user_id"], f"{where}.user_id") if "user_id" in raw else None
-    anonymous_id = _source(raw["anonymous_id"], f"{where}.anonymous_id") if "anonymous_id" in raw else None
+    # Paths only: a constant id would make every record one person.
+    user_id: Source | None = (_path(raw["user_id"], f"{where}.user_id"), None) if "user_id" in raw else None
+    anonymous_id: Source | None = (
+        (_path(raw["anonymous_id"], f"{where}.anonymous_id"), None) if "anonymous_id" in raw else None
+    )
     if user_id is None and anonymous_id is None:
         raise ConfigError(f"{where}.user_id", "required (or anonymous_id): who the message is about")
     readers = tuple(
@@ -427,7 +433,7 @@ def _debezium_shape(
         op = event.get("op")
         if op is None:
             return Rejection("missing_field", "op: required in a Debezium change event")
-        side = "after" if op in _UPSERT_OPS else "before" if op == "d" else None
+        side = None if type(op) is not str else "after" if op in _UPSERT_OPS else "before" if op == "d" else None
         if side is None:
             return Rejection("invalid_field", f"op: {show(op)} is not a row change (c, u, r or d)")
         row = event.get(side)
