@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.config import MappingSettings
+from connector.config import MappingSettings, load_settings
 from connector.errors import ConfigError
 from connector.sink.mapping.decode import decode_record, decode_shaped
 from connector.sink.mapping.mapper import Mapper
@@ -257,6 +258,12 @@ def test_hash_of_a_number_hashes_its_json_text_and_leaves_null_alone() -> None:
     assert mapped["properties"] == {"n": sha("42"), "z": None}
 
 
+def test_hash_of_an_integer_past_64_bits_uses_its_decimal_text() -> None:
+    """orjson cannot write such an integer: once a TypeError out of the mapping, found by Hypothesis."""
+    record = {"user": {"id": 1}, "action": "a", "details": {"n": 2**70}}
+    assert one(shape(**PRODUCT, hash=["$.details.n"]).messages(record))["properties"] == {"n": sha(str(2**70))}
+
+
 def test_rules_on_absent_fields_change_nothing() -> None:
     record = {"user": {"id": 1}, "action": "a", "details": {"k": 1}}
     rules = {"drop": ["$.x.y"], "rename": {"$.details.q": "r"}, "hash": ["$.user.email"]}
@@ -323,6 +330,7 @@ def test_debezium_object_entity_identifies_and_deletes_objects() -> None:
         ({"op": "d", "before": None}, "missing_field", "before"),
         ({"after": ROW}, "missing_field", "op"),
         ({"op": "t"}, "invalid_field", "op"),
+        ({"op": ["c"]}, "invalid_field", "op"),  # once a TypeError (an unhashable op), found by Hypothesis
         ([1], "not_an_object", "record"),
     ],
 )
@@ -423,3 +431,27 @@ def test_compiling_any_declaration_either_compiles_or_is_a_config_error(fields: 
     else:
         return
     assert error.key.startswith(WHERE)
+
+
+# ---- config loading --------------------------------------------------------------------------------
+
+
+def test_loading_the_config_compiles_each_topic_mapping_without_any_network(tmp_path: Path) -> None:
+    """``load_settings`` is the validation a ``validate`` command needs: mappings compile when it loads."""
+    config = tmp_path / "c.yaml"
+    config.write_text("topics:\n  users:\n    mapping: {preset: debezium}\n  plain: {}\n")
+    settings = load_settings({}, str(config))
+    mappings = {topic.name: topic.mapping for topic in settings.topics}
+    assert mappings == {"users": shape(preset="debezium"), "plain": None}
+    assert settings == load_settings({}, str(config))
+
+
+def test_loading_refuses_a_debezium_person_mapping_when_user_deleted_is_not_a_delete_event(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("topics:\n  users:\n    mapping: {preset: debezium}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"CONNECTOR_DELETE_EVENTS": "Account Closed"}, str(config))
+    assert caught.value.key == "topics.users.mapping.preset"
+    objects = "topics:\n  companies:\n    mapping: {preset: debezium, entity: object, object_type_id: 2}\n"
+    config.write_text(objects)
+    assert load_settings({"CONNECTOR_DELETE_EVENTS": "Account Closed"}, str(config)).topics[0].mapping is not None
