@@ -26,6 +26,7 @@ PURE_LAYER_TESTS = [
     "tests/sink/test_mapping.py",
     "tests/sink/test_mapping_properties.py",
     "tests/sink/test_decode.py",
+    "tests/sink/test_shapes.py",
     "tests/sink/test_timestamps.py",
     "tests/sink/test_ulid.py",
     "tests/sink/test_identifiers.py",

@@ -37,6 +37,7 @@ from connector.config.settings import (
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
+from connector.sink.mapping.shapes import DEBEZIUM_DELETE_EVENT, compile_shape
 
 _EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 _EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
@@ -155,7 +156,11 @@ def _build_topics(raw: Any) -> tuple[TopicSettings, ...]:
         if "name" in item:
             raise ConfigError(f"{where}.name", "unknown setting")
         fields = {**item, "name": name}
-        topics.append(typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False)))
+        raw_mapping = fields.pop("mapping", None)
+        topic = typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False))
+        if raw_mapping is not None:  # compiled (and so validated) here, once: a bad mapping never starts
+            topic = dataclasses.replace(topic, mapping=compile_shape(raw_mapping, f"{where}.mapping"))
+        topics.append(topic)
     return tuple(topics)
 
 
@@ -279,11 +284,20 @@ def _check_consistency(settings: Settings) -> None:
         for name in topic.header_workspaces:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
+        _check_mapping(topic, settings.mapping.delete_events)
     _check_webhook_workspaces(settings)
     _check_input_topics(settings.sink)
     _check_start_from(settings.sink)
     _check_bootstrap_servers(settings.kafka)
     _check_kafka_security(settings.kafka)
+
+
+def _check_mapping(topic: TopicSettings, delete_events: tuple[str, ...]) -> None:
+    if topic.mapping is not None and topic.mapping.deletes_people and DEBEZIUM_DELETE_EVENT not in delete_events:
+        raise ConfigError(
+            f"topics.{topic.name}.mapping.preset",
+            f"debezium deletes people with the event {DEBEZIUM_DELETE_EVENT!r}: keep it in CONNECTOR_DELETE_EVENTS",
+        )
 
 
 def _check_webhook_workspaces(settings: Settings) -> None:

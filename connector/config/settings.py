@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from connector.sink.mapping.shapes import RecordShape
+
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -461,6 +463,11 @@ class TopicSettings:
         (),
         None,
         "Workspaces this topic's records may name in CONNECTOR_WORKSPACE_HEADER (empty: the header is refused).",
+    )
+    mapping: RecordShape | None = setting(
+        None,
+        None,
+        "Declarative mapping of this topic's records to Segment messages (docs/inputs.md); compiled at load.",
     )
 
 

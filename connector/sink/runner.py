@@ -33,7 +33,7 @@ from connector.metrics import Metrics
 from connector.sink.budget import BufferBudget, Holding
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
-from connector.sink.mapping.decode import decode_record
+from connector.sink.mapping.decode import decode_record, decode_shaped
 from connector.sink.mapping.model import Filtered, MessageContext, Rejection
 from connector.sink.mapping.transactional import build_send_email
 from connector.sink.offsets import OffsetTracker
@@ -97,6 +97,10 @@ class Sink:
         self._completed: Counter[tuple[str, str]] = Counter()  # (topic, outcome), flushed to metrics per fetch
         self._skipped: Counter[str] = Counter()  # tombstones skipped, by topic, flushed with _completed
         self._halted: dict[Partition, str] = {}  # errors.tolerance=none: partition → why it stopped
+        # Topics with a declarative mapping (docs/inputs.md); every other topic is Segment-spec JSON.
+        self._shapes = {topic.name: topic.mapping for topic in settings.topics if topic.mapping is not None}
+        # Debezium follows each delete with a tombstone: always skipped there, whatever CONNECTOR_TOMBSTONES.
+        self._skip_tombstones = {name for name, shape in self._shapes.items() if shape.preset == "debezium"}
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         # One bound for the whole process, shared by the workspaces (not multiplied by their number).
@@ -300,12 +304,13 @@ class Sink:
             ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
 
     def _map_messages(self, record: Record, ticket: Ticket) -> None:
-        if record.value is None and self._sink.tombstones == "skip":
+        if record.value is None and (self._sink.tombstones == "skip" or record.topic in self._skip_tombstones):
             # A tombstone deletes a key on a compacted topic: nothing to send, and no reason to dead-letter.
             ticket.skipped = True
             self._skipped[record.topic] += 1
             return
-        decoded = decode_record(record.value)
+        shape = self._shapes.get(record.topic) if self._shapes else None  # no lookup at all without mappings
+        decoded = decode_record(record.value) if shape is None else decode_shaped(record.value, shape)
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
             return
