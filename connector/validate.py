@@ -14,7 +14,6 @@ printed text is masked once more against every configured secret value.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from connector.config import (
     WorkspaceSettings,
     load_settings,
 )
-from connector.config.loading import TOP_LEVEL_KEYS, check_role, did_you_mean, read_yaml
+from connector.config.loading import TOP_LEVEL_KEYS, check_role, closest, did_you_mean, read_yaml
 from connector.config.settings import OTHER_ENVIRONMENT, ROLE_SECTIONS
 from connector.errors import ConfigError
 
@@ -78,8 +77,14 @@ def known_variables(doc: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def validate(env: Mapping[str, str], config_path: str | None, role: str | None = None) -> Report:
-    """Validate the YAML file (``config_path`` or ``CONNECTOR_CONFIG``) and ``env``; never raises ConfigError."""
+def validate(
+    env: Mapping[str, str], config_path: str | None, role: str | None = None, *, some_role: bool = True
+) -> Report:
+    """Validate the YAML file (``config_path`` or ``CONNECTOR_CONFIG``) and ``env``; never raises ConfigError.
+
+    With ``role``, that role's requirements are errors; without, each role is reported, and with
+    ``some_role`` it is an error that none of them could start.
+    """
     path = config_path or env.get("CONNECTOR_CONFIG") or None
     try:
         doc = read_yaml(path) if path else {}
@@ -106,7 +111,7 @@ def validate(env: Mapping[str, str], config_path: str | None, role: str | None =
                 roles[name] = str(exc)
         if role and roles[role] is not None:
             findings.append(Finding("error", f"role {role}", str(roles[role])))
-        elif not role and all(reason is not None for reason in roles.values()):
+        elif not role and some_role and all(reason is not None for reason in roles.values()):
             findings.append(Finding("error", "roles", "none of run, sink or webhooks has what it needs (see below)"))
     return Report(tuple(findings), settings, roles)
 
@@ -160,8 +165,8 @@ def unknown_variables(env: Mapping[str, str], known: Iterable[str]) -> Iterator[
     known = sorted(known)
     for name in sorted(env):
         if name.startswith(ENV_PREFIXES) and name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = closest(name, known)
+            hint = f" (did you mean {close}?)" if close else ""
             yield Finding("warning", name, f"unknown variable, ignored{hint}")
 
 
@@ -329,14 +334,15 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def role_settings(role: str) -> list[tuple[str, str]]:
-    """(variable, default) of every setting ``role`` reads, in documentation order."""
-    from connector.config.loading import documented_settings
-
-    sections = ROLE_SECTIONS[role]
-    wanted = {
-        str(f.metadata["env"]) for name in sections if name in SECTIONS for f in dataclasses.fields(SECTIONS[name])
-    }
-    if "workspace" in sections:
-        wanted.update(str(f.metadata["env"]) for f in dataclasses.fields(WorkspaceSettings) if f.metadata.get("env"))
-    return [(env_name, default) for env_name, default, _ in documented_settings() if env_name in wanted]
+def role_settings(role: str) -> list[tuple[str, str, str]]:
+    """(variable, config file key, default) of every setting ``role`` reads, in documentation order."""
+    rows: list[tuple[str, str, str]] = []
+    for section in ROLE_SECTIONS[role]:
+        cls = SECTIONS.get(section, WorkspaceSettings)
+        prefix = "workspaces[]" if cls is WorkspaceSettings else section
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("env"):
+                default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+                shown = "(none)" if default in ("", ()) else show(default)
+                rows.append((str(f.metadata["env"]), f"{prefix}.{f.name}", shown))
+    return rows

@@ -102,8 +102,29 @@ TOP_LEVEL_KEYS = (*SECTIONS, "workspaces", "routes", "topics")
 
 def did_you_mean(name: object, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidate to a misspelt name, or "" when none is close."""
-    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(str(name), candidates)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``name`` most likely misspells: first one it abbreviates word by word
+    (``batch_max_ops`` → ``batch_max_operations``), else the most similar (difflib), else None."""
+    pool = list(candidates)
+    words = name.lower().split("_")
+    for candidate in pool:
+        theirs = candidate.lower().split("_")
+        if len(theirs) == len(words) and all(map(_abbreviates, words, theirs)):
+            return candidate
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``short`` keeps ``word``'s first letter and some of the others, in order (ops → operations)."""
+    if not short or short[0] != word[:1]:
+        return False
+    rest = iter(word)
+    return all(letter in rest for letter in short)
 
 
 def read_yaml(path: str) -> dict[str, Any]:
