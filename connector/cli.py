@@ -208,6 +208,12 @@ class _Parser(argparse.ArgumentParser):
     """Bad arguments get one line naming the problem (and exit 2), not the usage text."""
 
     def error(self, message: str) -> NoReturn:
+        import os
+
+        from connector.validate import mask, secret_values
+
+        # The message quotes the arguments: a key pasted in the wrong place must not reach a CI log.
+        message = mask(message, secret_values(None, os.environ, {}))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
