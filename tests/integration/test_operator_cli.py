@@ -102,6 +102,44 @@ def test_validate_flags_settings_another_setting_makes_irrelevant() -> None:
     assert "warning: CONNECTOR_TRANSACTIONAL_DELIVERY_TOPIC: ignored: CONNECTOR_TRANSACTIONAL_TOPIC is not set" in out
 
 
+def test_validate_flags_tls_files_without_tls_and_header_workspaces_without_the_header(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked offline", encoding="utf-8")
+    config = write(
+        tmp_path,
+        "workspaces:\n  - {name: shop, site_id: s, api_key: k-secret}\ntopics:\n  events:\n    header_workspaces: [shop]\n",
+    )
+    env = {"CONNECTOR_INPUT_TOPICS": "events", "KAFKA_SSL_CAFILE": str(ca)}
+    out = run_cli(env, "validate", "--config", config).stdout
+    assert "warning: KAFKA_SSL_CAFILE: ignored: KAFKA_SECURITY_PROTOCOL is PLAINTEXT, without TLS" in out
+    assert "warning: topics.events.header_workspaces: ignored: CONNECTOR_WORKSPACE_HEADER is not set" in out
+
+
+def test_print_config_names_where_each_workspace_secret_came_from(tmp_path: Path) -> None:
+    key_file = tmp_path / "app.key"
+    key_file.write_text("app-key-from-file-42\n", encoding="utf-8")
+    config = write(
+        tmp_path,
+        f"workspaces:\n  - name: shop\n    site_id: s1\n    api_key_env: SHOP_KEY\n    app_api_key_file: {key_file}\n",
+    )
+    result = run_cli({"SHOP_KEY": SECRET}, "validate", "--config", config, "--print-config")
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["workspaces[0].site_id"] == ["s1", "yaml"]
+    assert rows["workspaces[0].api_key"] == ["***", "env", "SHOP_KEY", "(yaml", "api_key_env)"]
+    assert rows["workspaces[0].app_api_key"] == ["***", "file", "(yaml", "app_api_key_file)"]
+    assert rows["workspaces[0].region"] == ["auto", "default"]
+    assert SECRET not in result.stdout
+    assert "app-key-from-file-42" not in result.stdout
+
+
+def test_validate_answers_an_unreadable_config_file_with_one_error(tmp_path: Path) -> None:
+    broken = write(tmp_path, "sink: [unclosed\n")
+    result = run_cli({}, "validate", "--config", broken)
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[0].startswith("error: CONNECTOR_CONFIG: ")
+    assert "is not valid YAML at line" in result.stdout
+
+
 def test_validate_checks_what_the_role_requires() -> None:
     run = run_cli(SINK_ENV, "validate", "--role", "run")
     assert run.returncode == 2
