@@ -9,13 +9,14 @@ Errors are one line naming the key: ``CIO_REGION: must be one of us, eu, auto (g
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import os
 import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -59,7 +60,7 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     path = config_path or env.get("CONNECTOR_CONFIG") or None
-    doc = _read_yaml(path) if path else {}
+    doc = read_yaml(path) if path else {}
 
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -72,7 +73,8 @@ def load_settings(
     raw_routes = doc.pop("routes", None) or []
     raw_topics = doc.pop("topics", None) or {}
     if doc:
-        raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
+        key = sorted(doc, key=str)[0]
+        raise ConfigError(str(key), "unknown top-level key in the config file" + did_you_mean(key, TOP_LEVEL_KEYS))
 
     if raw_workspaces:
         if not isinstance(raw_workspaces, list):
@@ -93,11 +95,42 @@ def load_settings(
         sections["kafka"] = dataclasses.replace(sections["kafka"], aws_region=env["AWS_DEFAULT_REGION"].strip())
     settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
     _check_consistency(settings)
-    _check_role(settings, role)
+    check_role(settings, role)
     return settings
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+TOP_LEVEL_KEYS = (*SECTIONS, "workspaces", "routes", "topics")
+
+
+def did_you_mean(name: object, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate to a misspelt name, or "" when none is close."""
+    close = closest(str(name), candidates)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``name`` most likely misspells: first one it abbreviates word by word
+    (``batch_max_ops`` → ``batch_max_operations``), else the most similar (difflib), else None."""
+    pool = list(candidates)
+    words = name.lower().split("_")
+    for candidate in pool:
+        theirs = candidate.lower().split("_")
+        if len(theirs) == len(words) and all(map(_abbreviates, words, theirs)):
+            return candidate
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``short`` keeps ``word``'s first letter and some of the others, in order (ops → operations)."""
+    if not short or short[0] != word[:1]:
+        return False
+    rest = iter(word)
+    return all(letter in rest for letter in short)
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    """The config file's top-level mapping ({} when empty); ConfigError naming CONNECTOR_CONFIG otherwise."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -169,9 +202,9 @@ def _build(
 ) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(set(raw) - names, key=str)
     if unknown:
-        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting")
+        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting" + did_you_mean(unknown[0], names))
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         env_name = f.metadata.get("env")
@@ -408,7 +441,8 @@ def _check_input_topics(sink: SinkSettings) -> None:
         raise ConfigError("CONNECTOR_INPUT_TOPIC_PATTERN", f"not a regular expression ({exc})") from None
 
 
-def _check_role(settings: Settings, role: Role) -> None:
+def check_role(settings: Settings, role: Role) -> None:
+    """Raise ConfigError naming the first setting ``role`` requires and lacks."""
     if role in ("sink", "run", "check"):
         if not settings.workspaces:
             raise ConfigError("CIO_SITE_ID", "required (or declare workspaces in the config file)")

@@ -493,6 +493,10 @@ class Settings:
                 return ws
         raise KeyError(name)
 
+    def topic_shapes(self) -> dict[str, RecordShape]:
+        """Topic name → its declarative mapping, for the topics that have one."""
+        return {topic.name: topic.mapping for topic in self.topics if topic.mapping is not None}
+
 
 SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaSettings,
@@ -505,3 +509,19 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 Role = Literal["sink", "webhooks", "run", "check", "none"]
+
+# Which settings each service role reads: its sections, and for the sink the workspace (CIO_*) settings.
+# ``--help`` of run, sink and webhooks lists them; ``validate`` checks each role's requirements.
+ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "run": (*SECTIONS, "workspace"),
+    "sink": ("kafka", "endpoints", "sink", "mapping", "transactional", "service", "workspace"),
+    "webhooks": ("kafka", "webhook", "service"),
+}
+
+# Variables read outside the settings above (none of them configures the service itself): ``validate``
+# knows them, so it does not call them misspelt.
+OTHER_ENVIRONMENT: dict[str, str] = {
+    "CONNECTOR_CONFIG": "Path of the optional YAML file (same as --config).",
+    "CIO_CONNECTOR_CACHE": "Development tools: where downloaded Kafka jars are cached.",
+    "CIO_CONNECTOR_COMPILE": "Build: compile the hot modules when building a wheel (setup.py).",
+}
