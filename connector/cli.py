@@ -374,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--group", default="cio-connector-dlq-replay", help="consumer group remembering progress")
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
+    replay.add_argument(
+        "--fresh-timestamps",
+        action="store_true",
+        help="send the replayed identifies without their original timestamp (Customer.io may ignore an "
+        "identify older than the profile's last update); adds the header cio-identify-timestamp: omit",
+    )
     replay.set_defaults(func=cmd_dlq_replay)
 
     offsets = sub.add_parser(

@@ -20,6 +20,7 @@ OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
 WebhookEventNames = Literal["rudderstack", "customerio"]
+IdentifyTimestamp = Literal["event", "now", "omit"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -310,6 +311,16 @@ class MappingSettings:
     delete_events: tuple[str, ...] = setting(
         ("User Deleted",), "CONNECTOR_DELETE_EVENTS", "Track events that delete the person."
     )
+    object_delete_events: tuple[str, ...] = setting(
+        ("Object Deleted",),
+        "CONNECTOR_OBJECT_DELETE_EVENTS",
+        "Track events that delete the object properties.objectId (object delete).",
+    )
+    relationship_delete_events: tuple[str, ...] = setting(
+        ("Relationship Deleted",),
+        "CONNECTOR_RELATIONSHIP_DELETE_EVENTS",
+        "Track events that remove the person's relationship to properties.objectId.",
+    )
     suppress_events: tuple[str, ...] = setting(
         ("User Suppressed",), "CONNECTOR_SUPPRESS_EVENTS", "Track events that suppress the person."
     )
@@ -324,6 +335,12 @@ class MappingSettings:
         (), "CONNECTOR_ALLOW_TYPES", "If set, only these message types are sent (identify, track, …)."
     )
     deny_types: tuple[str, ...] = setting((), "CONNECTOR_DENY_TYPES", "Message types never sent (filtered).")
+    identify_timestamp: IdentifyTimestamp = setting(
+        "omit",
+        "CONNECTOR_IDENTIFY_TIMESTAMP",
+        "Timestamp sent on identify: omit (Customer.io's receive time), now (the connector's clock) or event "
+        "(the message's own; a late one may be ignored, docs/operations.md).",
+    )
 
 
 # Customer.io retries a webhook for up to 7 days, possibly with its original timestamp (reference §6.2):

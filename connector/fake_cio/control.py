@@ -4,6 +4,7 @@
     DELETE /_fake/operations                   → {}  (forgets operations and transactional emails)
     GET    /_fake/stats                        → {"requests": {ws: {region: {status: n}}}, "redirected": {ws: n},
                                                   "accepted_operations": {ws: n}, "rejected_operations": {ws: n},
+                                                  "ignored_operations": {ws: n} (stale identifies),
                                                   "throttled": {ws: [{"at", "status", "retry_after",
                                                                       "next_request_at"}]}}
     DELETE /_fake/stats                        → {}

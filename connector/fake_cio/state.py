@@ -57,6 +57,10 @@ class Faults:
     # check (e.g. per-person limits): per item in a 207 (poison_status 207) or the whole batch (400).
     poison_names: tuple[str, ...] = ()
     poison_status: int = 207
+    # Answer 200 but ignore a person identify whose timestamp (else the receive time) is older than the
+    # profile's last update: the behaviour a third party reports and Customer.io has not confirmed
+    # (reference Addendum E). Ignored identifies are counted, not recorded.
+    ignore_stale_identifies: bool = False
 
 
 @dataclass(slots=True)
@@ -125,6 +129,9 @@ class FakeState:
         # so 100,000 recorded operations do not slow every collection down (measured: half the CPU per batch).
         self._records: deque[tuple[str, str, str, bytes, float]] = deque(maxlen=max_recorded)
         self.emails: list[dict[str, Any]] = []
+        # (workspace, person) → the timestamp of its last applied identify, kept while stale identifies
+        # are ignored. A person is keyed by its identifier as sent ("id:42"): the fake links no identities.
+        self._profile_updates: dict[tuple[str, str], int] = {}
         self.clear_stats()
 
     # --- credentials ------------------------------------------------------------------------------------
@@ -242,6 +249,25 @@ class FakeState:
             for op in ops:
                 append((name, region, api, op, now))
 
+    def ignores(self, ws: Workspace, op: Mapping[str, Any], now: float) -> bool:
+        """Whether an accepted operation is ignored as a stale identify (``ignore_stale_identifies``).
+
+        The update's time is its ``timestamp``, else ``now`` (the receive time). An equal time is applied:
+        what Customer.io does with ties is unconfirmed. A v2 operation that passed the rules is assumed.
+        """
+        if not self.faults.ignore_stale_identifies or op.get("type") != "person" or op.get("action") != "identify":
+            return False
+        ((kind, value),) = op["identifiers"].items()
+        key = (ws.name, f"{kind}:{value}")
+        at = op.get("timestamp")
+        at = int(now) if at is None else at
+        last = self._profile_updates.get(key)
+        if last is not None and at < last:
+            self._ignored[ws.name] += 1
+            return True
+        self._profile_updates[key] = at
+        return False
+
     def count_rejected(self, ws: Workspace, n: int) -> None:
         """Count operations rejected by the rules."""
         self._rejected[ws.name] += n
@@ -283,6 +309,7 @@ class FakeState:
         self._redirected: Counter[str] = Counter()
         self._accepted: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
+        self._ignored: Counter[str] = Counter()
         self._throttled: dict[str, deque[dict[str, Any]]] = {}
         self._awaiting_next: dict[str, list[dict[str, Any]]] = {}
 
@@ -296,13 +323,17 @@ class FakeState:
             "redirected": dict(self._redirected),
             "accepted_operations": dict(self._accepted),
             "rejected_operations": dict(self._rejected),
+            "ignored_operations": dict(self._ignored),
             "throttled": {name: [dict(e) for e in entries] for name, entries in self._throttled.items()},
         }
 
 
 def _check_fault(name: str, value: Any) -> None:
     number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if name == "poison_names":
+    if name == "ignore_stale_identifies":
+        if not isinstance(value, bool):
+            raise ValueError("ignore_stale_identifies must be true or false")
+    elif name == "poison_names":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ValueError("poison_names must be a list of strings")
     elif name == "poison_status":

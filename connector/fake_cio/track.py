@@ -51,16 +51,18 @@ async def batch(request: web.Request) -> web.Response:
         return _v2_error(error("invalid", "name", "operation rejected (poison fault)"))
     accepted: list[bytes] = []
     errors: list[dict[str, Any]] = []
+    now = state.clock()
     for index, op in enumerate(parsed):
         raw = orjson.dumps(op)  # its size is a rule, and it is recorded serialized
         problem = check_operation(op, len(raw))
         if problem is None and poison and _poisoned(op, poison):
             problem = error("invalid", "name", "operation rejected (poison fault)")
         if problem is None:
-            accepted.append(raw)
+            if not state.ignores(ws, op, now):
+                accepted.append(raw)
         else:
             errors.append({"batch_index": index, **problem})
-    state.record_operations(ws, "v2", accepted, state.clock())
+    state.record_operations(ws, "v2", accepted, now)
     if errors:
         state.count_rejected(ws, len(errors))
         return json_response({"errors": errors}, 207)
@@ -90,7 +92,9 @@ async def entity(request: web.Request) -> web.Response:
     if problem is not None:
         state.count_rejected(ws, 1)
         return _v2_error(problem)
-    state.record_operations(ws, "v2", [bytes(body)], state.clock())
+    now = state.clock()
+    if not state.ignores(ws, op, now):
+        state.record_operations(ws, "v2", [bytes(body)], now)
     return json_response(_OK)
 
 

@@ -17,7 +17,15 @@ from connector.config import SinkSettings
 from connector.kafka import Record
 from connector.logs import get_logger
 from connector.sink.mapping.decode import decode_record, decode_shaped
-from connector.sink.mapping.model import Filtered, Message, MessageContext, Operation, Rejection
+from connector.sink.mapping.model import (
+    IDENTIFY_TIMESTAMP_HEADER,
+    IDENTIFY_TIMESTAMP_POLICIES,
+    Filtered,
+    Message,
+    MessageContext,
+    Operation,
+    Rejection,
+)
 from connector.sink.mapping.shapes import RecordShape
 from connector.sink.mapping.transactional import build_send_email
 from connector.sink.routing import Router
@@ -97,10 +105,16 @@ class RecordPath:
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
             return
+        identify_timestamp: str | None = None
         if record.headers:
             header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
             header = record.header(header_name) if header_name else None
             topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
+            override = _identify_timestamp(record)
+            if isinstance(override, Rejection):
+                ticket.reject(DeadLetterReason(override.reason, override.message))
+                return
+            identify_timestamp = override
         else:  # the common case, without the header scans
             header = None
             topic, partition, offset, timestamp_ms = record.topic, record.partition, record.offset, record.timestamp_ms
@@ -113,7 +127,7 @@ class RecordPath:
             if target.transactional and self._submit_transactional is not None:
                 _send_email(self._submit_transactional, message, target.workspace, ticket)
                 continue
-            context = MessageContext(topic, partition, offset, index, timestamp_ms)
+            context = MessageContext(topic, partition, offset, index, timestamp_ms, identify_timestamp)
             mapped = target.mapper.map(message, context, max_bytes)
             if isinstance(mapped, Rejection):
                 ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
@@ -148,6 +162,17 @@ def _origin(record: Record) -> tuple[str, int, int, int]:
         except (ValueError, UnicodeDecodeError):
             pass  # malformed origin headers: fall back to this record's own position
     return record.topic, record.partition, record.offset, record.timestamp_ms
+
+
+def _identify_timestamp(record: Record) -> str | Rejection | None:
+    """The record's identify-timestamp override (``dlq replay --fresh-timestamps``), or why it is refused."""
+    policy = record.header(IDENTIFY_TIMESTAMP_HEADER)
+    if policy is None:
+        return None
+    text = policy.decode("utf-8", "replace")
+    if text not in IDENTIFY_TIMESTAMP_POLICIES:
+        return Rejection("invalid_field", f"{IDENTIFY_TIMESTAMP_HEADER} header: must be event, now or omit")
+    return text
 
 
 def _header_int(value: bytes | None) -> int:

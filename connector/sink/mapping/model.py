@@ -40,6 +40,12 @@ REASONS = frozenset(
 
 FILTER_REASONS = frozenset({"integrations_disabled", "event_denied", "type_denied"})
 
+# A record header overriding CONNECTOR_IDENTIFY_TIMESTAMP for that record's identifies: ``event``, ``now``
+# or ``omit``. ``dlq replay --fresh-timestamps`` writes ``omit``: a replayed identify must not carry the
+# stale time of its first attempt (Customer.io may ignore an update older than the profile's last one).
+IDENTIFY_TIMESTAMP_HEADER = "cio-identify-timestamp"
+IDENTIFY_TIMESTAMP_POLICIES = frozenset({"event", "now", "omit"})
+
 
 class Operation(NamedTuple):
     """One Customer.io v2 operation, serialized (a NamedTuple: one is built per operation, cheaply).
@@ -78,6 +84,9 @@ class MessageContext:
     offset: int
     index: int  # position within a {"batch": [...]} envelope, 0 for a single message
     timestamp_ms: int  # the Kafka record timestamp
+    # CONNECTOR_IDENTIFY_TIMESTAMP for this record only (the IDENTIFY_TIMESTAMP_HEADER, e.g. set by
+    # ``dlq replay --fresh-timestamps``); None: the mapping settings decide.
+    identify_timestamp: str | None = None
 
 
 MappedMessage = tuple[Operation, ...] | Rejection | Filtered
