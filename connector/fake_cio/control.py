@@ -44,6 +44,12 @@ async def delete_operations(request: web.Request) -> web.Response:
     return json_response(_OK)
 
 
+async def get_segments(request: web.Request) -> web.Response:
+    """Manual segment membership and accepted delivery metrics."""
+    state = request.app[LISTENER].state
+    return json_response({"segments": state.describe_segments(), "metrics": state.metrics})
+
+
 async def get_stats(request: web.Request) -> web.Response:
     """Request counters and the 429 timeline."""
     return json_response(request.app[LISTENER].state.stats())
@@ -93,6 +99,7 @@ def add_routes(app: web.Application) -> None:
     """Register the control routes."""
     app.router.add_get("/_fake/operations", get_operations)
     app.router.add_delete("/_fake/operations", delete_operations)
+    app.router.add_get("/_fake/segments", get_segments)
     app.router.add_get("/_fake/stats", get_stats)
     app.router.add_delete("/_fake/stats", delete_stats)
     app.router.add_get("/_fake/faults", get_faults)

@@ -13,6 +13,8 @@ followed; Customer.io's Track API limits apply):
   and fragment (the full URL stays in ``attributes.url``) before the name limit applies.
 - group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id.
 - alias → person ``merge``.
+- track events named in the segment and delivery-metric settings → Track API v1 calls: see
+  ``connector.sink.mapping.v1calls``.
 - records that already are v2 operations: see ``connector.sink.mapping.operations``.
 
 Track, page and screen find the person by ``userId``, else ``context.traits.email``, else they are
@@ -42,6 +44,7 @@ from connector.sink.mapping.operations import ACTIONS, is_v2_operation, message_
 from connector.sink.mapping.rules import Rules
 from connector.sink.mapping.timestamps import message_ms, to_unix_ms
 from connector.sink.mapping.ulid import event_ulid
+from connector.sink.mapping.v1calls import plan_metric, plan_segment
 from connector.sink.mapping.validation import (
     MAX_NAME_BYTES,
     Invalid,
@@ -87,6 +90,14 @@ class Mapper:
             ("add_device", settings.device_add_events),
         ):
             self.semantic.update(dict.fromkeys(names, action))  # a name in two lists: the later one here wins
+        # Track events sent as v1 calls; these names win over the v2 semantic names above.
+        self.v1_events: dict[str, str] = {}
+        for call, names in (
+            ("metrics", settings.delivery_metric_events),
+            ("remove_customers", settings.segment_remove_events),
+            ("add_customers", settings.segment_add_events),
+        ):
+            self.v1_events.update(dict.fromkeys(names, call))
         self.allow_events = frozenset(settings.allow_event_names) or None
         self.deny_events = frozenset(settings.deny_event_names)
         self.filter_events = self.allow_events is not None or bool(self.deny_events)
@@ -108,13 +119,18 @@ class Mapper:
             planned = self._plan(message, ctx)
             if isinstance(planned, Filtered):
                 return planned
+            if isinstance(planned, Operation):  # a v1 call, built complete
+                size = len(planned.body)
+                if size > max_operation_bytes:
+                    return Rejection("too_large", f"operation: {size} bytes serialized, limit {max_operation_bytes}")
+                return (planned,)
             return (self.finish(planned, max_operation_bytes),)
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
         except Exception as exc:  # noqa: BLE001 - the contract: no message, however odd, may stop a partition
             return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
-    def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
+    def _plan(self, message: object, ctx: MessageContext) -> Planned | Operation | Filtered:
         if not isinstance(message, dict):
             raise Invalid("not_an_object", f"message: must be an object (got {json_type(message)})")
         kind = message.get("type")
@@ -229,12 +245,17 @@ class Mapper:
             op["timestamp"] = ms // 1000
         return op, key, "person.identify", path
 
-    def _track(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+    def _track(self, message: Message, ctx: MessageContext) -> Planned | Operation | Filtered:
         name = get_string(message, "event", "event")
         if not name:
             raise Invalid("missing_field", "event: required for track")
         if self.filter_events and not self.event_allowed(name):
             return _EVENT_DENIED
+        call = self.v1_events.get(name)
+        if call is not None:
+            if call == "metrics":
+                return plan_metric(message, ctx, name)
+            return plan_segment(message, name, call, ids.sender(message))
         props = get_object(message, "properties", "properties") or _EMPTY
         who = ids.sender(message)
         action = self.semantic.get(name)
