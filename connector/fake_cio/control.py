@@ -1,7 +1,9 @@
 """The fake's own control API under ``/_fake/`` (both ports): read what it accepted, switch faults.
 
     GET    /_fake/operations[?workspace=NAME]  → [{"workspace", "region", "api", "operation", "received_at"}]
-    DELETE /_fake/operations                   → {}  (forgets operations and transactional emails)
+    DELETE /_fake/operations                   → {}  (forgets operations, transactional emails and metrics)
+    GET    /_fake/segments                     → {"segments": {ws: {segment_id: [[id_type, id]]}},
+                                                  "metrics": [{"workspace", "region", "delivery_id", "metric", …}]}
     GET    /_fake/stats                        → {"requests": {ws: {region: {status: n}}}, "redirected": {ws: n},
                                                   "accepted_operations": {ws: n}, "rejected_operations": {ws: n},
                                                   "throttled": {ws: [{"at", "status", "retry_after",

@@ -18,7 +18,6 @@ delivery keeps them in the person's lane order and merges consecutive ids of one
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import quote
 
 import orjson
 
@@ -61,7 +60,7 @@ def plan_segment(message: Message, name: str, action: str, who: ids.Identity | N
     ((id_type, value),) = identifiers.items()
     if id_type not in SEGMENT_ID_TYPES:  # pragma: no cover - sender() only returns id, email or cio_id
         raise Invalid("invalid_identifier", f"userId: a {id_type} cannot join a segment")
-    path = f"/api/v1/segments/{sid}/{action}?id_type={quote(id_type)}"
+    path = f"/api/v1/segments/{sid}/{action}?id_type={id_type}"
     return Operation(orjson.dumps(value), key, "segment." + action, V1Call(path, MAX_SEGMENT_IDS, "segments"))
 
 
