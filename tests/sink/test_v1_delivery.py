@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 
 from connector.config import load_settings
-from connector.kafka import Record
+from connector.fake_cio.server import FakeCustomerIO
+from connector.kafka import Partition, Record
 from connector.sink.mapping.mapper import Mapper
 from connector.sink.mapping.model import MessageContext, Operation
 from connector.sink.tickets import DeadLetterReason, Ticket
-from tests.sink.memory_sink import wait_for
+from tests.sink.memory_sink import EVENTS, FAKE, record, run_sink, wait_for
 from tests.sink.test_delivery import PARTITION, RecordingPolicy, delivering, event
 
 MAPPER = Mapper(load_settings({}).mapping)
@@ -188,3 +189,22 @@ async def test_401_on_a_v1_call_stops_the_workspace_until_the_key_works() -> Non
         assert h.ready()
         assert tickets[0].dead_letter is None
         assert h.fake.state.segment_members("acme", 12) == {("id", "p1")}
+
+
+async def test_the_sink_commits_v1_calls_once_resolved_and_dead_letters_bad_ones() -> None:
+    """Through the runner: every offset committed; the bad segment id dead-lettered naming the field."""
+    messages: list[dict[str, Any]] = [
+        {"type": "identify", "userId": "p1", "traits": {"plan": "pro"}},
+        {"type": "track", "userId": "p1", "event": "Added to Segment", "properties": {"segmentId": 5}},
+        {"type": "track", "userId": "p2", "event": "Added to Segment", "properties": {"segmentId": -5}},
+        {"type": "track", "event": "Report Delivery Event", "properties": {"deliveryId": "d1", "metric": "converted"}},
+    ]
+    async with FakeCustomerIO([FAKE]) as fake:
+        outcome = await run_sink(fake, [record(i, orjson.dumps(m)) for i, m in enumerate(messages)])
+        assert outcome.committed == {Partition(EVENTS, 0): 4}
+        assert set(outcome.dead_letters) == {(EVENTS, 2)}
+        headers = outcome.dead_letters[EVENTS, 2]
+        assert headers["cio-dlq-reason"] == b"invalid_field"
+        assert headers["cio-dlq-message"] == b"properties.segmentId: must be a positive integer segment id (got number)"
+        assert fake.state.segment_members(FAKE.name, 5) == {("id", "p1")}
+        assert [(m["delivery_id"], m["metric"]) for m in fake.state.metrics] == [("d1", "converted")]
