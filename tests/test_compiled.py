@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PURE_LAYER_TESTS = [
     "tests/sink/test_mapping.py",
     "tests/sink/test_mapping_properties.py",
+    "tests/sink/test_v1calls_mapping.py",
     "tests/sink/test_decode.py",
     "tests/sink/test_shapes.py",
     "tests/sink/test_timestamps.py",

@@ -327,6 +327,21 @@ class MappingSettings:
     unsuppress_events: tuple[str, ...] = setting(
         ("User Unsuppressed",), "CONNECTOR_UNSUPPRESS_EVENTS", "Track events that unsuppress the person."
     )
+    segment_add_events: tuple[str, ...] = setting(
+        ("Added to Segment",),
+        "CONNECTOR_SEGMENT_ADD_EVENTS",
+        "Track events that add the person to manual segment properties.segmentId (v1 add_customers).",
+    )
+    segment_remove_events: tuple[str, ...] = setting(
+        ("Removed from Segment",),
+        "CONNECTOR_SEGMENT_REMOVE_EVENTS",
+        "Track events that remove the person from manual segment properties.segmentId (v1 remove_customers).",
+    )
+    delivery_metric_events: tuple[str, ...] = setting(
+        ("Report Delivery Event",),
+        "CONNECTOR_DELIVERY_METRIC_EVENTS",
+        "Track events reporting properties.metric of properties.deliveryId (v1 /api/v1/metrics).",
+    )
     allow_event_names: tuple[str, ...] = setting(
         (), "CONNECTOR_ALLOW_EVENTS", "If set, only these track event names are sent."
     )

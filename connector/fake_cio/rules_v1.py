@@ -23,6 +23,11 @@ from connector.fake_cio.rules import (
 )
 
 V1_EVENT_TYPES: Final = frozenset({"event", "page", "screen"})
+SEGMENT_ID_TYPES: Final = frozenset({"id", "email", "cio_id"})
+MAX_SEGMENT_IDS: Final = 1000
+_INT32_MAX: Final = 2**31 - 1
+# /api/v1/metrics: every channel's metric enum (email and webhook have all eight) [spec].
+METRICS: Final = frozenset({"bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"})
 MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
 MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
 
@@ -86,6 +91,54 @@ def check_v1_delete_device(identifier: str, token: str) -> RuleError | None:
 def check_v1_merge(body: object) -> RuleError | None:
     """``POST /api/v1/merge_customers``: primary and secondary, one identifier each."""
     return check_merge_sides(body) if isinstance(body, dict) else _NOT_AN_OBJECT
+
+
+def parse_segment_id(raw: str) -> int | None:
+    """The ``{segment_id}`` path parameter: a positive int32, else None."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= _INT32_MAX else None
+
+
+def check_v1_segment(segment_id: str, id_type: str | None, body: object) -> RuleError | None:
+    """``POST /api/v1/segments/{segment_id}/add_customers|remove_customers?id_type=…``: ``{"ids": [1..1000 strings]}``."""
+    if parse_segment_id(segment_id) is None:
+        return error("invalid_field", "segment_id", "must be a positive integer")
+    if id_type is not None and id_type not in SEGMENT_ID_TYPES:
+        return error("invalid_field", "id_type", "must be id, email or cio_id")
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        return error("missing_field", "ids", "ids array is required")
+    if not 1 <= len(ids) <= MAX_SEGMENT_IDS:
+        return error("limit_exceeded", "ids", f"must hold 1 to {MAX_SEGMENT_IDS} ids")
+    for index, value in enumerate(ids):
+        if problem := check_identifier(value, f"ids[{index}]"):
+            return problem
+    return None
+
+
+def check_v1_metric(body: object) -> RuleError | None:
+    """``POST /api/v1/metrics``: ``delivery_id`` and ``metric`` required; ``timestamp`` Unix s; the rest strings."""
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    if problem := check_identifier(body.get("delivery_id"), "delivery_id"):
+        return (
+            error("missing_field", "delivery_id", "delivery_id is required") if "delivery_id" not in body else problem
+        )
+    metric = body.get("metric")
+    if metric is None:
+        return error("missing_field", "metric", "metric is required")
+    if metric not in METRICS:
+        return error("invalid_field", "metric", "must be one of " + ", ".join(sorted(METRICS)))
+    if "timestamp" in body and (problem := check_timestamp(body["timestamp"], "timestamp")):
+        return problem
+    for key in ("recipient", "reason", "href"):
+        if key in body and not isinstance(body[key], str):
+            return error("invalid_field", key, "must be a string")
+    return None
 
 
 def count_recipients(addresses: str) -> int:

@@ -132,6 +132,9 @@ class FakeState:
         # (workspace, person) → the timestamp of its last applied identify, kept while stale identifies
         # are ignored. A person is keyed by its identifier as sent ("id:42"): the fake links no identities.
         self._profile_updates: dict[tuple[str, str], int] = {}
+        self.metrics: list[dict[str, Any]] = []  # accepted /api/v1/metrics bodies, with their workspace
+        # Manual segment membership: (workspace, segment id) → {(id_type, id)}; kept like a workspace's data.
+        self._segments: dict[tuple[str, int], set[tuple[str, str]]] = {}
         self.clear_stats()
 
     # --- credentials ------------------------------------------------------------------------------------
@@ -278,6 +281,30 @@ class FakeState:
         self.emails.append({"workspace": ws.name, "region": ws.region, **answer, "message": message})
         return answer
 
+    def record_metric(self, ws: Workspace, body: Mapping[str, Any]) -> None:
+        """Keep an accepted delivery metric (``POST /api/v1/metrics``)."""
+        self.metrics.append({"workspace": ws.name, "region": ws.region, **body})
+
+    def change_segment(self, ws: Workspace, segment_id: int, action: str, id_type: str, ids: Iterable[str]) -> None:
+        """Apply an accepted ``add_customers``/``remove_customers`` call to the segment's membership."""
+        members = self._segments.setdefault((ws.name, segment_id), set())
+        entries = {(id_type, value) for value in ids}
+        if action == "add_customers":
+            members |= entries
+        else:
+            members -= entries
+
+    def segment_members(self, workspace: str, segment_id: int) -> set[tuple[str, str]]:
+        """The (id_type, id) pairs now in a manual segment of ``workspace``."""
+        return set(self._segments.get((workspace, segment_id), ()))
+
+    def describe_segments(self) -> dict[str, dict[str, list[list[str]]]]:
+        """Every manual segment's members as JSON-ready values: workspace → segment id → [[id_type, id]]."""
+        result: dict[str, dict[str, list[list[str]]]] = {}
+        for (workspace, segment_id), members in sorted(self._segments.items()):
+            result.setdefault(workspace, {})[str(segment_id)] = [list(m) for m in sorted(members)]
+        return result
+
     def count(self, workspace: str, region: str, status: int | str) -> None:
         """Count one answered (or reset) request."""
         self._requests[workspace, region, str(status)] += 1
@@ -299,9 +326,10 @@ class FakeState:
         ]
 
     def clear_operations(self) -> None:
-        """Forget accepted operations and emails (stats are kept)."""
+        """Forget accepted operations, emails and metrics (stats and segment membership are kept)."""
         self._records.clear()
         self.emails.clear()
+        self.metrics.clear()
 
     def clear_stats(self) -> None:
         """Reset every counter and the 429 timeline."""

@@ -19,6 +19,8 @@ followed; Customer.io's Track API limits apply):
 - group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id;
   ``traits.objectAttributes`` / ``traits.relationshipAttributes`` are split between object and relationship.
 - alias → person ``merge``.
+- track events named in the segment and delivery-metric settings → Track API v1 calls: see
+  ``connector.sink.mapping.v1calls``.
 - records that already are v2 operations: see ``connector.sink.mapping.operations``.
 
 Track, page and screen find the person by ``userId``, else ``context.traits.email``, else they are
@@ -56,6 +58,7 @@ from connector.sink.mapping.relationships import (
 from connector.sink.mapping.rules import Rules
 from connector.sink.mapping.timestamps import message_ms, to_unix_ms
 from connector.sink.mapping.ulid import event_ulid
+from connector.sink.mapping.v1calls import plan_metric, plan_segment
 from connector.sink.mapping.validation import (
     MAX_NAME_BYTES,
     Invalid,
@@ -109,6 +112,14 @@ class Mapper:
             ("delete_relationship", settings.relationship_delete_events),
         ):
             self.semantic.update(dict.fromkeys(names, action))  # a name in two lists: the later one here wins
+        # Track events sent as v1 calls; these names win over the v2 semantic names above.
+        self.v1_events: dict[str, str] = {}
+        for call, names in (
+            ("metrics", settings.delivery_metric_events),
+            ("remove_customers", settings.segment_remove_events),
+            ("add_customers", settings.segment_add_events),
+        ):
+            self.v1_events.update(dict.fromkeys(names, call))
         self.allow_events = frozenset(settings.allow_event_names) or None
         self.deny_events = frozenset(settings.deny_event_names)
         self.filter_events = self.allow_events is not None or bool(self.deny_events)
@@ -130,13 +141,18 @@ class Mapper:
             planned = self._plan(message, ctx)
             if isinstance(planned, Filtered):
                 return planned
+            if isinstance(planned, Operation):  # a v1 call, built complete
+                size = len(planned.body)
+                if size > max_operation_bytes:
+                    return Rejection("too_large", f"operation: {size} bytes serialized, limit {max_operation_bytes}")
+                return (planned,)
             return (self.finish(planned, max_operation_bytes),)
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
         except Exception as exc:  # noqa: BLE001 - the contract: no message, however odd, may stop a partition
             return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
-    def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
+    def _plan(self, message: object, ctx: MessageContext) -> Planned | Operation | Filtered:
         if not isinstance(message, dict):
             raise Invalid("not_an_object", f"message: must be an object (got {json_type(message)})")
         kind = message.get("type")
@@ -273,30 +289,45 @@ class Mapper:
         elif policy == "now":
             op["timestamp"] = int(self.clock())
 
-    def _track(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+    def _track(self, message: Message, ctx: MessageContext) -> Planned | Operation | Filtered:
         name = get_string(message, "event", "event")
         if not name:
             raise Invalid("missing_field", "event: required for track")
         if self.filter_events and not self.event_allowed(name):
             return _EVENT_DENIED
+        call = self.v1_events.get(name)
+        if call is not None:
+            if call == "metrics":
+                return plan_metric(message, ctx, name)
+            return plan_segment(message, name, call, ids.sender(message))
         props = get_object(message, "properties", "properties") or _EMPTY
         who = ids.sender(message)
         action = self.semantic.get(name)
         if action is not None:
-            if action in ("delete_object", "delete_relationship"):
-                return plan_object_event(action, message, props, who, self.default_object_type_id)
-            if action in ("add_device", "delete_device"):
-                planned = (
-                    plan_device(self.rules, action, message, ctx, who=who, props=props) if who is not None else None
-                )
-                if planned is not None:
-                    return planned
-            elif who is None:
-                raise Invalid("missing_identifier", f"userId: required for {label(name)!r} ({action})")
-            else:
-                return {"type": "person", "action": action, "identifiers": who[0]}, who[1], "person." + action, "userId"
+            planned = self._semantic(action, name, message, ctx, props=props, who=who)
+            if planned is not None:
+                return planned
         who = who or ids.anonymous_sender(message, "track")
         return self._event("event", message, ctx, who, name=name, name_field="event", attrs=props)
+
+    def _semantic(
+        self,
+        action: str,
+        name: str,
+        message: Message,
+        ctx: MessageContext,
+        *,
+        props: dict[str, Any],
+        who: tuple[dict[str, Any], str] | None,
+    ) -> Planned | None:
+        """A semantic track event's operation; None: send it as a plain event (a device event without a token)."""
+        if action in ("delete_object", "delete_relationship"):
+            return plan_object_event(action, message, props, who, self.default_object_type_id)
+        if action in ("add_device", "delete_device"):
+            return plan_device(self.rules, action, message, ctx, who=who, props=props) if who is not None else None
+        if who is None:
+            raise Invalid("missing_identifier", f"userId: required for {label(name)!r} ({action})")
+        return {"type": "person", "action": action, "identifiers": who[0]}, who[1], "person." + action, "userId"
 
     def _page(self, message: Message, ctx: MessageContext) -> Planned:
         props = get_object(message, "properties", "properties") or _EMPTY
