@@ -166,6 +166,42 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return asyncio.run(replay(settings, args, sys.stderr))
 
 
+def _quiet_settings(args: argparse.Namespace) -> Settings:
+    """Settings for a command whose output is a table: progress logs only at DEBUG; secrets registered
+    so that the output can be masked with ``logs.mask``."""
+    from connector import logs
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup("WARNING" if settings.service.log_level != "DEBUG" else "DEBUG", log_format=settings.service.log_format)
+    logs.register_secrets(_secret_values(settings))
+    return settings
+
+
+def cmd_dlq_inspect(args: argparse.Namespace) -> int:
+    """Summarise the dead-letter topic by reason."""
+    from connector.dlq_inspect import inspect
+
+    settings = _quiet_settings(args)
+    return asyncio.run(
+        inspect(
+            settings,
+            reasons=args.reason,
+            sources=args.source_topic,
+            limit=args.limit,
+            as_json=args.json,
+            out=sys.stdout,
+        )
+    )
+
+
+def cmd_person(args: argparse.Namespace) -> int:
+    """Show what Customer.io holds for one person (App API)."""
+    from connector.person_tool import show_person
+
+    settings = _quiet_settings(args)
+    return asyncio.run(show_person(settings, args.identifier, args.workspace, args.json, sys.stdout))
+
+
 def cmd_offsets(args: argparse.Namespace) -> int:
     """Show or reset the sink group's committed offsets."""
     from connector import logs, offsets_tool
@@ -296,6 +332,42 @@ def _add_offline_tools(sub: Any, common: argparse.ArgumentParser) -> None:
     completion.set_defaults(func=cmd_completion)
 
 
+def _add_dlq_inspect(dlq_sub: Any, common: argparse.ArgumentParser) -> None:
+    inspect = dlq_sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="count dead letters by reason, with a few examples of each",
+        description="Read the dead-letter topic from its beginning to its current end, without a consumer "
+        "group (nothing is committed; the sink's and the replay's progress are untouched), and print the "
+        "number of dead letters per reason with a few examples: their reason, message, workspace and "
+        "source topic/partition/offset, and the first bytes of their value.",
+    )
+    inspect.add_argument("--reason", action="append", help="only this reason (repeatable)")
+    inspect.add_argument("--source-topic", action="append", help="only dead letters from this topic (repeatable)")
+    inspect.add_argument(
+        "--limit", type=int, default=3, help="examples shown per reason (default 3; 0 for counts only)"
+    )
+    inspect.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    inspect.set_defaults(func=cmd_dlq_inspect)
+
+
+def _add_person(sub: Any, common: argparse.ArgumentParser) -> None:
+    person = sub.add_parser(
+        "person",
+        parents=[common],
+        help="show a person's attributes and devices as Customer.io holds them (App API)",
+        description="Look a person up through the App API (GET /v1/customers/{id}/attributes) on the "
+        "workspace's pinned region and print their identifiers, attributes and devices. The identifier's "
+        "kind is read from its shape, as the sink reads userId: cio_<x> is a cio_id, an email-looking "
+        "value an email, anything else an id. Needs the workspace's App API key (CIO_APP_API_KEY). Exit 1 "
+        "when the person is not found.",
+    )
+    person.add_argument("identifier", help="an id, an email address, or cio_<cio id>")
+    person.add_argument("--workspace", help="the workspace to ask (required when several are configured)")
+    person.add_argument("--json", action="store_true", help="print the App API's customer object as JSON")
+    person.set_defaults(func=cmd_person)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
@@ -381,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
         "identify older than the profile's last update); adds the header cio-identify-timestamp: omit",
     )
     replay.set_defaults(func=cmd_dlq_replay)
+    _add_dlq_inspect(dlq_sub, common)
+
+    _add_person(sub, common)
 
     offsets = sub.add_parser(
         "offsets",

@@ -5,6 +5,8 @@ Same contract as ``rules``: ``None`` when acceptable, else the first broken rule
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from typing import Final
 
 from connector.fake_cio.rules import (
@@ -30,6 +32,7 @@ _INT32_MAX: Final = 2**31 - 1
 METRICS: Final = frozenset({"bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"})
 MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
 MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
+MAX_ATTACHMENTS_BYTES: Final = 2 * 1024 * 1024  # "attachments … total < 2 MB" (of the base64 text)
 
 _NOT_AN_OBJECT: Final = error("invalid_json", "", "body must be a JSON object")
 
@@ -163,6 +166,9 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
     to = body.get("to")
     if not isinstance(to, str) or not to.strip():
         return error("missing_field", "to", "to is required")
+    for field in ("cc", "bcc"):
+        if field in body and not isinstance(body[field], str):
+            return error("invalid_field", field, "must be a string of comma-separated addresses")
     recipients = sum(count_recipients(v) for k in ("to", "cc", "bcc") if isinstance(v := body.get(k), str))
     if recipients > MAX_TRANSACTIONAL_RECIPIENTS:
         return error("limit_exceeded", "to", f"more than {MAX_TRANSACTIONAL_RECIPIENTS} recipients in to+cc+bcc")
@@ -177,4 +183,22 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
         return error("invalid_field", "message_data", "must be an object")
     if "send_at" in body and (problem := check_timestamp(body["send_at"], "send_at")):
         return problem
+    return check_attachments(body.get("attachments"))
+
+
+def check_attachments(attachments: object) -> RuleError | None:
+    """``attachments``: ``{"file name": "<base64>"}``, the encoded contents together under 2 MB."""
+    if attachments is None:
+        return None
+    if not isinstance(attachments, dict):
+        return error("invalid_field", "attachments", "must be an object of file name to base64 content")
+    if any(not isinstance(v, str) for v in attachments.values()):
+        return error("invalid_field", "attachments", "each attachment must be a base64 string")
+    if sum(len(v) for v in attachments.values()) >= MAX_ATTACHMENTS_BYTES:
+        return error("too_large", "attachments", f"attachments total {MAX_ATTACHMENTS_BYTES} bytes or more")
+    for content in attachments.values():
+        try:
+            b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            return error("invalid_field", "attachments", "attachment content is not valid base64")
     return None
