@@ -221,10 +221,9 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
         "CIO_SITE_ID": "demo-site",
         "CIO_API_KEY": "demo-key",
         "CIO_REGION": "us",
+        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
         "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
         "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
-        # Customer.io's documented ceiling (1000 req/s); the default 100 is the conservative production value.
-        "CONNECTOR_RATE_LIMIT": "1000",
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }

@@ -222,8 +222,16 @@ class SinkSettings:
         ge=1,
         le=256,
     )
+    # 500: Customer.io's soft Track limit is 1,000 req/s, "not strictly enforced"; each replica limits itself,
+    # so two replicas stay within it, while one replica's ceiling (500 × ~320 operations) is far above what a
+    # process delivers. A lower real limit costs no data: 429 → AIMD cut + a Retry-After hold for the workspace.
     rate_limit_per_second: float = setting(
-        100.0, "CONNECTOR_RATE_LIMIT", "Track API requests per second per workspace.", gt=0
+        500.0,
+        "CONNECTOR_RATE_LIMIT",
+        "Track API requests per second per workspace, per replica. Throughput per workspace = rate × operations "
+        "per request (up to CONNECTOR_BATCH_MAX_OPERATIONS): 500 × ~320 ≈ 160,000 operations/s. Customer.io's "
+        "soft limit is 1,000 req/s per workspace, summed over replicas; 429s are retried (Retry-After honoured).",
+        gt=0,
     )
     request_timeout_seconds: float = setting(
         10.0, "CONNECTOR_REQUEST_TIMEOUT_SECONDS", "Timeout of every HTTP request.", gt=0
