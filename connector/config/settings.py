@@ -17,6 +17,7 @@ Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
+EventLoopChoice = Literal["auto", "asyncio", "uvloop"]  # connector/event_loop.py
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -412,6 +413,12 @@ class ServiceSettings:
         "LOG_FORMAT",
         "json (one object per line, for containers), text (one readable line, for a terminal), or auto: "
         "text when stderr is a terminal, else json.",
+    )
+    event_loop: EventLoopChoice = setting(
+        "auto",
+        "CONNECTOR_EVENT_LOOP",
+        "Event loop of sink and webhooks: asyncio, uvloop (the [fast] extra), or auto: uvloop when installed, "
+        "else asyncio.",
     )
 
 
