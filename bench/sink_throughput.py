@@ -2,9 +2,11 @@
 
 In one run, on the same records:
   ceiling     raw aiokafka consume + orjson decode of every record (what any Python consumer pays);
+  map ceiling aiokafka consume + decode + map + serialize every record, no HTTP, in this process, with the
+              same mapping code as the connector (--compiled: the compiled one): the unavoidable work;
   end-to-end  `cio-connector sink` (its own process) consuming the same backlog, mapping, batching and
               POSTing to `cio-connector fake-cio` (its own process) until every operation is accepted;
-  ratio       end-to-end / ceiling;
+  ratios      end-to-end / each ceiling, and connector CPU per event / map ceiling CPU per record;
   max RSS     of the connector process, sampled every 50 ms.
 
     .venv/bin/python bench/sink_throughput.py                 # 200,000 records
@@ -42,15 +44,19 @@ import aiohttp
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
+from compiled_tree import compiled_tree, import_path  # noqa: E402 - bench/ is on sys.path when run as a script
+
+# --compiled: this process's map ceiling runs the compiled mapping layer too (before any connector import).
+sys.path[:0] = import_path(compiled="--compiled" in sys.argv)
 
 from aiokafka import AIOKafkaConsumer  # noqa: E402 - after the path tweak, for running from a checkout
-from compiled_tree import compiled_tree  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from connector.config import KafkaSettings, load_settings  # noqa: E402
 from connector.devtools.kafka_local import provide_broker  # noqa: E402
 from connector.devtools.samples import SampleEvents  # noqa: E402
 from connector.kafka import Producer, ensure_topics  # noqa: E402
+from connector.sink.mapping.decode import decode_record  # noqa: E402
 from connector.sink.mapping.mapper import Mapper  # noqa: E402
 from connector.sink.mapping.model import MessageContext  # noqa: E402
 
@@ -120,6 +126,52 @@ async def ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> float:
         await consumer.stop()
     assert started is not None
     return count / (time.perf_counter() - started)
+
+
+async def map_ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> tuple[float, float]:
+    """(records/s, CPU seconds per record) of consume + decode + map + serialize, no HTTP, in this process.
+
+    The work every sink must do: aiokafka's fetch, ``decode_record`` and ``Mapper.map`` (which serializes
+    each operation's body), as the connector's runner calls them; nothing is batched, sent or tracked.
+    """
+    mapper = Mapper(load_settings({}).mapping)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"bench-map-ceiling-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2_000,
+        fetch_max_bytes=16_777_216,
+        max_partition_fetch_bytes=4 * 1_048_576,
+    )
+    await consumer.start()
+    seen = 0
+    started = None
+    cpu_started = 0.0
+    body_bytes = 0
+    try:
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2_000)
+            for part, records in batches.items():
+                if started is None:
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                for record in records:
+                    messages = decode_record(record.value)
+                    if not isinstance(messages, list):
+                        continue
+                    for index, message in enumerate(messages):
+                        context = MessageContext(part.topic, part.partition, record.offset, index, record.timestamp)
+                        mapped = mapper.map(message, context)
+                        if isinstance(mapped, tuple):
+                            for operation in mapped:
+                                body_bytes += len(operation.body)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    assert started is not None
+    assert body_bytes > 0
+    return count / (time.perf_counter() - started), (time.process_time() - cpu_started) / count
 
 
 def cpu_seconds(pid: int) -> float:
@@ -203,6 +255,7 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     workspaces: int = 0,
     header_routed: bool = False,
     heap_profile: str | None = None,
+    py_spy: str | None = None,
 ) -> tuple[float, float, float, float]:
     """(events/s, seconds, max RSS MB of any replica, CPU seconds of all replicas) delivering the backlog.
 
@@ -221,10 +274,9 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
         "CIO_SITE_ID": "demo-site",
         "CIO_API_KEY": "demo-key",
         "CIO_REGION": "us",
+        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
         "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
         "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
-        # Customer.io's documented ceiling (1000 req/s); the default 100 is the conservative production value.
-        "CONNECTOR_RATE_LIMIT": "1000",
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
@@ -242,6 +294,8 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     sink_cli = [*cli, "sink"]
     if heap_profile:
         sink_cli = [sys.executable, "-P", str(ROOT / "bench" / "heap_probe.py"), heap_profile, "sink"]
+    if py_spy:  # sample the connector's stacks (collapsed format; bench/py_spy_top.py tabulates them)
+        sink_cli = [_py_spy(), "record", "--rate", "250", "--format", "raw", "--output", py_spy, "--", *sink_cli]
     fake = subprocess.Popen(
         [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *fake_workspaces],
         env=env,
@@ -301,9 +355,22 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
             return records / elapsed, elapsed, peak, cpu
     finally:
         for child in (*connectors, fake):
+            if py_spy and child is not fake:  # stop the sampled connector; py-spy then writes its file
+                children = Path(f"/proc/{child.pid}/task/{child.pid}/children")
+                for grandchild in children.read_text().split():  # noqa: ASYNC240 - /proc, never blocks
+                    os.kill(int(grandchild), signal.SIGTERM)
+                child.wait(60)
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 child.wait(30)
+
+
+def _py_spy() -> str:
+    """The py-spy executable next to this interpreter (``pip install py-spy``), or exit saying so."""
+    found = Path(sys.executable).with_name("py-spy")
+    if not found.is_file():
+        raise SystemExit("--py-spy: py-spy is not installed in this venv; `.venv/bin/pip install py-spy`")
+    return str(found)
 
 
 async def _wait(http: aiohttp.ClientSession, url: str) -> None:
@@ -335,6 +402,7 @@ async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, st
     print(f"producing {records:,} sample records to {where} ({partitions} partitions each)…", flush=True)
     operations = await fill(kafka, topics, records, count if header_routed else 0)
     raw = await ceiling(kafka, topics, records)
+    mapped, mapped_cpu = await map_ceiling(kafka, topics, records)
     rate, seconds, peak, cpu = await end_to_end(
         bootstrap,
         topics,
@@ -347,6 +415,7 @@ async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, st
         workspaces=count if args.workspaces is not None or header_routed else 0,
         header_routed=header_routed,
         heap_profile=args.heap_profile,
+        py_spy=args.py_spy,
     )
     print(f"ceiling     aiokafka consume + orjson decode : {raw:>10,.0f} records/s")
     who = "connector" if replicas == 1 else f"{replicas} connector replicas"
@@ -354,8 +423,15 @@ async def main(args: argparse.Namespace, bootstrap: str, extra_env: dict[str, st
     who += f", {count} workspace{'s' if count > 1 else ''}" if args.workspaces else ""
     who += " by header" if header_routed else ""
     print(f"end-to-end  Kafka → {who} → fake (HTTP): {rate:>10,.0f} events/s  ({records:,} in {seconds:.1f} s)")
+    layer = "compiled" if compiled else "pure"
+    print(f"map ceiling consume + decode + map + serialize ({layer}): {mapped:>10,.0f} records/s")
+    print(f"            its CPU                           : {1 / mapped_cpu:>10,.0f} records per CPU-second")
     print(f"ratio       end-to-end / ceiling              : {rate / raw:>10.2f}")
+    print(f"ratio       end-to-end / map ceiling          : {rate / mapped:>10.2f}   (target ≥ 0.6)")
     print(f"CPU         connector process(es)             : {records / cpu:>10,.0f} events per CPU-second")
+    print(
+        f"ratio       connector CPU/event ÷ map ceiling CPU/record: {cpu / records / mapped_cpu:>6.2f}   (target ≤ 1.5)"
+    )
     print(f"max RSS     connector process (largest)       : {peak:>10.0f} MB")
 
 
@@ -377,6 +453,9 @@ if __name__ == "__main__":
         help="one topic of 8 partitions; each record names its workspace (of --workspaces N) in a header",
     )
     parser.add_argument("--heap-profile", metavar="OUT", help="run the connector under tracemalloc, top sites to OUT")
+    parser.add_argument(
+        "--py-spy", metavar="OUT", help="sample the connector with py-spy, collapsed stacks to OUT (figures skewed)"
+    )
     parser.add_argument("--trace", action="store_true", help="print the connector's flow-control gauges as it runs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra connector setting (repeatable)"

@@ -21,6 +21,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
 WebhookEventNames = Literal["rudderstack", "customerio"]
 IdentifyTimestamp = Literal["event", "now", "omit"]
+EventLoopChoice = Literal["auto", "asyncio", "uvloop"]  # connector/event_loop.py
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -226,8 +227,16 @@ class SinkSettings:
         ge=1,
         le=256,
     )
+    # 500: Customer.io's soft Track limit is 1,000 req/s, "not strictly enforced"; each replica limits itself,
+    # so two replicas stay within it, while one replica's ceiling (500 × ~320 operations) is far above what a
+    # process delivers. A lower real limit costs no data: 429 → AIMD cut + a Retry-After hold for the workspace.
     rate_limit_per_second: float = setting(
-        100.0, "CONNECTOR_RATE_LIMIT", "Track API requests per second per workspace.", gt=0
+        500.0,
+        "CONNECTOR_RATE_LIMIT",
+        "Track API requests per second per workspace, per replica. Throughput per workspace = rate × operations "
+        "per request (up to CONNECTOR_BATCH_MAX_OPERATIONS): 500 × ~320 ≈ 160,000 operations/s. Customer.io's "
+        "soft limit is 1,000 req/s per workspace, summed over replicas; 429s are retried (Retry-After honoured).",
+        gt=0,
     )
     request_timeout_seconds: float = setting(
         10.0, "CONNECTOR_REQUEST_TIMEOUT_SECONDS", "Timeout of every HTTP request.", gt=0
@@ -448,6 +457,12 @@ class ServiceSettings:
         "LOG_FORMAT",
         "json (one object per line, for containers), text (one readable line, for a terminal), or auto: "
         "text when stderr is a terminal, else json.",
+    )
+    event_loop: EventLoopChoice = setting(
+        "auto",
+        "CONNECTOR_EVENT_LOOP",
+        "Event loop of sink and webhooks: asyncio, uvloop (the [fast] extra), or auto: uvloop when installed, "
+        "else asyncio.",
     )
 
 
