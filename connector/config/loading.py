@@ -289,6 +289,11 @@ def _check_schema_registry(registry: SchemaRegistrySettings) -> None:
     url = registry.url
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError("CONNECTOR_SCHEMA_REGISTRY_URL", f"must be an http(s) URL (got {url!r})")
+    if url is not None and "@" in url.split("/", 3)[2]:  # not quoted back: it holds a password
+        raise ConfigError(
+            "CONNECTOR_SCHEMA_REGISTRY_URL",
+            "must not hold credentials; use CONNECTOR_SCHEMA_REGISTRY_USERNAME and _PASSWORD",
+        )
     if registry.ca_file is not None and not os.access(registry.ca_file, os.R_OK):
         raise ConfigError("CONNECTOR_SCHEMA_REGISTRY_CA_FILE", f"cannot read {registry.ca_file}")
     if (registry.username is None) != (registry.password is None):

@@ -14,6 +14,7 @@ Decoding with the schemas is ``connector.sink.framed`` (pure).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import urllib.parse
 from collections import OrderedDict
@@ -121,7 +122,7 @@ class SchemaRegistry:
         session = self._session or self._open_session()
         url = f"{self._base}/schemas/ids/{schema_id}"
         try:
-            async with session.get(url, headers={"Accept": ACCEPT}) as response:
+            async with session.get(url) as response:
                 body = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -138,13 +139,14 @@ class SchemaRegistry:
 
     def _open_session(self) -> aiohttp.ClientSession:
         settings = self._settings
-        auth = None
+        headers = {"Accept": ACCEPT}
         if settings.username is not None and settings.password is not None:
-            auth = aiohttp.BasicAuth(settings.username, settings.password.reveal())
+            pair = f"{settings.username}:{settings.password.reveal()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         connector = None
         if settings.ca_file is not None:
             connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=settings.ca_file))
         self._session = aiohttp.ClientSession(
-            auth=auth, connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
         )
         return self._session
