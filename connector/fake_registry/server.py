@@ -81,6 +81,7 @@ class FakeSchemaRegistry:
     def _admit(self, request: web.Request) -> None:
         """Error 50003 during an outage on demand, 40101 without the configured credentials."""
         if self.state.unavailable:
+            self.state.refused += 1
             raise RegistryError(503, 50003, "Error while forwarding the request to the leader")
         if self._credentials is not None and _basic_auth(request) != self._credentials:
             raise RegistryError(401, 40101, "Unauthorized")

@@ -8,7 +8,8 @@ Rules (those of Confluent's Schema Registry that its clients rely on):
   (invalid schema), as is an Avro or JSON schema that is not JSON;
 - an unknown id or subject is error 40403 or 40401 (HTTP 404); the answer for an id omits ``schemaType``
   for Avro, as Confluent's does;
-- with ``unavailable`` set, every request is answered 503 (error 50003), a registry outage on demand.
+- with ``unavailable`` set, every request is answered 503 (error 50003), a registry outage on demand
+  (counted in ``refused``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class RegistryState:
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
     subjects: dict[str, list[int]] = field(default_factory=dict)
     lookups: Counter[int] = field(default_factory=Counter)  # GET /schemas/ids/{id} received, per id
+    refused: int = 0  # requests answered 503 while unavailable
 
     def register(self, subject: str, body: Any) -> int:
         """Register ``body`` (a POST /subjects/{subject}/versions request) under ``subject``: its id."""

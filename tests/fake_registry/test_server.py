@@ -78,6 +78,7 @@ async def test_an_outage_on_demand_answers_503_to_everything(registry: FakeSchem
     registry.state.unavailable = True
     status, body = await call("GET", f"{registry.url}/schemas/ids/1")
     assert (status, body["error_code"]) == (503, 50003)
+    assert registry.state.refused == 1
     registry.state.unavailable = False
     assert (await call("GET", f"{registry.url}/schemas/ids/1"))[0] == 200
 

@@ -134,7 +134,7 @@ def test_a_cut_avro_payload_is_undecodable_naming_the_schema_id() -> None:
 
 
 def test_an_avro_value_that_is_not_a_record_is_not_an_object() -> None:
-    schema = avro_schema(4, {"type": "string"})  # type: ignore[dict-item]
+    schema = avro_schema(4, {"type": "string"})
     decoded = decode_framed(frame(4, avro_payload({"type": "string"}, "hello")), schema)  # type: ignore[arg-type]
     assert isinstance(decoded, Rejection)
     assert decoded.reason == "not_an_object"
