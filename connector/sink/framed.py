@@ -34,8 +34,9 @@ MAGIC: Final = 0
 HEADER_BYTES: Final = 5
 # decode_record's answers meaning "these bytes are not JSON": for a framed payload, ``undecodable``.
 _NOT_JSON: Final = frozenset({"empty_record", "invalid_utf8", "not_json"})
-# Avro types whose decoded values are not JSON types: only schemas naming one need the conversion walk.
-_CONVERTED_MARKERS: Final = ('"logicalType"', '"bytes"', '"fixed"')
+_JSON_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "enum"})
+
+Convert = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class RegisteredSchema:
     schema_id: int
     kind: str
     avro: Any = None  # fastavro's parsed schema (AVRO only)
-    converts: bool = False  # decoded values may hold non-JSON types (logical types, bytes, fixed)
+    convert: Convert | None = None  # turns decoded values into JSON types; None: they already are
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def parse_registered(schema_id: int, answer: Any) -> Schema:
         return UnusableSchema(
             schema_id, "undecodable", f"schema id {schema_id}: the Avro schema does not parse ({type(exc).__name__})"
         )
-    return RegisteredSchema(schema_id, "AVRO", parsed, any(marker in text for marker in _CONVERTED_MARKERS))
+    return RegisteredSchema(schema_id, "AVRO", parsed, converter(parsed, _named(parsed)))
 
 
 def decode_framed(value: bytes | bytearray | memoryview, schema: Schema | None) -> list[Message] | Rejection:
@@ -129,6 +130,8 @@ def _decode_avro(payload: bytes | bytearray | memoryview, schema: RegisteredSche
     stream = io.BytesIO(payload)
     try:
         doc = schemaless_reader(stream, schema.avro, None)
+        if schema.convert is not None:
+            doc = schema.convert(doc)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types on bytes that do not match; one answer
         return Rejection(
             "undecodable",
@@ -137,9 +140,57 @@ def _decode_avro(payload: bytes | bytearray | memoryview, schema: RegisteredSche
     left = len(payload) - stream.tell()
     if left:
         return Rejection("undecodable", f"schema id {schema.schema_id}: Avro payload has {left} bytes after the value")
-    if schema.converts:
-        doc = to_json_types(doc)
     return decode_document(doc)
+
+
+def _named(parsed: Any) -> dict[str, Any]:
+    named = parsed.get("__named_schemas") if isinstance(parsed, dict) else None
+    return named if isinstance(named, dict) else {}
+
+
+def converter(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozenset()) -> Convert | None:
+    """How to turn the values fastavro decodes for ``schema`` into JSON types; None when they already are.
+
+    Planned once per schema, so a record converts only the fields that need it (walking every value of
+    every record costs as much as decoding it). Unions and recursive types take the generic walk.
+    """
+    if not isinstance(schema, dict):
+        return _type_name_or_union_converter(schema, named, seen)
+    kind = schema.get("type")
+    if "logicalType" in schema or kind in ("bytes", "fixed"):
+        return to_json_types
+    if kind == "record":
+        return _record_converter(schema, named, seen | {str(schema.get("name"))})
+    if kind == "array":
+        items = converter(schema.get("items"), named, seen)
+        return None if items is None else lambda value: [items(item) for item in value]
+    if kind == "map":
+        values = converter(schema.get("values"), named, seen)
+        return None if values is None else lambda value: {key: values(item) for key, item in value.items()}
+    return converter(kind, named, seen)
+
+
+def _type_name_or_union_converter(schema: Any, named: dict[str, Any], seen: frozenset[str]) -> Convert | None:
+    if isinstance(schema, list):
+        return to_json_types if any(converter(branch, named, seen) for branch in schema) else None
+    if schema in _JSON_PRIMITIVES:
+        return None
+    if isinstance(schema, str) and schema in named and schema not in seen:
+        return converter(named[schema], named, seen | {schema})
+    return to_json_types  # bytes, fixed, a recursive or unknown name: convert whatever comes
+
+
+def _record_converter(schema: dict[str, Any], named: dict[str, Any], seen: frozenset[str]) -> Convert | None:
+    fields = [(f["name"], c) for f in schema.get("fields", ()) if (c := converter(f["type"], named, seen)) is not None]
+    if not fields:
+        return None
+
+    def convert(value: dict[str, Any]) -> dict[str, Any]:
+        for name, convert_field in fields:
+            value[name] = convert_field(value[name])  # fastavro's fresh dict: ours to change
+        return value
+
+    return convert
 
 
 def to_json_types(value: Any) -> Any:
