@@ -275,7 +275,14 @@ NESTED = {
 
 def test_nested_logical_types_in_arrays_maps_unions_and_recursive_types_are_converted() -> None:
     line = {"price": Decimal("1.25"), "sku": "A"}
-    inner = {"type": "track", "lines": [], "by_day": {}, "raw": b"\x00\x01", "first": None, "next": None}
+    inner: dict[str, Any] = {
+        "type": "track",
+        "lines": [],
+        "by_day": {},
+        "raw": b"\x00\x01",
+        "first": None,
+        "next": None,
+    }
     value = {
         "type": "track",
         "lines": [line],
