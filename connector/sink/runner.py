@@ -358,8 +358,11 @@ class Sink:
             ticket.skipped = True
             self._skipped[record.topic] += 1
             return
-        decoded = self._decode(record.value, ticket)
-        if decoded is None:
+        value = record.value
+        # The wire format starts with byte 0; plain JSON with {, [, a BOM or whitespace: one comparison.
+        decoded = decode_record(value) if not value or value[0] != MAGIC else self._decode_framed(value)
+        if isinstance(decoded, Rejection):
+            ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(value)))
             return
         if record.headers:
             header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
@@ -393,19 +396,11 @@ class Sink:
                 for operation in mapped:
                     delivery.submit(operation, ticket)
 
-    def _decode(self, value: bytes | None, ticket: Ticket) -> list[Message] | None:
-        """The record's messages; None when it was rejected (on ``ticket``)."""
-        if value and value[0] == MAGIC:  # the wire format: plain JSON starts with {, [, a BOM or whitespace
-            schema_id = frame_id(value)
-            schema = None if self._schemas is None or schema_id is None else self._schemas.cached(schema_id)
-            decoded = decode_framed(value, schema)
-        else:
-            schema_id = None
-            decoded = decode_record(value)
-        if isinstance(decoded, Rejection):
-            ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=schema_id))
-            return None
-        return decoded
+    def _decode_framed(self, value: bytes) -> list[Message] | Rejection:
+        """A wire-format record's messages, with its schema (in the cache: ``_awaits_schema`` saw to it)."""
+        schema_id = frame_id(value)
+        schema = None if self._schemas is None or schema_id is None else self._schemas.cached(schema_id)
+        return decode_framed(value, schema)
 
     def _on_ticket_done(self, ticket: Ticket) -> None:
         if ticket.dead_letter is None:
@@ -602,6 +597,11 @@ def _origin(record: Record) -> tuple[str, int, int, int]:
         except (ValueError, UnicodeDecodeError):
             pass  # malformed origin headers: fall back to this record's own position
     return record.topic, record.partition, record.offset, record.timestamp_ms
+
+
+def _schema_id(value: bytes | None) -> int | None:
+    """The schema id of a wire-format record (for its dead-letter headers), else None."""
+    return frame_id(value) if value and value[0] == MAGIC else None
 
 
 def _header_int(value: bytes | None) -> int:
