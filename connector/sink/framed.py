@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -73,8 +73,12 @@ def frame_id(value: bytes | bytearray | memoryview) -> int | None:
     return int.from_bytes(value[1:HEADER_BYTES], "big")
 
 
-def parse_registered(schema_id: int, answer: Any) -> Schema:
-    """The registry's ``GET /schemas/ids/{id}`` answer as a usable schema, or why it cannot be used."""
+def parse_registered(schema_id: int, answer: Any, referenced: Sequence[str] = ()) -> Schema:
+    """The registry's ``GET /schemas/ids/{id}`` answer as a usable schema, or why it cannot be used.
+
+    ``referenced``: the texts of the Avro schemas its ``references`` name, dependencies first (the
+    registry client fetches them); their named types are known when the schema itself is parsed.
+    """
     if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
         return UnusableSchema(schema_id, "undecodable", f"schema id {schema_id}: the registry's answer has no schema")
     kind = answer.get("schemaType") or "AVRO"  # the registry omits the type of Avro schemas
@@ -86,15 +90,12 @@ def parse_registered(schema_id: int, answer: Any) -> Schema:
             "unsupported_schema_type",
             f"schema id {schema_id}: {str(kind)[:40]} schemas are not supported (Avro and JSON Schema are)",
         )
-    if answer.get("references"):
-        return UnusableSchema(
-            schema_id,
-            "unsupported_schema_type",
-            f"schema id {schema_id}: Avro schemas with references are not supported",
-        )
     text: str = answer["schema"]
+    named: dict[str, Any] = {}
     try:
-        parsed = parse_schema(orjson.loads(text))
+        for dependency in referenced:
+            parse_schema(orjson.loads(dependency), named_schemas=named)
+        parsed = parse_schema(orjson.loads(text), named_schemas=named)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types for a bad schema; each is one answer
         return UnusableSchema(
             schema_id, "undecodable", f"schema id {schema_id}: the Avro schema does not parse ({type(exc).__name__})"

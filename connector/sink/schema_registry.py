@@ -1,6 +1,7 @@
 """The Schema Registry client: writer schemas by id, fetched once each, kept in a bounded LRU cache (I/O).
 
-Only ``GET /schemas/ids/{id}`` of the Confluent REST API is used (Confluent, Redpanda, Apicurio's
+``GET /schemas/ids/{id}`` of the Confluent REST API is used, and ``GET /subjects/{s}/versions/{v}`` for
+the schemas an Avro schema references (Confluent, Redpanda, Apicurio's
 ``/apis/ccompat/v7``, Karapace all serve it). Invariants:
 - an id is fetched by at most one request at a time, and not again while it stays cached;
 - a 404 is an answer (``schema_not_found``, cached like a schema: ids are never reused); every other
@@ -19,7 +20,7 @@ import ssl
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -32,6 +33,7 @@ from connector.sink.retry import RetryPolicy, with_retries
 log = get_logger("sink.schema_registry")
 
 REQUEST_TIMEOUT_SECONDS: Final = 10.0
+MAX_REFERENCE_DEPTH: Final = 16  # references of references…: a cycle or a runaway chain stops here
 ACCEPT: Final = "application/vnd.schemaregistry.v1+json, application/json"
 
 
@@ -119,23 +121,58 @@ class SchemaRegistry:
         self._on_fetched()
 
     async def _fetch(self, schema_id: int) -> Schema:
+        answer = await self._get(f"/schemas/ids/{schema_id}")
+        if answer is None:
+            return UnusableSchema(schema_id, "schema_not_found", f"schema id {schema_id}: not found in the registry")
+        references = answer.get("references") if isinstance(answer, dict) else None
+        if not references or (answer.get("schemaType") or "AVRO") != "AVRO":
+            return parse_registered(schema_id, answer)
+        texts: list[str] = []
+        missing = await self._referenced(references, texts, set(), MAX_REFERENCE_DEPTH)
+        if missing is not None:
+            return UnusableSchema(schema_id, "schema_not_found", f"schema id {schema_id}: {missing}")
+        return parse_registered(schema_id, answer, texts)
+
+    async def _referenced(
+        self, references: Any, texts: list[str], seen: set[tuple[str, str]], depth: int
+    ) -> str | None:
+        """Append the referenced schemas' texts, dependencies first; what is missing, if anything."""
+        if depth == 0:
+            return f"references nested deeper than {MAX_REFERENCE_DEPTH}"
+        for reference in references if isinstance(references, list) else ():
+            if not isinstance(reference, dict):
+                continue
+            key = (str(reference.get("subject")), str(reference.get("version")))
+            if key in seen:
+                continue
+            seen.add(key)
+            subject = urllib.parse.quote(key[0], safe="")
+            answer = await self._get(f"/subjects/{subject}/versions/{urllib.parse.quote(key[1], safe='')}")
+            if answer is None or not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+                return f"referenced subject {key[0][:100]!r} version {key[1][:20]} not found"
+            missing = await self._referenced(answer.get("references"), texts, seen, depth - 1)
+            if missing is not None:
+                return missing
+            texts.append(answer["schema"])
+        return None
+
+    async def _get(self, path: str) -> Any:
+        """The registry's JSON answer at ``path``; None for a 404; RegistryUnavailableError otherwise."""
         session = self._session or self._open_session()
-        url = f"{self._base}/schemas/ids/{schema_id}"
         try:
-            async with session.get(url) as response:
+            async with session.get(self._base + path) as response:
                 body = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RegistryUnavailableError(f"{type(exc).__name__} from {self._shown}") from None
         if status == 404:
-            return UnusableSchema(schema_id, "schema_not_found", f"schema id {schema_id}: not found in the registry")
+            return None
         if status != 200:
             raise RegistryUnavailableError(f"HTTP {status} from {self._shown}")
         try:
-            answer = orjson.loads(body)
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
             raise RegistryUnavailableError(f"an answer that is not JSON from {self._shown}") from None
-        return parse_registered(schema_id, answer)
 
     def _open_session(self) -> aiohttp.ClientSession:
         settings = self._settings

@@ -172,11 +172,11 @@ def test_unusable_schemas_give_their_own_reasons() -> None:
     assert protobuf == UnusableSchema(
         8, "unsupported_schema_type", "schema id 8: PROTOBUF schemas are not supported (Avro and JSON Schema are)"
     )
-    referencing = parse_registered(
+    unresolved = parse_registered(
         8, {"schema": '"Other"', "references": [{"name": "Other", "subject": "s", "version": 1}]}
     )
-    assert isinstance(referencing, UnusableSchema)
-    assert referencing.reason == "unsupported_schema_type"
+    assert isinstance(unresolved, UnusableSchema)  # its reference's text not given: Other is unknown
+    assert unresolved.reason == "undecodable"
     broken = parse_registered(8, {"schema": '{"type":"record","name":"R","fields":[{"name":"a","type":"nope"}]}'})
     assert isinstance(broken, UnusableSchema)
     assert broken.reason == "undecodable"
@@ -302,3 +302,32 @@ def test_nested_logical_types_in_arrays_maps_unions_and_recursive_types_are_conv
             "next": {**inner, "raw": "AAE="},
         }
     ]
+
+
+MONEY = {
+    "type": "record",
+    "name": "Money",
+    "namespace": "shop",
+    "fields": [{"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}}],
+}
+PAID = {
+    "type": "record",
+    "name": "Paid",
+    "namespace": "shop",
+    "fields": [{"name": "type", "type": "string"}, {"name": "total", "type": "shop.Money"}],
+}
+
+
+def test_an_avro_schema_decodes_with_the_types_its_references_define() -> None:
+    answer = {
+        "schema": orjson.dumps(PAID).decode(),
+        "references": [{"name": "shop.Money", "subject": "money", "version": 1}],
+    }
+    schema = parse_registered(11, answer, [orjson.dumps(MONEY).decode()])
+    named: dict[str, Any] = {}
+    parse_schema(MONEY, named_schemas=named)
+    out = io.BytesIO()
+    schemaless_writer(
+        out, parse_schema(PAID, named_schemas=named), {"type": "track", "total": {"amount": Decimal("3.10")}}
+    )
+    assert decode_framed(frame(11, out.getvalue()), schema) == [{"type": "track", "total": {"amount": 3.1}}]

@@ -135,3 +135,27 @@ async def test_the_cache_keeps_the_most_recently_used_schemas_within_its_bound(r
 def test_a_registry_client_needs_a_url() -> None:
     with pytest.raises(ValueError, match="CONNECTOR_SCHEMA_REGISTRY_URL"):
         SchemaRegistry(SchemaRegistrySettings(), FAST)
+
+
+MONEY = '{"type":"record","name":"Money","namespace":"shop","fields":[{"name":"cents","type":"long"}]}'
+PAID = '{"type":"record","name":"Paid","namespace":"shop","fields":[{"name":"total","type":"shop.Money"}]}'
+
+
+async def test_the_schemas_an_avro_schema_references_are_fetched_with_it(
+    registry: FakeSchemaRegistry, client: SchemaRegistry
+) -> None:
+    registry.state.register("money", {"schema": MONEY})
+    reference = {"name": "shop.Money", "subject": "money", "version": 1}
+    paid = registry.state.register("paid-value", {"schema": PAID, "references": [reference]})
+    dangling = registry.state.register(
+        "other", {"schema": PAID, "references": [{"name": "shop.Money", "subject": "gone", "version": 1}]}
+    )
+    client.request(paid)
+    client.request(dangling)
+    await wait_for(lambda: client.cached(paid) is not None and client.cached(dangling) is not None, "both answered")
+    resolved = client.cached(paid)
+    assert isinstance(resolved, RegisteredSchema)
+    assert "shop.Money" in resolved.avro["__named_schemas"]
+    assert client.cached(dangling) == UnusableSchema(
+        dangling, "schema_not_found", f"schema id {dangling}: referenced subject 'gone' version 1 not found"
+    )
