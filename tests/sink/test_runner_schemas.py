@@ -82,3 +82,24 @@ async def test_a_record_waiting_for_its_schema_holds_its_partition_only_and_goes
         assert sink.halted == {}
     assert users(fake) == ["a0", "a1", "p0", "p1"]
     assert registry.state.lookups[schema_id] == 1
+
+
+@pytest.mark.timeout(120)
+async def test_records_waiting_for_their_schema_on_a_revoked_partition_are_left_to_its_next_owner(
+    fake: FakeCustomerIO, registry: FakeSchemaRegistry
+) -> None:
+    schema_id = registry.state.register("events-value", {"schema": orjson.dumps(SCHEMA).decode()})
+    registry.state.unavailable = True
+    revoked, kept = Partition(EVENTS, 0), Partition(EVENTS, 1)
+    consumer = MemoryConsumer(
+        [record(0, avro(schema_id, "r0"), partition=0), record(0, avro(schema_id, "k1"), partition=1)]
+    )
+    async with started_sink(fake, consumer, MemoryProducer(), CONNECTOR_SCHEMA_REGISTRY_URL=registry.url):
+        await wait_for(lambda: registry.state.refused >= 2, "the registry refusing")
+        consumer.revoke_at_next_fetch([revoked])
+        await wait_for(consumer.revoked.is_set, "the revocation (after its grace period)", timeout=60)
+        registry.state.unavailable = False
+        await wait_for(lambda: consumer.committed_offsets.get(kept) == 1, "k1 delivered and committed")
+        # Released in the same pass as k1 had it not been dropped: the new owner re-reads it instead.
+        assert users(fake) == ["k1"]
+        assert revoked not in consumer.committed_offsets
