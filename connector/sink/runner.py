@@ -229,10 +229,15 @@ class Sink:
         """
         if self._held:
             self._release_held()  # those whose schema arrived; the rest stay unresolved, re-read after a restart
+        waiting = sum(map(len, self._held.values()))
+        if waiting:
+            log.warning(
+                "Records waiting for the Schema Registry stay uncommitted; they will be re-read.", records=waiting
+            )
         for delivery in self._deliveries.values():
             delivery.flush()
         await _wait_until(self._nothing_resolvable_in_flight, timeout)
-        left = self._in_flight_not_halted()
+        left = max(0, self._in_flight_not_halted() - waiting)
         stopped = sorted(name for name, d in self._deliveries.items() if d.stopped_reason is not None and d.buffered)
         if left and self._nothing_resolvable_in_flight():
             log.warning(

@@ -103,3 +103,20 @@ async def test_records_waiting_for_their_schema_on_a_revoked_partition_are_left_
         # Released in the same pass as k1 had it not been dropped: the new owner re-reads it instead.
         assert users(fake) == ["k1"]
         assert revoked not in consumer.committed_offsets
+
+
+async def test_at_shutdown_records_still_waiting_for_their_schema_are_named_and_left_uncommitted(
+    fake: FakeCustomerIO, registry: FakeSchemaRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema_id = registry.state.register("events-value", {"schema": orjson.dumps(SCHEMA).decode()})
+    registry.state.unavailable = True
+    consumer = MemoryConsumer([record(0, avro(schema_id, "a0")), record(1, plain("p0"))])
+    caplog.set_level("WARNING", logger="connector.sink.runner")
+    async with started_sink(fake, consumer, MemoryProducer(), CONNECTOR_SCHEMA_REGISTRY_URL=registry.url):
+        await wait_for(lambda: registry.state.refused >= 2, "the registry refusing")
+    warnings = {r.getMessage(): r.fields for r in caplog.records if r.name == "connector.sink.runner"}  # type: ignore[attr-defined]
+    assert warnings == {
+        "Records waiting for the Schema Registry stay uncommitted; they will be re-read.": {"records": 2}
+    }
+    assert consumer.committed_offsets.get(Partition(EVENTS, 0), 0) == 0
+    assert users(fake) == []
