@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final
@@ -27,8 +28,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class FakeSchemaRegistry:
     """One listener on 127.0.0.1 (port 0: a free port), optionally requiring basic auth."""
 
-    def __init__(self, *, credentials: tuple[str, str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self, *, credentials: tuple[str, str] | None = None, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """``ssl_context``: serve https with it (the URL says so)."""
         self.state = RegistryState()
+        self._ssl = ssl_context
         self._credentials = credentials
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -50,10 +55,10 @@ class FakeSchemaRegistry:
         app.router.add_get("/subjects", self._subjects)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port, ssl_context=self._ssl)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._url = f"http://127.0.0.1:{port}"
+        self._url = f"{'https' if self._ssl else 'http'}://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         """Close the listener."""

@@ -4,11 +4,14 @@ answered, an outage waited out (never answered), credentials sent and never logg
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from connector.config import SchemaRegistrySettings, Secret
+from connector.devtools.kafka_security import Pki
 from connector.fake_registry.server import FakeSchemaRegistry
 from connector.sink.framed import RegisteredSchema, UnusableSchema
 from connector.sink.retry import RetryPolicy
@@ -159,3 +162,26 @@ async def test_the_schemas_an_avro_schema_references_are_fetched_with_it(
     assert client.cached(dangling) == UnusableSchema(
         dangling, "schema_not_found", f"schema id {dangling}: referenced subject 'gone' version 1 not found"
     )
+
+
+async def test_an_https_registry_is_verified_against_the_configured_ca_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = Pki.create(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "broker.pem", tmp_path / "broker.key")
+    caplog.set_level("WARNING", logger="connector.sink.schema_registry")
+    async with FakeSchemaRegistry(ssl_context=served) as registry:
+        registry.state.register("s", {"schema": AVRO})
+        trusted = SchemaRegistry(SchemaRegistrySettings(url=registry.url, ca_file=str(pki.ca)), FAST)
+        untrusted = SchemaRegistry(SchemaRegistrySettings(url=registry.url, ca_file=str(pki.other_ca)), FAST)
+        try:
+            trusted.request(1)
+            untrusted.request(1)
+            await wait_for(lambda: trusted.cached(1) is not None, "schema 1 over https")
+            await wait_for(lambda: len(caplog.records) >= 2, "the untrusted client retrying")
+            assert untrusted.cached(1) is None
+            assert "ClientConnectorCertificateError" in caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+        finally:
+            await trusted.close()
+            await untrusted.close()
