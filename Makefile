@@ -61,6 +61,8 @@ bench: venv compiled
 	$(PY) bench/sink_path.py --compiled
 	$(PY) bench/mapping.py
 	$(PY) bench/mapping.py --compiled
+	$(PY) bench/declarative_map.py
+	$(PY) bench/declarative_map.py --compiled
 	$(PY) bench/webhooks.py
 
 # The optional compiled mapping layer (setup.py), unpacked into build/compiled: PYTHONPATH=build/compiled.

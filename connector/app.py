@@ -138,9 +138,9 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
 
         listener = None
         if wants_webhooks:
-            from connector.webhook.listener import WebhookListener
+            from connector.webhook.listener import WebhookListener, webhook_keys
 
-            listener = WebhookListener(settings.webhook, producer, metrics)
+            listener = WebhookListener(settings.webhook, producer, metrics, workspace_keys=webhook_keys(settings))
             try:
                 await listener.start()
             except OSError as exc:

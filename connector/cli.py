@@ -34,6 +34,7 @@ def _secret_values(settings: Settings) -> list[str]:
     values = [key.reveal() for key in settings.webhook.signing_keys]
     for ws in settings.workspaces:
         values.extend(k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None)
+        values.extend(k.reveal() for k in ws.webhook_signing_keys)
     values.extend(s.reveal() for s in (settings.kafka.sasl_password, settings.kafka.sasl_oauth_client_secret) if s)
     return values
 
@@ -65,11 +66,80 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check the configuration offline; print the findings (and the effective configuration)."""
+    import os
+
+    from connector import validate
+    from connector.config.loading import read_yaml
+
+    env = dict(os.environ)
+    report = validate.validate(env, args.config, args.role)
+    text = validate.format_report(report)
+    if args.print_config and report.settings is not None:
+        path = args.config or env.get("CONNECTOR_CONFIG") or None
+        doc = read_yaml(path) if path else {}
+        text = validate.format_config(validate.effective_config(report.settings, env, doc)) + "\n\n" + text
+    sys.stdout.write(_masked(text, report.settings, env, args.config) + "\n")
+    return 0 if report.ok else 2
+
+
+def _masked(text: str, settings: Settings | None, env: dict[str, str], config: str | None) -> str:
+    """``text`` masked against every secret the environment and the config file hold."""
+    from connector import validate
+    from connector.config.loading import read_yaml
+
+    path = config or env.get("CONNECTOR_CONFIG") or None
+    try:
+        doc = read_yaml(path) if path else {}
+    except ConfigError:
+        doc = {}
+    return validate.mask(text, validate.secret_values(settings, env, doc))
+
+
+def _preflight(args: argparse.Namespace) -> int | None:
+    """``validate`` before ``check``: errors stop it (exit 2, findings on stderr), warnings are shown."""
+    import os
+
+    from connector import validate
+
+    env = dict(os.environ)
+    # check needs workspaces, not a role: without --role, roles are not required here.
+    report = validate.validate(env, args.config, args.role, some_role=False)
+    findings = [str(f) for f in report.findings]
+    if findings:
+        sys.stderr.write(_masked("\n".join(findings), report.settings, env, args.config) + "\n")
+    return None if report.ok else 2
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Print what each record on stdin becomes, offline."""
+    from connector import logs
+    from connector.map_tool import run_map
+
+    if args.topic is not None and not args.topic.strip():
+        raise ConfigError("--topic", "must be a topic name")
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup("WARNING", log_format=settings.service.log_format)  # the JSON lines are the output
+    return run_map(settings, args.topic, sys.stdin.buffer, sys.stdout)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the shell completion script."""
+    from connector.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate every workspace's credentials and region; print a table."""
     from connector.check import run_check
     from connector.metrics import Metrics
 
+    failed = _preflight(args)
+    if failed is not None:
+        return failed
     settings = _settings(args, "check")
     if settings.service.log_level != "DEBUG":
         from connector import logs
@@ -94,6 +164,42 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     settings = load_settings(config_path=args.config, role="none")
     logs.setup(settings.service.log_level, log_format=settings.service.log_format)
     return asyncio.run(replay(settings, args, sys.stderr))
+
+
+def _quiet_settings(args: argparse.Namespace) -> Settings:
+    """Settings for a command whose output is a table: progress logs only at DEBUG; secrets registered
+    so that the output can be masked with ``logs.mask``."""
+    from connector import logs
+
+    settings = load_settings(config_path=args.config, role="none")
+    logs.setup("WARNING" if settings.service.log_level != "DEBUG" else "DEBUG", log_format=settings.service.log_format)
+    logs.register_secrets(_secret_values(settings))
+    return settings
+
+
+def cmd_dlq_inspect(args: argparse.Namespace) -> int:
+    """Summarise the dead-letter topic by reason."""
+    from connector.dlq_inspect import inspect
+
+    settings = _quiet_settings(args)
+    return asyncio.run(
+        inspect(
+            settings,
+            reasons=args.reason,
+            sources=args.source_topic,
+            limit=args.limit,
+            as_json=args.json,
+            out=sys.stdout,
+        )
+    )
+
+
+def cmd_person(args: argparse.Namespace) -> int:
+    """Show what Customer.io holds for one person (App API)."""
+    from connector.person_tool import show_person
+
+    settings = _quiet_settings(args)
+    return asyncio.run(show_person(settings, args.identifier, args.workspace, args.json, sys.stdout))
 
 
 def cmd_offsets(args: argparse.Namespace) -> int:
@@ -139,6 +245,12 @@ class _Parser(argparse.ArgumentParser):
     """Bad arguments get one line naming the problem (and exit 2), not the usage text."""
 
     def error(self, message: str) -> NoReturn:
+        import os
+
+        from connector.validate import mask, secret_values
+
+        # The message quotes the arguments: a key pasted in the wrong place must not reach a CI log.
+        message = mask(message, secret_values(None, os.environ, {}))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -160,6 +272,102 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _settings_epilog(role: str) -> str:
+    """The settings ``role`` reads, with their defaults (from the declarations)."""
+    from connector.validate import role_settings
+
+    rows = role_settings(role)
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = [f"  {env:<{widths[0]}}  {key:<{widths[1]}}  {default}" for env, key, default in rows]
+    return (
+        "settings read (environment variable, config file key, default):\n"
+        + "\n".join(lines)
+        + f"\n\nThe effective values and where each comes from: {PROG} validate --print-config"
+    )
+
+
+def _add_offline_tools(sub: Any, common: argparse.ArgumentParser) -> None:
+    """validate, map and completion: commands that need neither Kafka nor Customer.io."""
+    role_option = _Parser(add_help=False)
+    role_option.add_argument(
+        "--role",
+        choices=("run", "sink", "webhooks"),
+        help="also require what this role needs to start (default: report each role)",
+    )
+    validate = sub.add_parser(
+        "validate",
+        parents=[common, role_option],
+        help="check the configuration offline: values, config file keys, routes, each role's requirements",
+        description="Check everything that can be checked without the network: settings and the config file "
+        "(unknown keys, with 'did you mean'), routes, and what each role requires. Warns about unknown "
+        "CONNECTOR_*, CIO_* and KAFKA_* variables, secrets given twice and settings another one makes "
+        "irrelevant. Exit 2 on errors, 0 when there are only warnings.",
+    )
+    validate.add_argument(
+        "--print-config",
+        action="store_true",
+        help="also print every effective setting with its source (default, env or yaml); secrets masked",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    mapping = sub.add_parser(
+        "map",
+        parents=[common],
+        help="print what each record on stdin becomes (Customer.io operations or dead-letter reason), offline",
+        description="Read one record value per line on stdin (or a JSON object with value or value_base64, "
+        "and optionally key, headers, topic and timestamp) and print, per record, one JSON line: the "
+        "Customer.io operations it becomes, or why it is dead-lettered or filtered. Uses the sink's own "
+        "decode, route and map; sends nothing.",
+    )
+    mapping.add_argument("--topic", help="topic the records come from (default: the first input topic)")
+    mapping.set_defaults(func=cmd_map)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print a completion script: source <(cio-connector completion bash), or for zsh "
+        "source <(cio-connector completion zsh).",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    completion.set_defaults(func=cmd_completion)
+
+
+def _add_dlq_inspect(dlq_sub: Any, common: argparse.ArgumentParser) -> None:
+    inspect = dlq_sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="count dead letters by reason, with a few examples of each",
+        description="Read the dead-letter topic from its beginning to its current end, without a consumer "
+        "group (nothing is committed; the sink's and the replay's progress are untouched), and print the "
+        "number of dead letters per reason with a few examples: their reason, message, workspace and "
+        "source topic/partition/offset, and the first bytes of their value.",
+    )
+    inspect.add_argument("--reason", action="append", help="only this reason (repeatable)")
+    inspect.add_argument("--source-topic", action="append", help="only dead letters from this topic (repeatable)")
+    inspect.add_argument(
+        "--limit", type=int, default=3, help="examples shown per reason (default 3; 0 for counts only)"
+    )
+    inspect.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    inspect.set_defaults(func=cmd_dlq_inspect)
+
+
+def _add_person(sub: Any, common: argparse.ArgumentParser) -> None:
+    person = sub.add_parser(
+        "person",
+        parents=[common],
+        help="show a person's attributes and devices as Customer.io holds them (App API)",
+        description="Look a person up through the App API (GET /v1/customers/{id}/attributes) on the "
+        "workspace's pinned region and print their identifiers, attributes and devices. The identifier's "
+        "kind is read from its shape, as the sink reads userId: cio_<x> is a cio_id, an email-looking "
+        "value an email, anything else an id. Needs the workspace's App API key (CIO_APP_API_KEY). Exit 1 "
+        "when the person is not found.",
+    )
+    person.add_argument("identifier", help="an id, an email address, or cio_<cio id>")
+    person.add_argument("--workspace", help="the workspace to ask (required when several are configured)")
+    person.add_argument("--json", action="store_true", help="print the App API's customer object as JSON")
+    person.set_defaults(func=cmd_person)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
@@ -176,8 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("sink", "Kafka → Customer.io only"),
         ("webhooks", "Customer.io reporting webhooks → Kafka only"),
     ):
-        cmd = sub.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+        cmd = sub.add_parser(
+            name,
+            parents=[common],
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            epilog=_settings_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         cmd.set_defaults(func=cmd_service)
+
+    _add_offline_tools(sub, common)
 
     check = sub.add_parser(
         "check",
@@ -185,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify every workspace's credentials and region, and the Kafka connection and topics",
         description="Verify each workspace's Track (and App) API credentials and region, then Kafka: connect and "
         "authenticate, input topics readable by the group, DLQ and webhook topics writable; exit 1 if any fails.",
+    )
+    check.add_argument(
+        "--role",
+        choices=("run", "sink", "webhooks"),
+        help="validate what this role requires too, so that check && <role> is a preflight (see validate)",
     )
     check.set_defaults(func=cmd_check)
 
@@ -224,7 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--group", default="cio-connector-dlq-replay", help="consumer group remembering progress")
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, produce nothing")
+    replay.add_argument(
+        "--fresh-timestamps",
+        action="store_true",
+        help="send the replayed identifies without their original timestamp (Customer.io may ignore an "
+        "identify older than the profile's last update); adds the header cio-identify-timestamp: omit",
+    )
     replay.set_defaults(func=cmd_dlq_replay)
+    _add_dlq_inspect(dlq_sub, common)
+
+    _add_person(sub, common)
 
     offsets = sub.add_parser(
         "offsets",

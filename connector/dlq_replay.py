@@ -5,6 +5,13 @@ minus the ``cio-dlq-*`` headers (and Kafka Connect's ``__connect.errors.*``), pl
 ``cio-origin-{topic,partition,offset,timestamp}`` naming where it was first consumed. The sink derives dedup ids from that origin, so a replayed event carries the same
 ULID as its first attempt and Customer.io de-duplicates it if that attempt did get through.
 
+``--fresh-timestamps`` adds the ``cio-identify-timestamp: omit`` header to every replayed record (replacing
+one already there): the sink then sends the record's identifies without a timestamp, so Customer.io uses
+its receive time. The value and the message's own ``timestamp`` stay untouched: rewriting the value
+would change the dedup ids of the record's events (derived from their time) and what the producer wrote;
+events keep their own time, which orders nothing and which 72-hour campaign triggers rely on. A record
+dead-lettered again keeps the header, so a later plain replay stays fresh.
+
 Progress is remembered by a consumer group (``--group``), so replaying twice does not duplicate; the run
 stops at the dead-letter topic's end as it was when the command started.
 
@@ -41,15 +48,18 @@ from connector.kafka import (
     topic_max_message_bytes,
 )
 from connector.sink.dlq import VALUE_TRUNCATED, is_dead_letter_header
+from connector.sink.mapping.model import IDENTIFY_TIMESTAMP_HEADER
 
 CHUNK = 500
 IDLE_TIMEOUT_SECONDS = 10.0
 _TOPIC_AND_PARTITION = operator.itemgetter(0, 1)
 
 
-def replay_headers(record: Record) -> Headers:
-    """The headers a replayed record carries (pure)."""
+def replay_headers(record: Record, *, fresh_timestamps: bool = False) -> Headers:
+    """The headers a replayed record carries (pure); ``fresh_timestamps``: identifies are sent without time."""
     kept = tuple((k, v) for k, v in record.headers if not is_dead_letter_header(k))
+    if fresh_timestamps:
+        kept = (*((k, v) for k, v in kept if k != IDENTIFY_TIMESTAMP_HEADER), (IDENTIFY_TIMESTAMP_HEADER, b"omit"))
     if any(k == "cio-origin-topic" for k, _ in kept):
         return kept  # replayed before: keep the first origin
     origin = (
@@ -128,7 +138,7 @@ async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
                 if stopped_by_limit:
                     break
             if not args.dry_run:
-                await _apply(producer, topic, chunk)
+                await _apply(producer, topic, chunk, fresh_timestamps=bool(getattr(args, "fresh_timestamps", False)))
                 if chunk.positions:
                     await consumer.commit(chunk.positions)
             positions.update(chunk.positions)
@@ -152,10 +162,15 @@ async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
     return 0
 
 
-async def _apply(producer: Producer, dlq_topic: str, chunk: _Chunk) -> None:
+async def _apply(producer: Producer, dlq_topic: str, chunk: _Chunk, *, fresh_timestamps: bool) -> None:
     """Produce the chunk's replays and carried copies and wait for every acknowledgement."""
     for target in dict.fromkeys(t for t, _ in chunk.replays):
-        await producer.send_many(target, [(r.key, r.value, replay_headers(r)) for t, r in chunk.replays if t == target])
+        replays = [
+            (r.key, r.value, replay_headers(r, fresh_timestamps=fresh_timestamps))
+            for t, r in chunk.replays
+            if t == target
+        ]
+        await producer.send_many(target, replays)
     if chunk.carried:
         await producer.send_many(dlq_topic, [(r.key, r.value, r.headers) for r in chunk.carried])
 

@@ -386,7 +386,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Consumer:
-    """A consumer-group member with manual commits.
+    """A consumer-group member with manual commits (``group_id`` None: a reader of assigned partitions that
+    joins no group and cannot commit, e.g. ``dlq inspect``).
 
     With ``fetch_budget_bytes``, the read-ahead kept in memory is bounded for the process: at every
     assignment each partition's fetch size becomes the budget divided by the partitions assigned
@@ -396,7 +397,7 @@ class Consumer:
     def __init__(
         self,
         settings: KafkaSettings,
-        group_id: str,
+        group_id: str | None,
         *,
         max_poll_records: int = 2000,
         fetch_max_bytes: int = 16_777_216,

@@ -38,6 +38,11 @@ def _mask(text: str) -> str:
     return text
 
 
+def mask(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``: for command output, as for log lines."""
+    return _mask(text)
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 

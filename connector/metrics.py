@@ -214,33 +214,37 @@ class Metrics:
         )
 
         # --- webhooks ------------------------------------------------------------------------------
+        # workspace: the workspace whose path received the request, "" for the single-workspace path and
+        # for paths naming no configured workspace (bounded: only configured names ever appear).
         self.webhook_requests = Counter(
             "connector_webhook_requests_total",
             "Webhook requests by outcome (accepted, duplicate, bad_signature, bad_request, too_large, "
-            "unavailable, closing, busy, timeout, aborted).",
-            ["outcome"],
+            "unavailable, closing, busy, timeout, aborted, unknown_workspace) and workspace.",
+            ["outcome", "workspace"],
             registry=r,
         )
         self.webhook_events = Counter(
             "connector_webhook_events_total",
-            "Webhook events produced to Kafka, by object type and metric (unknown ones as 'other').",
-            ["object_type", "metric"],
+            "Webhook events produced to Kafka, by object type and metric (unknown ones as 'other') and workspace.",
+            ["object_type", "metric", "workspace"],
             registry=r,
         )
         self.webhook_signature_failures = Counter(
             "connector_webhook_signature_failures_total",
-            "Webhook requests whose signature failed, by reason.",
-            ["reason"],
+            "Webhook requests whose signature failed, by reason and workspace.",
+            ["reason", "workspace"],
             registry=r,
         )
         self.webhook_produce_duration = Histogram(
             "connector_webhook_produce_duration_seconds",
-            "Time from produce to broker acknowledgement for webhook events.",
+            "Time from produce to broker acknowledgement for webhook events, by workspace.",
+            ["workspace"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.webhook_duplicates = Counter(
             "connector_webhook_duplicates_total",
-            "Webhook retries acknowledged without producing again.",
+            "Webhook retries acknowledged without producing again, by workspace.",
+            ["workspace"],
             registry=r,
         )

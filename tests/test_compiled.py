@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PURE_LAYER_TESTS = [
     "tests/sink/test_mapping.py",
     "tests/sink/test_mapping_properties.py",
+    "tests/sink/test_v1calls_mapping.py",
     "tests/sink/test_decode.py",
+    "tests/sink/test_shapes.py",
     "tests/sink/test_timestamps.py",
     "tests/sink/test_ulid.py",
     "tests/sink/test_identifiers.py",

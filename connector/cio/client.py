@@ -201,6 +201,17 @@ class CustomerIOClient:
             return BatchResponse(status, parse_item_errors(payload))
         raise classify_failure(status, payload, retry_after, api="Track API")
 
+    async def post_track_v1(
+        self, track_url: str, auth: str, path: str, body: bytes, labels: Labels, *, endpoint: str
+    ) -> BatchResponse:
+        """A Track API v1 POST (``/api/v1/segments/…``, ``/api/v1/metrics``): all or nothing, no 207."""
+        status, payload, retry_after = await self._request(
+            "POST", f"{track_url}{path}", auth=auth, endpoint=endpoint, labels=labels, body=body
+        )
+        if 200 <= status < 300:
+            return BatchResponse(200)
+        raise classify_failure(status, payload, retry_after, api="Track API")
+
     async def get_region(self, track_url: str, auth: str, labels: Labels) -> RegionInfo:
         """``GET /api/v1/accounts/region``: the account's region, host and workspace id."""
         status, payload, retry_after = await self._request(

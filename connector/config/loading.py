@@ -9,13 +9,14 @@ Errors are one line naming the key: ``CIO_REGION: must be one of us, eu, auto (g
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import os
 import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -38,10 +39,12 @@ from connector.config.settings import (
     WorkspaceSettings,
 )
 from connector.errors import ConfigError
+from connector.sink.mapping.shapes import DEBEZIUM_DELETE_EVENT, compile_shape
 
 _EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 _EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_KEY_LISTS = frozenset({"webhook_signing_keys"})  # workspace secrets that are lists of keys
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
@@ -58,7 +61,7 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     path = config_path or env.get("CONNECTOR_CONFIG") or None
-    doc = _read_yaml(path) if path else {}
+    doc = read_yaml(path) if path else {}
 
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -71,7 +74,8 @@ def load_settings(
     raw_routes = doc.pop("routes", None) or []
     raw_topics = doc.pop("topics", None) or {}
     if doc:
-        raise ConfigError(sorted(doc)[0], "unknown top-level key in the config file")
+        key = sorted(doc, key=str)[0]
+        raise ConfigError(str(key), "unknown top-level key in the config file" + did_you_mean(key, TOP_LEVEL_KEYS))
 
     if raw_workspaces:
         if not isinstance(raw_workspaces, list):
@@ -92,11 +96,42 @@ def load_settings(
         sections["kafka"] = dataclasses.replace(sections["kafka"], aws_region=env["AWS_DEFAULT_REGION"].strip())
     settings = Settings(workspaces=workspaces, routes=routes, topics=topics, **sections)
     _check_consistency(settings)
-    _check_role(settings, role)
+    check_role(settings, role)
     return settings
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+TOP_LEVEL_KEYS = (*SECTIONS, "workspaces", "routes", "topics")
+
+
+def did_you_mean(name: object, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate to a misspelt name, or "" when none is close."""
+    close = closest(str(name), candidates)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``name`` most likely misspells: first one it abbreviates word by word
+    (``batch_max_ops`` → ``batch_max_operations``), else the most similar (difflib), else None."""
+    pool = list(candidates)
+    words = name.lower().split("_")
+    for candidate in pool:
+        theirs = candidate.lower().split("_")
+        if len(theirs) == len(words) and all(map(_abbreviates, words, theirs)):
+            return candidate
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``short`` keeps ``word``'s first letter and some of the others, in order (ops → operations)."""
+    if not short or short[0] != word[:1]:
+        return False
+    rest = iter(word)
+    return all(letter in rest for letter in short)
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    """The config file's top-level mapping ({} when empty); ConfigError naming CONNECTOR_CONFIG otherwise."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -119,7 +154,7 @@ def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> Workspace
     if not isinstance(item, dict):
         raise ConfigError(where, "must be a mapping")
     raw = dict(item)
-    for secret in ("api_key", "app_api_key"):
+    for secret in ("api_key", "app_api_key", "webhook_signing_keys"):
         env_name = raw.pop(f"{secret}_env", None)
         file_name = raw.pop(f"{secret}_file", None)
         if env_name is not None:
@@ -128,9 +163,11 @@ def _build_workspace(item: Any, env: Mapping[str, str], where: str) -> Workspace
             raw[secret] = env[str(env_name)]
         elif file_name is not None:
             try:
-                raw[secret] = Path(str(file_name)).read_text(encoding="utf-8").strip()
+                text = Path(str(file_name)).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(f"{where}.{secret}_file", f"cannot read {file_name}: {exc.strerror}") from None
+            # A key list may be a file of one key per line (rotation: old and new) or comma-separated.
+            raw[secret] = ",".join(text.splitlines()) if secret in _KEY_LISTS else text
     if "name" not in raw:
         raise ConfigError(f"{where}.name", "required")
     return typing.cast(WorkspaceSettings, _build(WorkspaceSettings, raw, {}, key_prefix=where, use_env=False))
@@ -153,7 +190,11 @@ def _build_topics(raw: Any) -> tuple[TopicSettings, ...]:
         if "name" in item:
             raise ConfigError(f"{where}.name", "unknown setting")
         fields = {**item, "name": name}
-        topics.append(typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False)))
+        raw_mapping = fields.pop("mapping", None)
+        topic = typing.cast(TopicSettings, _build(TopicSettings, fields, {}, key_prefix=where, use_env=False))
+        if raw_mapping is not None:  # compiled (and so validated) here, once: a bad mapping never starts
+            topic = dataclasses.replace(topic, mapping=compile_shape(raw_mapping, f"{where}.mapping"))
+        topics.append(topic)
     return tuple(topics)
 
 
@@ -162,9 +203,9 @@ def _build(
 ) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(set(raw) - names, key=str)
     if unknown:
-        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting")
+        raise ConfigError(f"{key_prefix}.{unknown[0]}", "unknown setting" + did_you_mean(unknown[0], names))
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         env_name = f.metadata.get("env")
@@ -277,6 +318,8 @@ def _check_consistency(settings: Settings) -> None:
         for name in topic.header_workspaces:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
+        _check_mapping(topic, settings.mapping.delete_events)
+    _check_webhook_workspaces(settings)
     _check_input_topics(settings.sink)
     _check_start_from(settings.sink)
     _check_bootstrap_servers(settings.kafka)
@@ -301,6 +344,23 @@ def _check_schema_registry(registry: SchemaRegistrySettings) -> None:
             "CONNECTOR_SCHEMA_REGISTRY_PASSWORD" if registry.password is None else "CONNECTOR_SCHEMA_REGISTRY_USERNAME"
         )
         raise ConfigError(missing, "basic auth needs both CONNECTOR_SCHEMA_REGISTRY_USERNAME and _PASSWORD")
+
+
+def _check_mapping(topic: TopicSettings, delete_events: tuple[str, ...]) -> None:
+    if topic.mapping is not None and topic.mapping.deletes_people and DEBEZIUM_DELETE_EVENT not in delete_events:
+        raise ConfigError(
+            f"topics.{topic.name}.mapping.preset",
+            f"debezium deletes people with the event {DEBEZIUM_DELETE_EVENT!r}: keep it in CONNECTOR_DELETE_EVENTS",
+        )
+
+
+def _check_webhook_workspaces(settings: Settings) -> None:
+    """A workspace with webhook keys is served at CONNECTOR_WEBHOOK_PATH/<name>: one path segment."""
+    for i, ws in enumerate(settings.workspaces):
+        if ws.webhook_signing_keys and "/" in ws.name:
+            raise ConfigError(
+                f"workspaces[{i}].name", "must not contain '/' with webhook_signing_keys (it is a URL path segment)"
+            )
 
 
 def sasl_extensions(kafka: KafkaSettings) -> dict[str, str]:
@@ -402,7 +462,8 @@ def _check_input_topics(sink: SinkSettings) -> None:
         raise ConfigError("CONNECTOR_INPUT_TOPIC_PATTERN", f"not a regular expression ({exc})") from None
 
 
-def _check_role(settings: Settings, role: Role) -> None:
+def check_role(settings: Settings, role: Role) -> None:
+    """Raise ConfigError naming the first setting ``role`` requires and lacks."""
     if role in ("sink", "run", "check"):
         if not settings.workspaces:
             raise ConfigError("CIO_SITE_ID", "required (or declare workspaces in the config file)")
@@ -421,8 +482,13 @@ def _check_role(settings: Settings, role: Role) -> None:
         raise ConfigError(
             "CONNECTOR_INPUT_TOPICS", "required (or CONNECTOR_INPUT_TOPIC_PATTERN): at least one topic to consume"
         )
-    if role in ("webhooks", "run") and not settings.webhook.signing_keys:
-        raise ConfigError("CIO_WEBHOOK_SIGNING_KEYS", "required: at least one reporting-webhook signing key")
+    has_workspace_keys = any(ws.webhook_signing_keys for ws in settings.workspaces)
+    if role in ("webhooks", "run") and not settings.webhook.signing_keys and not has_workspace_keys:
+        raise ConfigError(
+            "CIO_WEBHOOK_SIGNING_KEYS",
+            "required: at least one reporting-webhook signing key (or webhook_signing_keys on a workspace "
+            "in the config file)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from connector.sink.mapping.shapes import RecordShape
+
 Region = Literal["us", "eu", "auto"]
 OversizePolicy = Literal["dead_letter", "truncate"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["auto", "json", "text"]
+WebhookEventNames = Literal["rudderstack", "customerio"]
+IdentifyTimestamp = Literal["event", "now", "omit"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM", "GSSAPI"]
 MSK_EXTRA_MODULE = "aws_msk_iam_sasl_signer"
 
@@ -307,11 +311,36 @@ class MappingSettings:
     delete_events: tuple[str, ...] = setting(
         ("User Deleted",), "CONNECTOR_DELETE_EVENTS", "Track events that delete the person."
     )
+    object_delete_events: tuple[str, ...] = setting(
+        ("Object Deleted",),
+        "CONNECTOR_OBJECT_DELETE_EVENTS",
+        "Track events that delete the object properties.objectId (object delete).",
+    )
+    relationship_delete_events: tuple[str, ...] = setting(
+        ("Relationship Deleted",),
+        "CONNECTOR_RELATIONSHIP_DELETE_EVENTS",
+        "Track events that remove the person's relationship to properties.objectId.",
+    )
     suppress_events: tuple[str, ...] = setting(
         ("User Suppressed",), "CONNECTOR_SUPPRESS_EVENTS", "Track events that suppress the person."
     )
     unsuppress_events: tuple[str, ...] = setting(
         ("User Unsuppressed",), "CONNECTOR_UNSUPPRESS_EVENTS", "Track events that unsuppress the person."
+    )
+    segment_add_events: tuple[str, ...] = setting(
+        ("Added to Segment",),
+        "CONNECTOR_SEGMENT_ADD_EVENTS",
+        "Track events that add the person to manual segment properties.segmentId (v1 add_customers).",
+    )
+    segment_remove_events: tuple[str, ...] = setting(
+        ("Removed from Segment",),
+        "CONNECTOR_SEGMENT_REMOVE_EVENTS",
+        "Track events that remove the person from manual segment properties.segmentId (v1 remove_customers).",
+    )
+    delivery_metric_events: tuple[str, ...] = setting(
+        ("Report Delivery Event",),
+        "CONNECTOR_DELIVERY_METRIC_EVENTS",
+        "Track events reporting properties.metric of properties.deliveryId (v1 /api/v1/metrics).",
     )
     allow_event_names: tuple[str, ...] = setting(
         (), "CONNECTOR_ALLOW_EVENTS", "If set, only these track event names are sent."
@@ -321,6 +350,12 @@ class MappingSettings:
         (), "CONNECTOR_ALLOW_TYPES", "If set, only these message types are sent (identify, track, …)."
     )
     deny_types: tuple[str, ...] = setting((), "CONNECTOR_DENY_TYPES", "Message types never sent (filtered).")
+    identify_timestamp: IdentifyTimestamp = setting(
+        "omit",
+        "CONNECTOR_IDENTIFY_TIMESTAMP",
+        "Timestamp sent on identify: omit (Customer.io's receive time), now (the connector's clock) or event "
+        "(the message's own; a late one may be ignored, docs/operations.md).",
+    )
 
 
 # Customer.io retries a webhook for up to 7 days, possibly with its original timestamp (reference §6.2):
@@ -337,7 +372,16 @@ class WebhookSettings:
     path: str = setting("/webhooks/customerio", "CONNECTOR_WEBHOOK_PATH", "Route of the webhook listener.")
     topic: str = setting("cio-reporting-events", "CONNECTOR_WEBHOOK_TOPIC", "Topic of the normalized webhook events.")
     signing_keys: tuple[Secret, ...] = setting(
-        (), "CIO_WEBHOOK_SIGNING_KEYS", "Comma-separated signing keys (several during rotation)."
+        (),
+        "CIO_WEBHOOK_SIGNING_KEYS",
+        "Comma-separated signing keys (several during rotation) of CONNECTOR_WEBHOOK_PATH. Each workspace of the "
+        "config file with webhook_signing_keys also has its own path, CONNECTOR_WEBHOOK_PATH/{workspace name}.",
+    )
+    event_names: WebhookEventNames = setting(
+        "rudderstack",
+        "CONNECTOR_WEBHOOK_EVENT_NAMES",
+        "Track event names of the normalized webhooks: rudderstack (Email Dropped, In-App Message Link Clicked…) "
+        "or customerio (Customer.io's own Journeys names: Email Suppressed, In-App Clicked…).",
     )
     max_body_bytes: int = setting(1_000_000, "CONNECTOR_WEBHOOK_MAX_BODY_BYTES", "Larger bodies get 413.", ge=1_024)
     read_timeout_seconds: float = setting(
@@ -449,6 +493,12 @@ class WorkspaceSettings:
     attribute_prefix: str | None = setting(None, None, "Overrides the mapping attribute prefix.")
     rate_limit_per_second: float | None = setting(None, None, "Overrides CONNECTOR_RATE_LIMIT.", gt=0)
     max_in_flight: int | None = setting(None, None, "Overrides CONNECTOR_MAX_IN_FLIGHT.", ge=1)
+    webhook_signing_keys: tuple[Secret, ...] = setting(
+        (),
+        None,
+        "Reporting-webhook signing keys of this workspace (several during rotation): its webhooks are accepted "
+        "at CONNECTOR_WEBHOOK_PATH/{name}, signed with one of these keys.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +520,11 @@ class TopicSettings:
         (),
         None,
         "Workspaces this topic's records may name in CONNECTOR_WORKSPACE_HEADER (empty: the header is refused).",
+    )
+    mapping: RecordShape | None = setting(
+        None,
+        None,
+        "Declarative mapping of this topic's records to Segment messages (docs/inputs.md); compiled at load.",
     )
 
 
@@ -496,6 +551,10 @@ class Settings:
                 return ws
         raise KeyError(name)
 
+    def topic_shapes(self) -> dict[str, RecordShape]:
+        """Topic name → its declarative mapping, for the topics that have one."""
+        return {topic.name: topic.mapping for topic in self.topics if topic.mapping is not None}
+
 
 SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaSettings,
@@ -509,3 +568,19 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 Role = Literal["sink", "webhooks", "run", "check", "none"]
+
+# Which settings each service role reads: its sections, and for the sink the workspace (CIO_*) settings.
+# ``--help`` of run, sink and webhooks lists them; ``validate`` checks each role's requirements.
+ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "run": (*SECTIONS, "workspace"),
+    "sink": ("kafka", "endpoints", "sink", "mapping", "transactional", "service", "workspace"),
+    "webhooks": ("kafka", "webhook", "service"),
+}
+
+# Variables read outside the settings above (none of them configures the service itself): ``validate``
+# knows them, so it does not call them misspelt.
+OTHER_ENVIRONMENT: dict[str, str] = {
+    "CONNECTOR_CONFIG": "Path of the optional YAML file (same as --config).",
+    "CIO_CONNECTOR_CACHE": "Development tools: where downloaded Kafka jars are cached.",
+    "CIO_CONNECTOR_COMPILE": "Build: compile the hot modules when building a wheel (setup.py).",
+}

@@ -1,4 +1,5 @@
-"""App API handlers of the fake (Bearer app key): the workspace list and transactional email (App API docs)."""
+"""App API handlers of the fake (Bearer app key): the workspace list, transactional email and a person's
+attributes (App API docs)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from connector.fake_cio.gate import LISTENER, app_gate, json_response
+from connector.fake_cio.people import ID_TYPES, find_person
 from connector.fake_cio.rules import RuleError, error
 from connector.fake_cio.rules_v1 import MAX_TRANSACTIONAL_BYTES, check_transactional_email
 
@@ -40,7 +42,25 @@ async def send_email(request: web.Request) -> web.Response:
     return json_response(request.app[LISTENER].state.record_email(ws, body))
 
 
+async def person_attributes(request: web.Request) -> web.Response:
+    """``GET /v1/customers/{customer_id}/attributes?id_type=id|email|phone|cio_id`` (default ``id``):
+    200 ``{"customer": …}``, 400 for another id_type, 404 for an unknown person (its body's shape is
+    unconfirmed; the status is documented)."""
+    ws = await app_gate(request)
+    if isinstance(ws, web.Response):
+        return ws
+    id_type = request.query.get("id_type", "id")
+    if id_type not in ID_TYPES:
+        return json_response({"meta": {"error": "id_type: must be id, email, phone or cio_id"}}, 400)
+    state = request.app[LISTENER].state
+    customer = find_person(state.operations_for(ws.name), id_type, request.match_info["customer_id"])
+    if customer is None:
+        return json_response({"errors": [{"detail": "customer not found", "status": "404"}]}, 404)
+    return json_response({"customer": customer})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the App API routes."""
     app.router.add_get("/v1/workspaces", workspaces)
+    app.router.add_get("/v1/customers/{customer_id}/attributes", person_attributes)
     app.router.add_post("/v1/send/email", send_email)

@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Accepted operations kept for /_fake/operations, oldest dropped (default {DEFAULT_MAX_RECORDED}).",
     )
     parser.add_argument("--seed", type=int, default=None, help="Seed of the random faults.")
+    parser.add_argument(
+        "--ignore-stale-identifies",
+        action="store_true",
+        help="Answer 200 but ignore an identify older than the person's last update (reported, unconfirmed).",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             latency_ms=args.latency_ms,
             rate_limit_per_second=args.rate_limit,
             app_rate_limit_per_second=args.app_rate_limit,
+            ignore_stale_identifies=args.ignore_stale_identifies,
         )
     except ValueError as exc:
         print(f"fake-cio: {exc}", file=sys.stderr)

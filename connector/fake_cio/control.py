@@ -1,9 +1,12 @@
 """The fake's own control API under ``/_fake/`` (both ports): read what it accepted, switch faults.
 
     GET    /_fake/operations[?workspace=NAME]  → [{"workspace", "region", "api", "operation", "received_at"}]
-    DELETE /_fake/operations                   → {}  (forgets operations and transactional emails)
+    DELETE /_fake/operations                   → {}  (forgets operations, transactional emails and metrics)
+    GET    /_fake/segments                     → {"segments": {ws: {segment_id: [[id_type, id]]}},
+                                                  "metrics": [{"workspace", "region", "delivery_id", "metric", …}]}
     GET    /_fake/stats                        → {"requests": {ws: {region: {status: n}}}, "redirected": {ws: n},
                                                   "accepted_operations": {ws: n}, "rejected_operations": {ws: n},
+                                                  "ignored_operations": {ws: n} (stale identifies),
                                                   "throttled": {ws: [{"at", "status", "retry_after",
                                                                       "next_request_at"}]}}
     DELETE /_fake/stats                        → {}
@@ -42,6 +45,12 @@ async def delete_operations(request: web.Request) -> web.Response:
     """Forget accepted operations and emails."""
     request.app[LISTENER].state.clear_operations()
     return json_response(_OK)
+
+
+async def get_segments(request: web.Request) -> web.Response:
+    """Manual segment membership and accepted delivery metrics."""
+    state = request.app[LISTENER].state
+    return json_response({"segments": state.describe_segments(), "metrics": state.metrics})
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -93,6 +102,7 @@ def add_routes(app: web.Application) -> None:
     """Register the control routes."""
     app.router.add_get("/_fake/operations", get_operations)
     app.router.add_delete("/_fake/operations", delete_operations)
+    app.router.add_get("/_fake/segments", get_segments)
     app.router.add_get("/_fake/stats", get_stats)
     app.router.add_delete("/_fake/stats", delete_stats)
     app.router.add_get("/_fake/faults", get_faults)

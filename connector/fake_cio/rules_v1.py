@@ -5,6 +5,8 @@ Same contract as ``rules``: ``None`` when acceptable, else the first broken rule
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from typing import Final
 
 from connector.fake_cio.rules import (
@@ -23,8 +25,14 @@ from connector.fake_cio.rules import (
 )
 
 V1_EVENT_TYPES: Final = frozenset({"event", "page", "screen"})
+SEGMENT_ID_TYPES: Final = frozenset({"id", "email", "cio_id"})
+MAX_SEGMENT_IDS: Final = 1000
+_INT32_MAX: Final = 2**31 - 1
+# /api/v1/metrics: every channel's metric enum (email and webhook have all eight) [spec].
+METRICS: Final = frozenset({"bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"})
 MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
 MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
+MAX_ATTACHMENTS_BYTES: Final = 2 * 1024 * 1024  # "attachments … total < 2 MB" (of the base64 text)
 
 _NOT_AN_OBJECT: Final = error("invalid_json", "", "body must be a JSON object")
 
@@ -88,6 +96,54 @@ def check_v1_merge(body: object) -> RuleError | None:
     return check_merge_sides(body) if isinstance(body, dict) else _NOT_AN_OBJECT
 
 
+def parse_segment_id(raw: str) -> int | None:
+    """The ``{segment_id}`` path parameter: a positive int32, else None."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= _INT32_MAX else None
+
+
+def check_v1_segment(segment_id: str, id_type: str | None, body: object) -> RuleError | None:
+    """``POST /api/v1/segments/{segment_id}/add_customers|remove_customers?id_type=…``: ``{"ids": [1..1000 strings]}``."""
+    if parse_segment_id(segment_id) is None:
+        return error("invalid_field", "segment_id", "must be a positive integer")
+    if id_type is not None and id_type not in SEGMENT_ID_TYPES:
+        return error("invalid_field", "id_type", "must be id, email or cio_id")
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        return error("missing_field", "ids", "ids array is required")
+    if not 1 <= len(ids) <= MAX_SEGMENT_IDS:
+        return error("limit_exceeded", "ids", f"must hold 1 to {MAX_SEGMENT_IDS} ids")
+    for index, value in enumerate(ids):
+        if problem := check_identifier(value, f"ids[{index}]"):
+            return problem
+    return None
+
+
+def check_v1_metric(body: object) -> RuleError | None:
+    """``POST /api/v1/metrics``: ``delivery_id`` and ``metric`` required; ``timestamp`` Unix s; the rest strings."""
+    if not isinstance(body, dict):
+        return _NOT_AN_OBJECT
+    if problem := check_identifier(body.get("delivery_id"), "delivery_id"):
+        return (
+            error("missing_field", "delivery_id", "delivery_id is required") if "delivery_id" not in body else problem
+        )
+    metric = body.get("metric")
+    if metric is None:
+        return error("missing_field", "metric", "metric is required")
+    if metric not in METRICS:
+        return error("invalid_field", "metric", "must be one of " + ", ".join(sorted(METRICS)))
+    if "timestamp" in body and (problem := check_timestamp(body["timestamp"], "timestamp")):
+        return problem
+    for key in ("recipient", "reason", "href"):
+        if key in body and not isinstance(body[key], str):
+            return error("invalid_field", key, "must be a string")
+    return None
+
+
 def count_recipients(addresses: str) -> int:
     """Comma-separated addresses; commas inside quoted display names do not separate."""
     count, quoted, seen = 0, False, False
@@ -110,6 +166,9 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
     to = body.get("to")
     if not isinstance(to, str) or not to.strip():
         return error("missing_field", "to", "to is required")
+    for field in ("cc", "bcc"):
+        if field in body and not isinstance(body[field], str):
+            return error("invalid_field", field, "must be a string of comma-separated addresses")
     recipients = sum(count_recipients(v) for k in ("to", "cc", "bcc") if isinstance(v := body.get(k), str))
     if recipients > MAX_TRANSACTIONAL_RECIPIENTS:
         return error("limit_exceeded", "to", f"more than {MAX_TRANSACTIONAL_RECIPIENTS} recipients in to+cc+bcc")
@@ -124,4 +183,22 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
         return error("invalid_field", "message_data", "must be an object")
     if "send_at" in body and (problem := check_timestamp(body["send_at"], "send_at")):
         return problem
+    return check_attachments(body.get("attachments"))
+
+
+def check_attachments(attachments: object) -> RuleError | None:
+    """``attachments``: ``{"file name": "<base64>"}``, the encoded contents together under 2 MB."""
+    if attachments is None:
+        return None
+    if not isinstance(attachments, dict):
+        return error("invalid_field", "attachments", "must be an object of file name to base64 content")
+    if any(not isinstance(v, str) for v in attachments.values()):
+        return error("invalid_field", "attachments", "each attachment must be a base64 string")
+    if sum(len(v) for v in attachments.values()) >= MAX_ATTACHMENTS_BYTES:
+        return error("too_large", "attachments", f"attachments total {MAX_ATTACHMENTS_BYTES} bytes or more")
+    for content in attachments.values():
+        try:
+            b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            return error("invalid_field", "attachments", "attachment content is not valid base64")
     return None

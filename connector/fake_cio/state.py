@@ -57,6 +57,10 @@ class Faults:
     # check (e.g. per-person limits): per item in a 207 (poison_status 207) or the whole batch (400).
     poison_names: tuple[str, ...] = ()
     poison_status: int = 207
+    # Answer 200 but ignore a person identify whose timestamp (else the receive time) is older than the
+    # profile's last update: the behaviour a third party reports and Customer.io has not confirmed
+    # (reference Addendum E). Ignored identifies are counted, not recorded.
+    ignore_stale_identifies: bool = False
 
 
 @dataclass(slots=True)
@@ -125,6 +129,12 @@ class FakeState:
         # so 100,000 recorded operations do not slow every collection down (measured: half the CPU per batch).
         self._records: deque[tuple[str, str, str, bytes, float]] = deque(maxlen=max_recorded)
         self.emails: list[dict[str, Any]] = []
+        # (workspace, person) → the timestamp of its last applied identify, kept while stale identifies
+        # are ignored. A person is keyed by its identifier as sent ("id:42"): the fake links no identities.
+        self._profile_updates: dict[tuple[str, str], int] = {}
+        self.metrics: list[dict[str, Any]] = []  # accepted /api/v1/metrics bodies, with their workspace
+        # Manual segment membership: (workspace, segment id) → {(id_type, id)}; kept like a workspace's data.
+        self._segments: dict[tuple[str, int], set[tuple[str, str]]] = {}
         self.clear_stats()
 
     # --- credentials ------------------------------------------------------------------------------------
@@ -242,6 +252,25 @@ class FakeState:
             for op in ops:
                 append((name, region, api, op, now))
 
+    def ignores(self, ws: Workspace, op: Mapping[str, Any], now: float) -> bool:
+        """Whether an accepted operation is ignored as a stale identify (``ignore_stale_identifies``).
+
+        The update's time is its ``timestamp``, else ``now`` (the receive time). An equal time is applied:
+        what Customer.io does with ties is unconfirmed. A v2 operation that passed the rules is assumed.
+        """
+        if not self.faults.ignore_stale_identifies or op.get("type") != "person" or op.get("action") != "identify":
+            return False
+        ((kind, value),) = op["identifiers"].items()
+        key = (ws.name, f"{kind}:{value}")
+        at = op.get("timestamp")
+        at = int(now) if at is None else at
+        last = self._profile_updates.get(key)
+        if last is not None and at < last:
+            self._ignored[ws.name] += 1
+            return True
+        self._profile_updates[key] = at
+        return False
+
     def count_rejected(self, ws: Workspace, n: int) -> None:
         """Count operations rejected by the rules."""
         self._rejected[ws.name] += n
@@ -251,6 +280,30 @@ class FakeState:
         answer = {"delivery_id": secrets.token_urlsafe(18), "queued_at": int(self.clock())}
         self.emails.append({"workspace": ws.name, "region": ws.region, **answer, "message": message})
         return answer
+
+    def record_metric(self, ws: Workspace, body: Mapping[str, Any]) -> None:
+        """Keep an accepted delivery metric (``POST /api/v1/metrics``)."""
+        self.metrics.append({"workspace": ws.name, "region": ws.region, **body})
+
+    def change_segment(self, ws: Workspace, segment_id: int, action: str, id_type: str, ids: Iterable[str]) -> None:
+        """Apply an accepted ``add_customers``/``remove_customers`` call to the segment's membership."""
+        members = self._segments.setdefault((ws.name, segment_id), set())
+        entries = {(id_type, value) for value in ids}
+        if action == "add_customers":
+            members |= entries
+        else:
+            members -= entries
+
+    def segment_members(self, workspace: str, segment_id: int) -> set[tuple[str, str]]:
+        """The (id_type, id) pairs now in a manual segment of ``workspace``."""
+        return set(self._segments.get((workspace, segment_id), ()))
+
+    def describe_segments(self) -> dict[str, dict[str, list[list[str]]]]:
+        """Every manual segment's members as JSON-ready values: workspace → segment id → [[id_type, id]]."""
+        result: dict[str, dict[str, list[list[str]]]] = {}
+        for (workspace, segment_id), members in sorted(self._segments.items()):
+            result.setdefault(workspace, {})[str(segment_id)] = [list(m) for m in sorted(members)]
+        return result
 
     def count(self, workspace: str, region: str, status: int | str) -> None:
         """Count one answered (or reset) request."""
@@ -273,9 +326,10 @@ class FakeState:
         ]
 
     def clear_operations(self) -> None:
-        """Forget accepted operations and emails (stats are kept)."""
+        """Forget accepted operations, emails and metrics (stats and segment membership are kept)."""
         self._records.clear()
         self.emails.clear()
+        self.metrics.clear()
 
     def clear_stats(self) -> None:
         """Reset every counter and the 429 timeline."""
@@ -283,6 +337,7 @@ class FakeState:
         self._redirected: Counter[str] = Counter()
         self._accepted: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
+        self._ignored: Counter[str] = Counter()
         self._throttled: dict[str, deque[dict[str, Any]]] = {}
         self._awaiting_next: dict[str, list[dict[str, Any]]] = {}
 
@@ -296,13 +351,17 @@ class FakeState:
             "redirected": dict(self._redirected),
             "accepted_operations": dict(self._accepted),
             "rejected_operations": dict(self._rejected),
+            "ignored_operations": dict(self._ignored),
             "throttled": {name: [dict(e) for e in entries] for name, entries in self._throttled.items()},
         }
 
 
 def _check_fault(name: str, value: Any) -> None:
     number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if name == "poison_names":
+    if name == "ignore_stale_identifies":
+        if not isinstance(value, bool):
+            raise ValueError("ignore_stale_identifies must be true or false")
+    elif name == "poison_names":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ValueError("poison_names must be a list of strings")
     elif name == "poison_status":

@@ -1,5 +1,9 @@
 """Track API handlers of the fake: v2 batch and entity, the v1 person endpoints, region discovery.
 
+Manual segment calls and delivery metrics change ``FakeState`` (``segment_members``, ``metrics``) and
+are recorded too, as ``{"type": "segment", "action": "add_customers", "segment_id", "id_type", "ids"}``
+and ``{"type": "metric", …body}``, so tests can check their place among a person's operations.
+
 Accepted v1 calls are recorded in the v2 operation shape (``api: "v1"``) so tests read one format:
 ``PUT /api/v1/customers/42`` with ``{"plan": "pro"}`` is recorded as
 ``{"type": "person", "action": "identify", "identifiers": {"id": "42"}, "attributes": {"plan": "pro"}}``.
@@ -28,7 +32,11 @@ from connector.fake_cio.rules_v1 import (
     check_v1_event,
     check_v1_identify,
     check_v1_merge,
+    check_v1_metric,
+    check_v1_segment,
+    parse_segment_id,
 )
+from connector.fake_cio.state import Workspace
 
 _OK = b"{}"
 
@@ -51,16 +59,18 @@ async def batch(request: web.Request) -> web.Response:
         return _v2_error(error("invalid", "name", "operation rejected (poison fault)"))
     accepted: list[bytes] = []
     errors: list[dict[str, Any]] = []
+    now = state.clock()
     for index, op in enumerate(parsed):
         raw = orjson.dumps(op)  # its size is a rule, and it is recorded serialized
         problem = check_operation(op, len(raw))
         if problem is None and poison and _poisoned(op, poison):
             problem = error("invalid", "name", "operation rejected (poison fault)")
         if problem is None:
-            accepted.append(raw)
+            if not state.ignores(ws, op, now):
+                accepted.append(raw)
         else:
             errors.append({"batch_index": index, **problem})
-    state.record_operations(ws, "v2", accepted, state.clock())
+    state.record_operations(ws, "v2", accepted, now)
     if errors:
         state.count_rejected(ws, len(errors))
         return json_response({"errors": errors}, 207)
@@ -90,7 +100,9 @@ async def entity(request: web.Request) -> web.Response:
     if problem is not None:
         state.count_rejected(ws, 1)
         return _v2_error(problem)
-    state.record_operations(ws, "v2", [bytes(body)], state.clock())
+    now = state.clock()
+    if not state.ignores(ws, op, now):
+        state.record_operations(ws, "v2", [bytes(body)], now)
     return json_response(_OK)
 
 
@@ -139,8 +151,9 @@ async def _v1(
     *,
     has_body: bool = True,
     error_key: str = "errors",
+    gated: Workspace | None = None,
 ) -> web.Response:
-    ws = await track_gate(request)
+    ws = gated if gated is not None else await track_gate(request)
     if isinstance(ws, web.Response):
         return ws
     body: Any = None
@@ -227,6 +240,38 @@ async def v1_merge(request: web.Request) -> web.Response:
     )
 
 
+async def v1_segment(request: web.Request) -> web.Response:
+    """``POST /api/v1/segments/{segment_id}/add_customers|remove_customers?id_type=id|email|cio_id``."""
+    gated = await track_gate(request)
+    if isinstance(gated, web.Response):
+        return gated
+    ws, state = gated, request.app[LISTENER].state
+    raw_id, action = request.match_info["segment_id"], request.match_info["action"]
+    id_type = request.query.get("id_type")
+
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        segment_id, kind = parse_segment_id(raw_id) or 0, id_type or "id"  # both checked by check_v1_segment
+        state.change_segment(ws, segment_id, action, kind, body["ids"])
+        return {"type": "segment", "action": action, "segment_id": segment_id, "id_type": kind, "ids": body["ids"]}
+
+    return await _v1(request, lambda b: check_v1_segment(raw_id, id_type, b), apply, gated=ws)
+
+
+async def v1_metric(request: web.Request) -> web.Response:
+    """``POST /api/v1/metrics``. The spec needs no auth; the fake asks for the Track credentials the
+    connector sends (as Segment's action does) to know the workspace."""
+    gated = await track_gate(request)
+    if isinstance(gated, web.Response):
+        return gated
+    ws, state = gated, request.app[LISTENER].state
+
+    def record(body: dict[str, Any]) -> dict[str, Any]:
+        state.record_metric(ws, body)
+        return {"type": "metric", **body}
+
+    return await _v1(request, check_v1_metric, record, gated=ws)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the Track API routes."""
     app.router.add_post("/api/v2/batch", batch)
@@ -240,3 +285,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put("/api/v1/customers/{identifier}/devices", v1_add_device)
     app.router.add_delete("/api/v1/customers/{identifier}/devices/{token}", v1_delete_device)
     app.router.add_post("/api/v1/merge_customers", v1_merge)
+    app.router.add_post("/api/v1/segments/{segment_id}/{action:add_customers|remove_customers}", v1_segment)
+    app.router.add_post("/api/v1/metrics", v1_metric)

@@ -2,6 +2,14 @@
 
 The request body is assembled from the operations' bytes without re-serializing anything:
 ``{"batch":[`` + ops joined by ``,`` + ``]}``; the byte budget is checked on exactly that size.
+
+A batch holds operations of one kind only: v2 operations, or operations of one Track API v1 call
+(``Operation.v1``, same ``path``). An operation of another kind closes the open batch and opens the next,
+so the batches of a lane, sent one after another, keep the operations in submission order. Consecutive
+v1 operations of the same call merge, up to their ``max_items`` (1,000 ids for a segment; 1 for a metric)
+and the byte budget; the body of a v1 batch is ``{"ids":[`` + ids + ``]}``, or the one operation's body
+when ``max_items`` is 1. Merging only joins neighbours in one lane: ids of one segment spread over lanes,
+or interleaved with other operations, go in several calls.
 """
 
 from __future__ import annotations
@@ -10,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from connector.sink.mapping.model import Operation
+from connector.sink.mapping.model import Operation, V1Call
 
 T = TypeVar("T")  # what travels with each operation (the record's ticket)
 
 _PREFIX = b'{"batch":['
 _SUFFIX = b"]}"
 ENVELOPE_BYTES = len(_PREFIX) + len(_SUFFIX)
+_IDS_PREFIX = b'{"ids":['
 
 
 @dataclass(slots=True)
@@ -25,8 +34,9 @@ class Batch(Generic[T]):
 
     operations: list[Operation] = field(default_factory=list)
     tags: list[T] = field(default_factory=list)
-    body_bytes: int = ENVELOPE_BYTES
+    body_bytes: int = ENVELOPE_BYTES  # of the v2 envelope also for a v1 batch: an upper bound of its body
     opened_at: float = 0.0
+    v1: V1Call | None = None  # the v1 call all its operations go in, None for a v2 batch
 
     def __len__(self) -> int:
         return len(self.operations)
@@ -36,9 +46,18 @@ class Batch(Generic[T]):
         """The operations' own serialized bytes (the body without its envelope and commas)."""
         return self.body_bytes - ENVELOPE_BYTES - max(0, len(self.operations) - 1)
 
+    @property
+    def max_operations(self) -> int | None:
+        """The most operations its kind allows in one request (None: the batcher's own limit)."""
+        return None if self.v1 is None else self.v1.max_items
+
     def body(self) -> bytes:
-        """The ``/api/v2/batch`` request body."""
-        return _PREFIX + b",".join(op.body for op in self.operations) + _SUFFIX
+        """The request body: ``/api/v2/batch``'s, or the v1 call's."""
+        if self.v1 is None:
+            return _PREFIX + b",".join(op.body for op in self.operations) + _SUFFIX
+        if self.v1.max_items == 1:
+            return self.operations[0].body
+        return _IDS_PREFIX + b",".join(op.body for op in self.operations) + _SUFFIX
 
     def split(self) -> tuple[Batch[T], Batch[T]]:
         """Two halves, in order (used to isolate a bad item after a whole-batch 400)."""
@@ -56,7 +75,7 @@ class Batch(Generic[T]):
     def _pick(self, indexes: list[int]) -> Batch[T]:
         ops = [self.operations[i] for i in indexes]
         size = ENVELOPE_BYTES + sum(len(op.body) for op in ops) + max(0, len(ops) - 1)
-        return Batch(ops, [self.tags[i] for i in indexes], size, self.opened_at)
+        return Batch(ops, [self.tags[i] for i in indexes], size, self.opened_at, self.v1)
 
 
 class Batcher(Generic[T]):
@@ -71,27 +90,46 @@ class Batcher(Generic[T]):
     def add(self, operation: Operation, tag: T, now: float) -> Batch[T] | None:
         """Add one operation; return a batch that is full and must be sent, if any.
 
-        An operation that would push the body over the byte budget closes the open batch first, so a
-        returned batch never exceeds ``max_bytes`` (each operation is itself far below it).
+        An operation that would push the body over the byte budget, or of another kind than the open
+        batch (v2, or another v1 call), closes the open batch first, so a returned batch never exceeds
+        ``max_bytes`` (each operation is itself far below it) and never mixes kinds. A batch that is full
+        the moment it opens while another closed (a v1 call of one item) waits for ``take_full``.
         """
         size = len(operation.body)
         current = self._open
-        if current is not None and current.body_bytes + size + 1 > self.max_bytes:
-            # Over the byte budget: the open batch goes out and this operation opens the next one.
-            # (With max_operations == 1 no batch stays open, so this never coincides with a full count.)
+        if current is not None and (
+            current.body_bytes + size + 1 > self.max_bytes
+            or current.v1 != operation.v1
+            or len(current.operations) >= self._limit(current)
+        ):
+            # The open batch goes out and this operation opens the next one.
+            # (With max_operations == 1 no v2 batch stays open, so this never coincides with a full count.)
             self._open = None
             self._append(operation, tag, now)
             return current
         batch = self._append(operation, tag, now)
-        if len(batch.operations) >= self.max_operations:
+        if len(batch.operations) >= self._limit(batch):
             self._open = None
             return batch
         return None
 
+    def take_full(self) -> Batch[T] | None:
+        """The open batch if it already holds all its kind allows (after ``add`` closed another)."""
+        current = self._open
+        if current is not None and len(current.operations) >= self._limit(current):
+            self._open = None
+            return current
+        return None
+
+    def _limit(self, batch: Batch[T]) -> int:
+        # A v1 call has its own limit (Customer.io's 1,000 ids), independent of the v2 batch size setting.
+        limit = batch.max_operations
+        return self.max_operations if limit is None else limit
+
     def _append(self, operation: Operation, tag: T, now: float) -> Batch[T]:
         current = self._open
         if current is None:
-            current = self._open = Batch(opened_at=now)
+            current = self._open = Batch(opened_at=now, v1=operation.v1)
         current.body_bytes += len(operation.body) + (1 if current.operations else 0)
         current.operations.append(operation)
         current.tags.append(tag)

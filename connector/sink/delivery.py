@@ -12,6 +12,12 @@ Kafka order however many lanes run concurrently. Outcomes of a request:
     408/429/5xx,   retried with full-jitter backoff (Retry-After honoured, capped) for as long as it takes;
     network        the workspace reports itself congested so the runner pauses its partitions
 
+Track API v1 calls (``Operation.v1``: manual segment membership, delivery metrics) travel the same lanes:
+the batcher closes the open batch before one and gives it a batch of its own (consecutive ids of one
+segment call merged, up to 1,000), so the lane sends it after the person's earlier operations and before
+their later ones, under the same rate and concurrency limits, with the same retries, credential handling
+and dead letters. A v1 call is all or nothing (no 207): a 400 on merged ids bisects like a batch.
+
 What it buffers (``buffered`` operations, ``buffered_bytes`` of their serialized bodies) counts against the
 process-wide budget (``budget.py``); the runner, not the workspace, decides when its intake stops.
 """
@@ -172,6 +178,10 @@ class WorkspaceDelivery:
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
             lane.ready.append((full, self._revocations))
+            # A one-item v1 call opened as ``full`` closed: ready too, right behind it.
+            single = lane.batcher.take_full() if operation.v1 is not None else None
+            if single is not None:
+                lane.ready.append((single, self._revocations))
             lane.wakeup.set()
 
     def note_revocation(self) -> None:
@@ -264,7 +274,7 @@ class WorkspaceDelivery:
             if not probing:
                 await self._resumed.wait()
             await self._rate.acquire()
-            outcome = await self._send_once(body)
+            outcome = await self._send_once(batch, body)
             # The concurrency permit is released by now: retries and bisection must never wait for a
             # permit while holding one, or lanes bisecting at the same time deadlock each other.
             if isinstance(outcome, BatchResponse):
@@ -281,7 +291,7 @@ class WorkspaceDelivery:
                 return
 
     async def _send_once(
-        self, body: bytes
+        self, batch: Batch[Ticket], body: bytes
     ) -> BatchResponse | TransientDeliveryError | AuthError | PermanentDeliveryError:
         """One request under the concurrency limit, after any Retry-After hold; the outcome as a value."""
         while True:
@@ -294,6 +304,16 @@ class WorkspaceDelivery:
             await asyncio.sleep(hold)
         backpressure = False
         try:
+            v1 = batch.v1
+            if v1 is not None:
+                return await self._client.post_track_v1(
+                    self.destination.track_url,
+                    self.destination.track_auth,
+                    v1.path,
+                    body,
+                    self._labels,
+                    endpoint=v1.endpoint,
+                )
             return await self._client.post_batch(
                 self.destination.track_url, self.destination.track_auth, body, self._labels
             )

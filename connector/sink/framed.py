@@ -27,13 +27,11 @@ from typing import Any, Final
 import orjson
 from fastavro import parse_schema, schemaless_reader
 
-from connector.sink.mapping.decode import decode_document, decode_record
+from connector.sink.mapping.decode import decode_document
 from connector.sink.mapping.model import Message, Rejection
 
 MAGIC: Final = 0
 HEADER_BYTES: Final = 5
-# decode_record's answers meaning "these bytes are not JSON": for a framed payload, ``undecodable``.
-_NOT_JSON: Final = frozenset({"empty_record", "invalid_utf8", "not_json"})
 _JSON_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "enum"})
 
 Convert = Callable[[Any], Any]
@@ -103,10 +101,16 @@ def parse_registered(schema_id: int, answer: Any, referenced: Sequence[str] = ()
     return RegisteredSchema(schema_id, "AVRO", parsed, converter(parsed, _named(parsed)))
 
 
-def decode_framed(value: bytes | bytearray | memoryview, schema: Schema | None) -> list[Message] | Rejection:
+def decode_framed(
+    value: bytes | bytearray | memoryview,
+    schema: Schema | None,
+    to_messages: Callable[[Any], list[Message] | Rejection] = decode_document,
+) -> list[Message] | Rejection:
     """The messages of a framed record (``is_framed``), decoded with its writer schema.
 
     ``schema`` None: no registry is configured; a JSON payload still decodes, anything else is undecodable.
+    ``to_messages`` makes messages of the decoded document: Segment-spec by default, or a topic's
+    declarative mapping (``RecordShape.messages``).
     """
     schema_id = frame_id(value)
     if schema_id is None:
@@ -115,19 +119,24 @@ def decode_framed(value: bytes | bytearray | memoryview, schema: Schema | None) 
     if isinstance(schema, UnusableSchema):
         return Rejection(schema.reason, schema.message)
     if schema is None or schema.kind == "JSON":
-        decoded = decode_record(payload)
-        if isinstance(decoded, Rejection) and decoded.reason in _NOT_JSON:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
             if schema is None:
                 return Rejection(
                     "undecodable",
                     f"schema id {schema_id}: payload is not JSON and CONNECTOR_SCHEMA_REGISTRY_URL is not set",
                 )
-            return Rejection("undecodable", f"schema id {schema_id} (JSON Schema): {decoded.message}")
-        return decoded
-    return _decode_avro(payload, schema)
+            return Rejection("undecodable", f"schema id {schema_id} (JSON Schema): payload is not JSON ({exc.msg})")
+        return to_messages(doc)
+    return _decode_avro(payload, schema, to_messages)
 
 
-def _decode_avro(payload: bytes | bytearray | memoryview, schema: RegisteredSchema) -> list[Message] | Rejection:
+def _decode_avro(
+    payload: bytes | bytearray | memoryview,
+    schema: RegisteredSchema,
+    to_messages: Callable[[Any], list[Message] | Rejection],
+) -> list[Message] | Rejection:
     stream = io.BytesIO(payload)
     try:
         doc = schemaless_reader(stream, schema.avro, None)
@@ -141,7 +150,7 @@ def _decode_avro(payload: bytes | bytearray | memoryview, schema: RegisteredSche
     left = len(payload) - stream.tell()
     if left:
         return Rejection("undecodable", f"schema id {schema.schema_id}: Avro payload has {left} bytes after the value")
-    return decode_document(doc)
+    return to_messages(doc)
 
 
 def _named(parsed: Any) -> dict[str, Any]:

@@ -36,12 +36,10 @@ from connector.metrics import Metrics
 from connector.sink.budget import BufferBudget, Holding
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
-from connector.sink.framed import MAGIC, decode_framed, frame_id
-from connector.sink.mapping.decode import decode_record
-from connector.sink.mapping.model import Filtered, Message, MessageContext, Rejection
-from connector.sink.mapping.transactional import build_send_email
+from connector.sink.framed import MAGIC, frame_id
 from connector.sink.offsets import OffsetTracker
 from connector.sink.positioning import StartPositioner
+from connector.sink.record_path import RecordPath, SubmitTransactional
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
 from connector.sink.schema_registry import SchemaRegistry
@@ -96,6 +94,22 @@ class Sink:
             self._finish,
             connector_name=self._sink.group_id if self._sink.dlq_connect_headers else None,
         )
+        self._progress = asyncio.Event()  # a record resolved (or a schema arrived): room may have freed up
+        self._schemas = (
+            SchemaRegistry(settings.schema_registry, self._policy, on_fetched=self._progress.set)
+            if settings.schema_registry.url is not None
+            else None
+        )
+        self._record_path = RecordPath(
+            self._sink,
+            router,
+            {name: delivery.submit for name, delivery in self._deliveries.items()},
+            submit_transactional=_transactional_submitter(self._transactional, self._deliveries),
+            on_filtered=self._count_filtered,
+            on_skipped=self._count_skipped,
+            shapes=settings.topic_shapes(),
+            schemas=None if self._schemas is None else self._schemas.cached,
+        )
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
@@ -106,13 +120,7 @@ class Sink:
         self._tasks: list[asyncio.Task[None]] = []
         # One bound for the whole process, shared by the workspaces (not multiplied by their number).
         self._budget = BufferBudget(self._sink.max_buffered_operations, self._sink.max_buffered_bytes)
-        self._progress = asyncio.Event()  # a record resolved: room may have freed up
         self._waiting_for_room = False  # only then does resolving a record set _progress
-        self._schemas = (
-            SchemaRegistry(settings.schema_registry, self._policy, on_fetched=self._progress.set)
-            if settings.schema_registry.url is not None
-            else None
-        )
         # Records waiting for their schema, per partition, in offset order: (record, tracker generation).
         self._held: dict[Partition, deque[tuple[Record, int]]] = {}
 
@@ -267,6 +275,7 @@ class Sink:
     def _process(self, records: list[Record]) -> None:
         on_done = self._on_ticket_done
         schemas = self._schemas
+        map_record = self._record_path.map  # decode → route → map, shared with `cio-connector map`
         # A fetch returns each partition's records together, in offset order: the partition's tracker is
         # looked up once per run of records, and every offset is tracked before any record can resolve.
         for (topic, number), group in itertools.groupby(records, _TOPIC_AND_PARTITION):
@@ -283,7 +292,7 @@ class Sink:
                     held.append((record, generation))
                     continue
                 ticket = Ticket(record, partition, generation, on_done)
-                self._map_record(record, ticket)
+                map_record(record, ticket)
                 ticket.seal()
             self._consumed[topic] += len(run)
         for topic, count in self._consumed.items():
@@ -313,7 +322,7 @@ class Sink:
                     break
                 held.popleft()
                 ticket = Ticket(record, partition, generation, on_done)
-                self._map_record(record, ticket)
+                self._record_path.map(record, ticket)
                 ticket.seal()
             if not held:
                 del self._held[partition]
@@ -336,76 +345,11 @@ class Sink:
         self._skipped.clear()
         self._metrics.records_in_flight.set(self._offsets.in_flight())
 
-    def _map_record(self, record: Record, ticket: Ticket) -> None:
-        """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.
+    def _count_filtered(self, workspace: str, reason: str) -> None:
+        self._metrics.filtered.labels(workspace, reason).inc()
 
-        An exception here is a bug, but one record must not stop the partition (nor, raised out of the
-        consume loop, the process, to re-read the same record after every restart): the record is
-        dead-lettered as ``internal_error`` naming the exception's class, never its text, which may
-        quote the record. A try costs nothing in CPython 3.11 until something raises.
-        """
-        try:
-            self._map_messages(record, ticket)
-        except Exception as exc:  # noqa: BLE001 - the per-record safety net (see the docstring)
-            name = type(exc).__name__
-            log.error(
-                "Record could not be processed (a bug); dead-lettering it.",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error=name,
-            )
-            ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
-
-    def _map_messages(self, record: Record, ticket: Ticket) -> None:
-        if record.value is None and self._sink.tombstones == "skip":
-            # A tombstone deletes a key on a compacted topic: nothing to send, and no reason to dead-letter.
-            ticket.skipped = True
-            self._skipped[record.topic] += 1
-            return
-        value = record.value
-        # The wire format starts with byte 0; plain JSON with {, [, a BOM or whitespace: one comparison.
-        decoded = decode_record(value) if not value or value[0] != MAGIC else self._decode_framed(value)
-        if isinstance(decoded, Rejection):
-            ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(value)))
-            return
-        if record.headers:
-            header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
-            header = record.header(header_name) if header_name else None
-            topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
-        else:  # the common case, without the header scans
-            header = None
-            topic, partition, offset, timestamp_ms = record.topic, record.partition, record.offset, record.timestamp_ms
-        max_bytes = self._sink.max_operation_bytes
-        for index, message in enumerate(decoded):
-            target = self._router.route(record.topic, header, message)
-            if isinstance(target, Rejection):
-                ticket.reject(DeadLetterReason(target.reason, target.message))
-                continue
-            delivery = self._deliveries[target.workspace]
-            if target.transactional and self._transactional is not None:
-                body = build_send_email(message)
-                if isinstance(body, Rejection):
-                    ticket.reject(DeadLetterReason(body.reason, body.message, target.workspace))
-                else:
-                    self._transactional.submit(delivery.destination, body, ticket)
-                continue
-            context = MessageContext(topic, partition, offset, index, timestamp_ms)
-            mapped = target.mapper.map(message, context, max_bytes)
-            if isinstance(mapped, Rejection):
-                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
-            elif isinstance(mapped, Filtered):
-                ticket.filtered += 1
-                self._metrics.filtered.labels(target.workspace, mapped.reason).inc()
-            else:
-                for operation in mapped:
-                    delivery.submit(operation, ticket)
-
-    def _decode_framed(self, value: bytes) -> list[Message] | Rejection:
-        """A wire-format record's messages, with its schema (in the cache: ``_awaits_schema`` saw to it)."""
-        schema_id = frame_id(value)
-        schema = None if self._schemas is None or schema_id is None else self._schemas.cached(schema_id)
-        return decode_framed(value, schema)
+    def _count_skipped(self, topic: str) -> None:
+        self._skipped[topic] += 1
 
     def _on_ticket_done(self, ticket: Ticket) -> None:
         if ticket.dead_letter is None:
@@ -588,35 +532,14 @@ async def _wait_until(condition: Callable[[], bool], timeout: float, poll: float
     return True
 
 
-def _origin(record: Record) -> tuple[str, int, int, int]:
-    """Dedup-id seed of a record's messages: its origin before any dead-letter replay, else this record."""
-    origin = record.header("cio-origin-topic")
-    if origin is not None:
-        try:
-            return (
-                origin.decode(),
-                _header_int(record.header("cio-origin-partition")),
-                _header_int(record.header("cio-origin-offset")),
-                _header_int(record.header("cio-origin-timestamp")),
-            )
-        except (ValueError, UnicodeDecodeError):
-            pass  # malformed origin headers: fall back to this record's own position
-    return record.topic, record.partition, record.offset, record.timestamp_ms
+def _transactional_submitter(
+    workers: TransactionalWorkers | None, deliveries: Mapping[str, WorkspaceDelivery]
+) -> SubmitTransactional | None:
+    """Transactional sends go to the App API of the workspace the record was routed to."""
+    if workers is None:
+        return None
 
+    def submit(workspace: str, body: bytes, ticket: Ticket) -> None:
+        workers.submit(deliveries[workspace].destination, body, ticket)
 
-def _schema_id(value: bytes | None) -> int | None:
-    """The schema id of a wire-format record (for its dead-letter headers), else None."""
-    return frame_id(value) if value and value[0] == MAGIC else None
-
-
-def _header_int(value: bytes | None) -> int:
-    """A header written by ``str(int)``: ASCII digits, an optional minus, at most 19 digits; else ValueError.
-
-    ``int()`` alone would also take " 12", "1_000" and other scripts' digits ("١٢").
-    """
-    if value is None:
-        raise ValueError("header missing")
-    digits = value[1:] if value[:1] == b"-" else value
-    if not digits or len(digits) > 19 or not digits.isdigit():  # bytes.isdigit() is ASCII-only
-        raise ValueError("not a decimal header value")
-    return int(value)
+    return submit

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from connector.errors import BrokerUnavailableError
 from connector.kafka import RecordSender
@@ -54,7 +54,8 @@ class EventDelivery:
         self._metrics = metrics
         self._clock = clock
         self._pending: dict[str, asyncio.Task[None]] = {}
-        self._event_counters: dict[tuple[str, str], Counter] = {}
+        self._event_counters: dict[tuple[str, str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
 
     @property
     def pending(self) -> int:
@@ -118,10 +119,13 @@ class EventDelivery:
             raise
         self._pending.pop(event.event_id, None)
         self.recent.add(event.event_id, self._clock())
-        self._metrics.webhook_produce_duration.observe(time.perf_counter() - started)
-        labels = (event.object_type_label, event.metric_label)
+        duration = self._durations.get(event.workspace)
+        if duration is None:  # bounded: configured workspaces, or "" for the single path
+            duration = self._durations[event.workspace] = self._metrics.webhook_produce_duration.labels(event.workspace)
+        duration.observe(time.perf_counter() - started)
+        labels = (event.object_type_label, event.metric_label, event.workspace)
         counter = self._event_counters.get(labels)
-        if counter is None:  # bounded: labels are known names or "other"
+        if counter is None:  # bounded: labels are known names or "other", workspaces as above
             counter = self._event_counters[labels] = self._metrics.webhook_events.labels(*labels)
         counter.inc()
 

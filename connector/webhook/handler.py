@@ -1,6 +1,9 @@
 """The webhook HTTP listener: read → verify → normalize → produce and await the ack → 2xx.
 
-    POST <settings.path>
+    POST <settings.path>                 signed with CIO_WEBHOOK_SIGNING_KEYS (the single-workspace path)
+    POST <settings.path>/<workspace>     signed with that workspace's webhook_signing_keys (config file)
+      404  no workspace of that name has webhook signing keys (or the single path has no keys): checked
+           first, and no other workspace's key is ever tried on it
       503  closing (shutdown begun) or producer not connected        → Customer.io retries
       413  Content-Length over ``max_body_bytes``                     ┐ answered before any of the body
       401  signature headers missing or malformed                     │ is read, with Connection: close
@@ -18,6 +21,10 @@
 An unknown object type or metric is produced under a generic name and answered 200: a 4xx would stall
 Customer.io's whole webhook stream for an hour.
 
+Workspaces: each path has its own keys and its own labelled metric children (``workspace`` label: the
+workspace's name, "" for the single path and for refused unknown names, so the label stays bounded). An
+event received on a workspace's path names it (``context.workspace`` and the ``workspace`` header).
+
 Memory held by request bodies is bounded by ``max_concurrent_reads`` × ``max_body_bytes``: a body is
 only read once its signature headers are well-formed and a read slot is free, and each read has a
 deadline. A client that hangs up mid-body is one info line (it is not our fault, nor a bug).
@@ -30,22 +37,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import Counter
 
-from connector.config import WebhookSettings
+from connector.config import Secret, WebhookSettings
 from connector.errors import BrokerUnavailableError, DecodeError, SignatureError
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.webhook.dedup import RecentIds
 from connector.webhook.delivery import EventDelivery, ProducerLike
-from connector.webhook.normalize import normalize, parse
+from connector.webhook.names import PRESETS
+from connector.webhook.normalize import NameTable, normalize, parse
+from connector.webhook.signature import REASONS as SIGNATURE_REASONS
 from connector.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_headers, verify_body
 
-__all__ = ["STATE", "ProducerLike", "WebhookState", "make_webhook_app"]
+__all__ = ["STATE", "ProducerLike", "WebhookPath", "WebhookState", "make_webhook_app"]
 
 log = get_logger("webhook")
 
@@ -60,9 +69,34 @@ OUTCOMES = (
     "busy",
     "timeout",
     "aborted",
+    "unknown_workspace",
 )
 # Customer.io keeps its own backoff; the header tells other clients (and humans) that 503 is temporary.
 RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(slots=True, eq=False)
+class WebhookPath:
+    """One served path: the workspace it names ("" for the single path), its keys, its metric children."""
+
+    workspace: str
+    keys: tuple[bytes, ...] = field(repr=False)
+    outcomes: dict[str, Counter]
+    signature_failures: dict[str, Counter]
+    duplicates: Counter
+
+    @classmethod
+    def of(cls, workspace: str, keys: Iterable[Secret], metrics: Metrics) -> WebhookPath:
+        """The path of ``workspace`` with ``keys``; labelled children resolved once (labels() takes a lock)."""
+        return cls(
+            workspace=workspace,
+            keys=tuple(key.reveal().encode() for key in keys),
+            outcomes={o: metrics.webhook_requests.labels(outcome=o, workspace=workspace) for o in OUTCOMES},
+            signature_failures={
+                r: metrics.webhook_signature_failures.labels(reason=r, workspace=workspace) for r in SIGNATURE_REASONS
+            },
+            duplicates=metrics.webhook_duplicates.labels(workspace=workspace),
+        )
 
 
 @dataclass(slots=True, eq=False)
@@ -73,17 +107,29 @@ class WebhookState:
     delivery: EventDelivery
     metrics: Metrics
     clock: Callable[[], float]
+    workspace_keys: Mapping[str, tuple[Secret, ...]] = field(default_factory=dict, repr=False)
     closing: bool = False
     active: int = 0
     reading: int = 0  # requests whose body is being read (bounded by settings.max_concurrent_reads)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-    outcomes: dict[str, Counter] = field(default_factory=dict)
-    keys: tuple[bytes, ...] = field(default=(), repr=False)
+    single: WebhookPath | None = field(init=False)  # None: no CIO_WEBHOOK_SIGNING_KEYS, the path is not served
+    unknown: WebhookPath = field(init=False)  # counts refused names, under workspace=""
+    workspaces: dict[str, WebhookPath] = field(init=False)
+    names: NameTable = field(init=False)
 
     def __post_init__(self) -> None:
-        self.keys = tuple(key.reveal().encode() for key in self.settings.signing_keys)
-        # Labelled children resolved once: labels() takes a lock and builds a tuple on every call.
-        self.outcomes = {o: self.metrics.webhook_requests.labels(outcome=o) for o in OUTCOMES}
+        unnamed = WebhookPath.of("", self.settings.signing_keys, self.metrics)
+        self.single = unnamed if unnamed.keys else None
+        self.unknown = unnamed
+        self.workspaces = {
+            name: WebhookPath.of(name, keys, self.metrics) for name, keys in self.workspace_keys.items() if keys
+        }
+        self.names = PRESETS[self.settings.event_names]
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """The single path's keys (none when it is not served)."""
+        return () if self.single is None else self.single.keys
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, detail): webhooks are accepted while the producer is connected and we are not closing."""
@@ -103,9 +149,14 @@ def make_webhook_app(
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
     *,
+    workspace_keys: Mapping[str, tuple[Secret, ...]] | None = None,
     max_pending: int = 10_000,
 ) -> web.Application:
-    """The listener's application: the webhook route, /healthz and /readyz. ``clock`` is wall time."""
+    """The listener's application: the webhook routes, /healthz and /readyz. ``clock`` is wall time.
+
+    ``workspace_keys``: workspace name → its webhook signing keys; each workspace with keys is served at
+    ``<settings.path>/<name>``.
+    """
     delivery = EventDelivery(
         producer,
         settings.topic,
@@ -115,13 +166,15 @@ def make_webhook_app(
         clock=clock,
         max_pending=max_pending,
     )
-    state = WebhookState(settings, delivery, metrics, clock)
+    state = WebhookState(settings, delivery, metrics, clock, workspace_keys or {})
     state.idle.set()
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[STATE] = state
     app.router.add_route("*", settings.path, _receive)
     app.router.add_route("*", "/healthz", _healthz)
     app.router.add_route("*", "/readyz", _readyz)
+    # After the probes: a webhook path of "/" must not turn /healthz into a workspace.
+    app.router.add_route("*", settings.path.rstrip("/") + "/{workspace}", _receive_workspace)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 
@@ -164,31 +217,49 @@ async def _receive(request: web.Request) -> web.Response:
     if request.method != "POST":
         return _method_not_allowed("POST")
     state = request.app[STATE]
+    if state.single is None:
+        return _unknown_workspace(state, "webhooks are accepted only at the workspaces' paths (<path>/<workspace>)")
+    return await _receive_on(state, state.single, request)
+
+
+async def _receive_workspace(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        return _method_not_allowed("POST")
+    state = request.app[STATE]
+    name = request.match_info["workspace"]
+    path = state.workspaces.get(name)
+    if path is None:
+        # Decided before anything else: the request never meets another workspace's keys.
+        return _unknown_workspace(state, f"no workspace named {name[:100]!r} accepts webhooks here")
+    return await _receive_on(state, path, request)
+
+
+async def _receive_on(state: WebhookState, path: WebhookPath, request: web.Request) -> web.Response:
     if state.closing:
-        state.outcomes["closing"].inc()
+        path.outcomes["closing"].inc()
         return _reply(503, "shutting down, retry later")
     state.active += 1
     state.idle.clear()
     try:
-        return await _handle(state, request)
+        return await _handle(state, path, request)
     finally:
         state.active -= 1
         if state.active == 0:
             state.idle.set()
 
 
-async def _handle(state: WebhookState, request: web.Request) -> web.Response:
-    settings, metrics = state.settings, state.metrics
+async def _handle(state: WebhookState, path: WebhookPath, request: web.Request) -> web.Response:
+    settings, outcomes = state.settings, path.outcomes
     # Everything that can be decided from the headers is decided before reading a byte of the body.
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
-        return _too_large(state, length)
+        return _too_large(state, path, length)
     try:
         headers = check_headers(request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER))
     except SignatureError as exc:
-        return _bad_signature(state, request, exc, unread=True)
+        return _bad_signature(path, request, exc, unread=True)
     if state.reading >= settings.max_concurrent_reads:
-        state.outcomes["busy"].inc()
+        outcomes["busy"].inc()
         log.warning("Webhook refused: too many bodies being read.", limit=settings.max_concurrent_reads)
         return _unread(
             _reply(503, "too many webhook bodies being read, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -199,57 +270,64 @@ async def _handle(state: WebhookState, request: web.Request) -> web.Response:
         async with asyncio.timeout(settings.read_timeout_seconds):
             body = await _read_capped(request, settings.max_body_bytes)
     except TimeoutError:
-        state.outcomes["timeout"].inc()
+        outcomes["timeout"].inc()
         log.warning("Webhook body not received in time.", timeout_seconds=settings.read_timeout_seconds)
         return await _reply_and_hang_up(request, 408, f"body not received within {settings.read_timeout_seconds:g} s")
     except ConnectionError:
         # The client went away (aiohttp: ConnectionResetError "Connection lost"); nobody reads the answer.
-        state.outcomes["aborted"].inc()
+        outcomes["aborted"].inc()
         log.info("Webhook request aborted by the client.", remote=request.remote)
         return _reply(400, "request aborted")
     finally:
         state.reading -= 1
     if body is None:
-        return _too_large(state, length)  # streamed: the rest is left unread
+        return _too_large(state, path, length)  # streamed: the rest is left unread
 
     now = state.clock()
     try:
-        verify_body(state.keys, headers, body, now=now, max_age=settings.max_timestamp_age_seconds)
+        verify_body(path.keys, headers, body, now=now, max_age=settings.max_timestamp_age_seconds)
     except SignatureError as exc:
-        return _bad_signature(state, request, exc, unread=False)
+        return _bad_signature(path, request, exc, unread=False)
 
     try:
-        event = normalize(parse(body), now)
+        event = normalize(parse(body), now, names=state.names, workspace=path.workspace)
     except DecodeError as exc:
-        state.outcomes["bad_request"].inc()
+        outcomes["bad_request"].inc()
         log.warning("Webhook payload rejected.", reason=exc.reason, error=str(exc), length=len(body))
         return _reply(400, str(exc))
 
     try:
         outcome = await state.delivery.deliver(event)
     except BrokerUnavailableError as exc:
-        state.outcomes["unavailable"].inc()
+        outcomes["unavailable"].inc()
         log.warning("Webhook not stored in Kafka; answering 503.", event_id=event.event_id, error=str(exc))
         return _reply(503, "event not stored, retry later")
-    state.outcomes[outcome].inc()
+    outcomes[outcome].inc()
     if outcome == "duplicate":
-        metrics.webhook_duplicates.inc()
+        path.duplicates.inc()
     if log.is_debug():
         log.debug("Webhook stored.", event_id=event.event_id, outcome=outcome, event=event.event["event"])
     return web.Response(body=_ACCEPTED if outcome == "accepted" else _DUPLICATE, content_type=_JSON)
 
 
-def _too_large(state: WebhookState, length: int | None) -> web.Response:
+def _unknown_workspace(state: WebhookState, message: str) -> web.Response:
+    """404 before the headers or body are looked at: a wrong URL in Customer.io, or someone probing."""
+    state.unknown.outcomes["unknown_workspace"].inc()
+    log.warning("Webhook refused: unknown workspace path.", detail=message)
+    return _unread(_reply(404, message))
+
+
+def _too_large(state: WebhookState, path: WebhookPath, length: int | None) -> web.Response:
     limit = state.settings.max_body_bytes
-    state.outcomes["too_large"].inc()
-    log.warning("Webhook body too large.", limit_bytes=limit, length=length)
+    path.outcomes["too_large"].inc()
+    log.warning("Webhook body too large.", limit_bytes=limit, length=length, workspace=path.workspace)
     return _unread(_reply(413, f"body larger than {limit} bytes"))
 
 
-def _bad_signature(state: WebhookState, request: web.Request, exc: SignatureError, *, unread: bool) -> web.Response:
-    state.metrics.webhook_signature_failures.labels(reason=exc.reason).inc()
-    state.outcomes["bad_signature"].inc()
-    log.warning("Webhook signature rejected.", reason=exc.reason, remote=request.remote)
+def _bad_signature(path: WebhookPath, request: web.Request, exc: SignatureError, *, unread: bool) -> web.Response:
+    path.signature_failures[exc.reason].inc()
+    path.outcomes["bad_signature"].inc()
+    log.warning("Webhook signature rejected.", reason=exc.reason, remote=request.remote, workspace=path.workspace)
     response = _reply(401, "invalid signature")
     return _unread(response) if unread else response
 

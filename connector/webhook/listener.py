@@ -2,7 +2,7 @@
 
 Composition root (the producer is started before and stopped after the listener)::
 
-    listener = WebhookListener(settings.webhook, producer, metrics)
+    listener = WebhookListener(settings.webhook, producer, metrics, workspace_keys=webhook_keys(settings))
     await listener.start()
     readiness.add("webhooks", listener.readiness)      # (ready, detail); listener.ready() → bool
     ...
@@ -18,16 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
-from connector.config import WebhookSettings
+from connector.config import Secret, Settings, WebhookSettings
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.webhook.handler import STATE, ProducerLike, make_webhook_app
 
 log = get_logger("webhook")
+
+
+def webhook_keys(settings: Settings) -> dict[str, tuple[Secret, ...]]:
+    """Workspace name → its webhook signing keys, for the workspaces of the config file that have some."""
+    return {ws.name: ws.webhook_signing_keys for ws in settings.workspaces if ws.webhook_signing_keys}
 
 
 class WebhookListener:
@@ -39,12 +44,13 @@ class WebhookListener:
         producer: ProducerLike,
         metrics: Metrics,
         *,
+        workspace_keys: Mapping[str, tuple[Secret, ...]] | None = None,
         clock: Callable[[], float] = time.time,
         shutdown_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
         self.shutdown_timeout = shutdown_timeout
-        self.app = make_webhook_app(settings, producer, metrics, clock)
+        self.app = make_webhook_app(settings, producer, metrics, clock, workspace_keys=workspace_keys)
         self.state = self.app[STATE]
         self._runner: web.AppRunner | None = None
 
@@ -74,7 +80,13 @@ class WebhookListener:
             await runner.cleanup()
             raise
         self._runner = runner
-        log.info("Webhook listener started.", host=self.settings.host, port=self.port, path=self.settings.path)
+        log.info(
+            "Webhook listener started.",
+            host=self.settings.host,
+            port=self.port,
+            path=self.settings.path if self.state.single is not None else None,
+            workspaces=sorted(self.state.workspaces),
+        )
 
     def begin_shutdown(self) -> None:
         """Readiness false and new webhooks get 503 (Customer.io retries them); in-flight ones carry on."""
@@ -102,11 +114,14 @@ async def serve_webhooks(
     producer: ProducerLike,
     metrics: Metrics,
     *,
+    workspace_keys: Mapping[str, tuple[Secret, ...]] | None = None,
     clock: Callable[[], float] = time.time,
     shutdown_timeout: float = 10.0,
 ) -> AsyncIterator[WebhookListener]:
     """Serve webhooks for the duration of the block; leaving it shuts the listener down gracefully."""
-    listener = WebhookListener(settings, producer, metrics, clock=clock, shutdown_timeout=shutdown_timeout)
+    listener = WebhookListener(
+        settings, producer, metrics, workspace_keys=workspace_keys, clock=clock, shutdown_timeout=shutdown_timeout
+    )
     await listener.start()
     try:
         yield listener

@@ -14,6 +14,7 @@ Output schema (the value of each Kafka record, JSON)::
       "context": {
         "integration": {"name": "Customer.io", "version": "<connector version>"},
         "library": {"name": "cio-connector", "version": "<connector version>"},
+        "workspace": "<workspace name>",             # only from /webhooks/customerio/<workspace name>
         "traits": {"email": ..., "cioId": ...}          # the person's identifiers, when present
       },
       "integrations": {"Customer.io": false},   # never sent back to Customer.io by the sink
@@ -31,7 +32,8 @@ Property names follow RudderStack's Customer.io source: ``subject`` → ``emailS
 Customer.io adds later…) is kept under its camelCase name. ``identifiers`` and ``customer_id`` become
 ``userId``/``anonymousId``/``context.traits``. Null values are left out.
 
-EVENT NAMES: ``"<channel> <action>"`` for every known object type and metric —
+EVENT NAMES (preset ``rudderstack``, the default; ``customerio`` is in ``connector.webhook.names``):
+``"<channel> <action>"`` for every known object type and metric —
 channel: customer ``Customer``, email ``Email``, push ``Push``, sms ``SMS``, in_app ``In-App Message``,
 slack ``Slack Message``, webhook ``Webhook Message``, whatsapp ``WhatsApp Message``; action: the metric
 in the past tense, except clicked ``Link Clicked``, spammed ``Marked as Spam`` and
@@ -43,7 +45,9 @@ RudderStack's names where it has one (``Email Link Clicked``, ``Email Marked as 
 ``"Customer.io Event"``, with the raw values in ``properties``; its metric labels are ``"other"``.
 
 Kafka record: key = userId, else the email, else ``cio_id``, else ``event_id`` (a person's events stay
-in one partition, in order); headers ``event_id``, ``object_type``, ``metric`` (raw values, UTF-8).
+in one partition, in order); headers ``event_id``, ``object_type``, ``metric`` (raw values, UTF-8), and
+``workspace`` (its name) for a webhook received on a workspace's path. The workspace is named only there:
+events of the single-workspace path are exactly as before workspaces existed.
 An event over ``MAX_RECORD_BYTES`` loses ``properties.content``/``headers`` (message bodies) and gets
 ``properties.contentOmitted: true``; one still too large is a DecodeError (400).
 
@@ -66,6 +70,7 @@ from connector import __version__
 from connector.errors import DecodeError
 
 Headers = tuple[tuple[str, bytes], ...]
+NameTable = Mapping[tuple[str, str], str]  # (object_type, metric) → track event name
 
 GENERIC_EVENT = "Customer.io Event"
 OTHER = "other"
@@ -98,6 +103,13 @@ ACTIONS: dict[str, str] = {
     "failed": "Failed",
     "undeliverable": "Undeliverable",
     "replied": "Replied",
+}
+
+# The rudderstack preset as a table: every known channel × every known action.
+RUDDERSTACK_NAMES: NameTable = {
+    (object_type, metric): f"{channel} {action}"
+    for object_type, channel in CHANNELS.items()
+    for metric, action in ACTIONS.items()
 }
 
 _MESSAGE = ("drafted", "attempted", "sent", "failed", "undeliverable", "clicked")
@@ -162,15 +174,12 @@ class NormalizedEvent:
     headers: Headers
     object_type_label: str
     metric_label: str
+    workspace: str = ""  # the workspace whose path received it ("" on the single-workspace path)
 
 
-def event_name(object_type: str, metric: str) -> str:
-    """The track event name of a (object_type, metric) pair; ``GENERIC_EVENT`` when either is unknown."""
-    channel = CHANNELS.get(object_type)
-    action = ACTIONS.get(metric)
-    if channel is None or action is None:
-        return GENERIC_EVENT
-    return f"{channel} {action}"
+def event_name(object_type: str, metric: str, names: NameTable = RUDDERSTACK_NAMES) -> str:
+    """The track event name of a (object_type, metric) pair in ``names``; ``GENERIC_EVENT`` when unknown."""
+    return names.get((object_type, metric), GENERIC_EVENT)
 
 
 def event_id_of(payload: Mapping[str, Any]) -> str:
@@ -194,8 +203,14 @@ def parse(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent:
-    """Turn a parsed payload into a NormalizedEvent; only a missing ``event_id`` is an error (DecodeError)."""
+def normalize(
+    payload: Mapping[str, Any], received_at: float, *, names: NameTable = RUDDERSTACK_NAMES, workspace: str = ""
+) -> NormalizedEvent:
+    """Turn a parsed payload into a NormalizedEvent; only a missing ``event_id`` is an error (DecodeError).
+
+    ``names`` is the event-name preset's table; ``workspace`` (when not "") is named in ``context.workspace``
+    and the ``workspace`` header.
+    """
     event_id = event_id_of(payload)
     object_type = _text(payload.get("object_type"))
     metric = _text(payload.get("metric"))
@@ -218,9 +233,15 @@ def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent
     if cio_id:
         traits["cioId"] = cio_id
     # The constant parts are shared between events: they are only ever serialized, never changed.
-    context = {"integration": _INTEGRATION, "library": _LIBRARY, "traits": traits} if traits else _CONTEXT
+    context: dict[str, Any] = _CONTEXT
+    if workspace:
+        context = {"integration": _INTEGRATION, "library": _LIBRARY, "workspace": workspace}
+        if traits:
+            context["traits"] = traits
+    elif traits:
+        context = {"integration": _INTEGRATION, "library": _LIBRARY, "traits": traits}
 
-    event: dict[str, Any] = {"type": "track", "event": event_name(object_type, metric), "messageId": event_id}
+    event: dict[str, Any] = {"type": "track", "event": event_name(object_type, metric, names), "messageId": event_id}
     if user_id:
         event["userId"] = user_id
     elif email or cio_id:
@@ -236,14 +257,20 @@ def normalize(payload: Mapping[str, Any], received_at: float) -> NormalizedEvent
         event=event,
         value=_encode(event),
         key=key.encode(),
-        headers=(
-            ("event_id", event_id.encode()),
-            ("object_type", object_type.encode()),
-            ("metric", metric.encode()),
-        ),
+        headers=_headers(event_id, object_type, metric, workspace),
         object_type_label=object_type if object_type in CHANNELS else OTHER,
         metric_label=metric if metric in ACTIONS else OTHER,
+        workspace=workspace,
     )
+
+
+def _headers(event_id: str, object_type: str, metric: str, workspace: str) -> Headers:
+    headers: Headers = (
+        ("event_id", event_id.encode()),
+        ("object_type", object_type.encode()),
+        ("metric", metric.encode()),
+    )
+    return (*headers, ("workspace", workspace.encode())) if workspace else headers
 
 
 def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str, Any], raw_data: Any) -> dict[str, Any]:

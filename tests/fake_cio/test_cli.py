@@ -28,6 +28,7 @@ def test_defaults() -> None:
     args = parse()
     assert (args.host, args.us_port, args.eu_port, args.workspace) == ("127.0.0.1", 7701, 7702, [])
     assert (args.error_ratio, args.reset_ratio, args.latency_ms, args.rate_limit) == (0.0, 0.0, 0.0, None)
+    assert args.ignore_stale_identifies is False
     demo = Workspace("demo", "demo-site", "demo-key", "us", "demo-app-key", 1)
     assert demo == DEFAULT_WORKSPACE
 
@@ -67,6 +68,24 @@ def test_process_serves_until_interrupted() -> None:
             request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})  # noqa: S310 - local http
             with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local http URL
                 assert json.load(resp) == {"url": us_url, "region": "us", "environment_id": 1}
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_ignore_stale_identifies_flag_switches_the_behaviour_on() -> None:
+    """``--ignore-stale-identifies`` shows in the fake's faults (off by default: see test_defaults)."""
+    command = [sys.executable, "-m", "connector.fake_cio.cli", "--us-port", "0", "--eu-port", "0"]
+    with subprocess.Popen(
+        [*command, "--ignore-stale-identifies"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            us_url = proc.stdout.readline().split()[-1]
+            with urllib.request.urlopen(f"{us_url}/_fake/faults", timeout=5) as resp:  # noqa: S310 - local http
+                assert json.load(resp)["ignore_stale_identifies"] is True
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         finally:

@@ -147,6 +147,12 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("object type 0", {**obj("identify"), "identifiers": {"object_type_id": "0", "object_id": "x"}}, "invalid_identifier", "identifiers.object_type_id"),
     ("numeric object type", {**obj("identify"), "identifiers": {"object_type_id": 1, "object_id": "x"}}, "invalid_identifier", "identifiers.object_type_id"),
     ("object with person identifiers", {**obj("delete"), "identifiers": {"id": "1"}}, "invalid_identifier", "identifiers"),
+    ("object delete without identifiers", {"type": "object", "action": "delete"}, "missing_identifier", "identifiers"),
+    ("object delete by person id", {"type": "object", "action": "delete", "identifiers": {"object_id": "acme"}}, "invalid_identifier", "identifiers"),
+    ("object delete_relationships without cio_relationships", obj("delete_relationships"), "invalid_field", "cio_relationships"),
+    ("object delete_relationships, none listed", obj("delete_relationships", cio_relationships=[]), "invalid_field", "cio_relationships"),
+    ("object delete_relationships to an object", obj("delete_relationships", cio_relationships=[{"identifiers": {"object_type_id": "1", "object_id": "x"}}]), "multiple_identifiers", "cio_relationships.0.identifiers"),
+    ("object delete_relationships without person", obj("delete_relationships", cio_relationships=[{"relationship_attributes": {}}]), "missing_identifier", "cio_relationships.0.identifiers"),
     ("object relationship to two ids", obj("add_relationships", cio_relationships=[{"identifiers": {"id": "1", "email": "e"}}]), "multiple_identifiers", "cio_relationships.0.identifiers"),
     ("relationship attribute too long", obj("identify", cio_relationships=[{"identifiers": {"id": "1"}, "relationship_attributes": {"r": "x" * 1001}}]), "limit_exceeded", "cio_relationships.0.relationship_attributes.r"),
     ("identify_anonymous without anything", obj("identify_anonymous"), "invalid_field", "cio_relationships"),
@@ -337,6 +343,11 @@ TRANSACTIONAL_CASES: list[tuple[str, Any, str | None]] = [
     ("message_data not an object", {**EMAIL, "message_data": "x"}, "invalid_field"),
     ("send_at in ms", {**EMAIL, "send_at": TS * 1000}, "invalid_timestamp"),
     ("not an object", [EMAIL], "invalid_json"),
+    ("cc not a string", {**EMAIL, "cc": ["c@x.com"]}, "invalid_field"),
+    ("attachments", {**EMAIL, "attachments": {"a.pdf": "aGVsbG8=", "b.txt": ""}}, None),
+    ("attachments not an object", {**EMAIL, "attachments": ["aGVsbG8="]}, "invalid_field"),
+    ("attachment not a string", {**EMAIL, "attachments": {"a.pdf": 5}}, "invalid_field"),
+    ("attachment not base64", {**EMAIL, "attachments": {"a.pdf": "not base64!"}}, "invalid_field"),
 ]  # fmt: skip
 
 
@@ -352,3 +363,14 @@ def test_transactional_email_size() -> None:
     problem = check_transactional_email(EMAIL, 2048 * 1024 + 1)
     assert problem is not None
     assert problem["reason"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "reason"), [((2 * 1024 * 1024 - 4,), None), ((1024 * 1024, 1024 * 1024), "too_large")]
+)
+def test_transactional_attachments_total_under_2_mb(sizes: tuple[int, ...], reason: str | None) -> None:
+    """Attachments' base64 contents together must stay under 2 MB (checked even when the request size is not
+    what gives it away: the size passed in is trusted)."""
+    body = {**EMAIL, "attachments": {f"f{i}.bin": "A" * size for i, size in enumerate(sizes)}}
+    problem = check_transactional_email(body, 1000)
+    assert (problem and (problem["reason"], problem["field"])) == (reason and (reason, "attachments"))

@@ -465,6 +465,7 @@ async def test_control_faults_roundtrip(fake: FakeCustomerIO, http: aiohttp.Clie
             "app_rate_limit_per_second": None,
             "poison_names": [],
             "poison_status": 207,
+            "ignore_stale_identifies": False,
             "bursts": [],
             "revoked": [],
         }
@@ -520,3 +521,16 @@ async def test_port_taken_leaves_nothing_listening(fake: FakeCustomerIO) -> None
     with pytest.raises(OSError, match="address already in use"):
         await other.start()
     assert other._runners == []
+
+
+async def test_stale_identify_answered_200_but_not_applied(fake: FakeCustomerIO, http: aiohttp.ClientSession) -> None:
+    """With ignore_stale_identifies (set over the control API) an older identify gets 200 and is not recorded."""
+    async with http.post(f"{fake.us_url}/_fake/faults", json={"ignore_stale_identifies": True}) as resp:
+        assert resp.status == 200
+    newer, older = identify("1", timestamp=TS), identify("1", timestamp=TS - 60, attributes={"plan": "old"})
+    status, body, _ = await post_batch(http, fake.us_url, [newer, older], basic(US))
+    assert (status, body) == (200, {})
+    async with http.post(f"{fake.us_url}/api/v2/entity", json=older, headers=basic(US)) as resp:
+        assert resp.status == 200
+    assert [r["operation"] for r in fake.state.operations_for()] == [newer]
+    assert fake.state.stats()["ignored_operations"] == {"us-ws": 2}

@@ -230,3 +230,33 @@ def test_stats_counts(state: FakeState) -> None:
     assert (stats["redirected"], stats["rejected_operations"]) == ({"us-ws": 1}, {"us-ws": 3})
     state.clear_stats()
     assert state.stats()["requests"] == {}
+
+
+def _identify(user: str, timestamp: int | None = None) -> dict[str, object]:
+    op: dict[str, object] = {"type": "person", "action": "identify", "identifiers": {"id": user}}
+    if timestamp is not None:
+        op["timestamp"] = timestamp
+    return op
+
+
+def test_stale_identifies_are_ignored_only_when_asked(state: FakeState, clock: Clock) -> None:
+    """Reported, unconfirmed (reference Addendum E): an identify older than the last update is ignored."""
+    assert not state.ignores(US, _identify("1", 2000), clock.now)
+    assert not state.ignores(US, _identify("1", 1500), clock.now)  # off: every identify applies
+    state.set_faults(ignore_stale_identifies=True)
+    assert not state.ignores(US, _identify("1", 2000), clock.now)
+    assert state.ignores(US, _identify("1", 1999), clock.now)  # older than the last update
+    assert not state.ignores(US, _identify("1", 2000), clock.now)  # a tie applies
+    assert not state.ignores(US, _identify("2", 1), clock.now)  # another person
+    assert not state.ignores(OTHER, _identify("1", 1), clock.now)  # another workspace
+    clock.now = 3000.0
+    assert not state.ignores(US, _identify("1"), clock.now)  # no timestamp: the receive time, 3000
+    assert state.ignores(US, _identify("1", 2500), clock.now)
+    event = {"type": "person", "action": "event", "identifiers": {"id": "1"}, "name": "x", "timestamp": 1}
+    assert not state.ignores(US, event, clock.now)  # only identifies
+    assert state.stats()["ignored_operations"] == {"us-ws": 2}
+
+
+def test_ignore_stale_identifies_must_be_a_boolean(state: FakeState) -> None:
+    with pytest.raises(ValueError, match="ignore_stale_identifies must be true or false"):
+        state.set_faults(ignore_stale_identifies="yes")

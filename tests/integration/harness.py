@@ -178,12 +178,13 @@ def start_process(env: dict[str, str], command: str, log: Path) -> subprocess.Po
         )
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m connector <args>` with ``env`` (plus PATH): the real command line, output captured."""
+def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m connector <args>` with ``env`` (plus PATH) and ``stdin``: the real command line, output captured."""
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         env=full,
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=ROOT,

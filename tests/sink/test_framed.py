@@ -151,7 +151,7 @@ def test_a_json_schema_payload_that_is_not_json_is_undecodable() -> None:
     decoded = decode_framed(frame(5, b"\x02\x03garbage"), json_schema)
     assert isinstance(decoded, Rejection)
     assert decoded.reason == "undecodable"
-    assert decoded.message.startswith("schema id 5 (JSON Schema): record: ")
+    assert decoded.message.startswith("schema id 5 (JSON Schema): payload is not JSON (")
 
 
 def test_without_a_registry_a_framed_json_payload_decodes_and_anything_else_names_the_setting() -> None:

@@ -33,6 +33,9 @@ def msg_id(message_id: str, ms: int = TS_MS) -> str:
     return ref_ulid(ms, b"message:" + message_id.encode())
 
 
+# The identify cases below test timestamp reading, so they send the message time (policy ``event``); the
+# default policy (``omit``) and ``now`` have their own tests.
+EVENT_TIME = MappingSettings(identify_timestamp="event")
 REC_ID = ref_ulid(CTX.timestamp_ms, b"record:events/3/1042/0")  # a message without messageId or timestamp
 
 
@@ -103,7 +106,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        SETTINGS,
+        EVENT_TIME,
         id="identify: traits, created_at, anonymous_id, ISO→s, empties dropped",
     ),
     pytest.param(
@@ -121,7 +124,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        SETTINGS,
+        EVENT_TIME,
         id="identify: no userId → traits.email identifies",
     ),
     pytest.param(
@@ -139,7 +142,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        SETTINGS,
+        EVENT_TIME,
         id="identify: cio_ prefix → cio_id; numeric-string ms timestamp",
     ),
     pytest.param(
@@ -157,7 +160,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        SETTINGS,
+        EVENT_TIME,
         id="identify: email-looking userId → email; created_at ms → s; record time",
     ),
     pytest.param(
@@ -175,7 +178,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        settings(attribute_prefix="app_"),
+        settings(attribute_prefix="app_", identify_timestamp="event"),
         id="identify: numeric userId → string; prefix on custom names only",
     ),
     pytest.param(
@@ -198,7 +201,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        settings(convert_iso_timestamps=False, omit_empty_values=False),
+        settings(convert_iso_timestamps=False, omit_empty_values=False, identify_timestamp="event"),
         id="identify: conversion and omission off; originalTimestamp",
     ),
     pytest.param(
@@ -216,7 +219,7 @@ CASES = [
                 "person.identify",
             )
         ],
-        SETTINGS,
+        EVENT_TIME,
         id="identify: no traits → context.traits (RudderStack mobile)",
     ),
     # ---- 2. track ---------------------------------------------------------------------------------------
@@ -977,7 +980,7 @@ def test_smaller_max_operation_bytes_is_honoured() -> None:
 )
 def test_timestamp_precedence(fields: dict[str, Any], expected: int) -> None:
     """timestamp, then originalTimestamp, then the Kafka record time."""
-    [(op, _, _)] = mapped({"type": "identify", "userId": "u", **fields})
+    [(op, _, _)] = mapped({"type": "identify", "userId": "u", **fields}, EVENT_TIME)
     assert op["timestamp"] == expected
 
 

@@ -285,8 +285,9 @@ def test_epoch_seconds_and_their_iso_form_agree(seconds: float) -> None:
     from datetime import UTC, datetime
 
     iso = datetime.fromtimestamp(math.floor(seconds), UTC).isoformat()
-    a = map_message({"type": "identify", "userId": "u", "timestamp": math.floor(seconds)}, CTX, MappingSettings())
-    b = map_message({"type": "identify", "userId": "u", "timestamp": iso}, CTX, MappingSettings())
+    event_time = MappingSettings(identify_timestamp="event")
+    a = map_message({"type": "identify", "userId": "u", "timestamp": math.floor(seconds)}, CTX, event_time)
+    b = map_message({"type": "identify", "userId": "u", "timestamp": iso}, CTX, event_time)
     assert isinstance(a, tuple)
     assert isinstance(b, tuple)
     if seconds < 100_000_000_000:  # larger numbers are read as milliseconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,11 +16,12 @@ from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, resolve_workspace
 from connector.config import EndpointSettings, Secret, WorkspaceSettings
 from connector.errors import AuthError, BrokerUnavailableError, PermanentDeliveryError
+from connector.fake_cio.rules_v1 import check_transactional_email, count_recipients
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_cio.state import Workspace
 from connector.metrics import Metrics
 from connector.sink.mapping.model import Message, Rejection
-from connector.sink.mapping.transactional import _count_recipients, build_send_email
+from connector.sink.mapping.transactional import MAX_RECIPIENTS, _count_recipients, build_send_email
 from connector.sink.retry import RetryPolicy
 from connector.sink.transactional_sender import TransactionalSender
 
@@ -31,6 +33,10 @@ def _event(userId: Any = "u-1", **props: Any) -> Message:  # noqa: N803 - Segmen
     if userId is not None:
         message["userId"] = userId
     return message
+
+
+def _addresses(n: int, prefix: str = "p") -> str:
+    return ", ".join(f"{prefix}{i}@example.com" for i in range(n))
 
 
 def _deep(levels: int) -> dict[str, Any]:
@@ -116,6 +122,9 @@ def test_every_optional_field_is_carried() -> None:
         ({"send_at": "1767225600"}, "u", "send_at", 1767225600),
         ({"send_at": "2026-01-01T01:00:00+01:00"}, "u", "send_at", 1767225600),
         ({"send_at": "2026-01-01T00:00:00"}, "u", "send_at", 1767225600),
+        ({"cc": ["c@example.com", "d@example.com"]}, "u", "cc", "c@example.com, d@example.com"),
+        ({"bcc": " audit@example.com "}, "u", "bcc", "audit@example.com"),
+        ({"attachments": {"r.pdf": "aGVsbG8=", "e.txt": ""}}, "u", "attachments", {"r.pdf": "aGVsbG8=", "e.txt": ""}),
     ],
 )
 def test_field_variants(props: dict[str, Any], user_id: Any, field: str, expected: Any) -> None:
@@ -159,6 +168,27 @@ def test_field_variants(props: dict[str, Any], user_id: Any, field: str, expecte
         ({"identifiers": {"id": "x" * 151}}, "u", "limit_exceeded", "identifiers.id"),
         ({}, "a@" + "." * 200_000 + " ", "limit_exceeded", "userId"),
         ({"to": "a@b.c," * 3000}, "u", "limit_exceeded", "properties.to"),
+        (
+            {"to": _addresses(10), "cc": _addresses(5, "c"), "bcc": "x@example.com"},
+            "u",
+            "limit_exceeded",
+            "properties.bcc",
+        ),
+        ({"to": _addresses(14), "cc": _addresses(2, "c")}, "u", "limit_exceeded", "properties.cc: to+cc+bcc"),
+        ({"cc": 5}, "u", "invalid_field", "properties.cc"),
+        ({"bcc": [""]}, "u", "invalid_field", "properties.bcc"),
+        ({"attachments": ["aGVsbG8="]}, "u", "invalid_field", "properties.attachments"),
+        ({"attachments": {"a.pdf": 5}}, "u", "invalid_field", "properties.attachments['a.pdf']"),
+        ({"attachments": {"a.pdf": "not base64!"}}, "u", "invalid_field", "properties.attachments['a.pdf']: not valid"),
+        ({"attachments": {"a.pdf": "aGVsbG8"}}, "u", "invalid_field", "properties.attachments['a.pdf']: not valid"),
+        ({"attachments": {"a.pdf": "aGVs\nbG8="}}, "u", "invalid_field", "properties.attachments['a.pdf']: not valid"),
+        ({"attachments": {" ": "aGVsbG8="}}, "u", "invalid_field", "properties.attachments: file name"),
+        (
+            {"attachments": {"a": "A" * (1024 * 1024), "b": "A" * (1024 * 1024)}},
+            "u",
+            "too_large",
+            "properties.attachments",
+        ),
     ],
 )
 def test_invalid_events_are_rejected(props: dict[str, Any], user_id: Any, reason: str, names: str) -> None:
@@ -182,6 +212,45 @@ def test_recipients_are_counted_as_the_old_lookahead_regex_counted(to: str) -> N
     regex = re.compile(r',(?=(?:[^"]*"[^"]*")*[^"]*$)')
     expected = sum(1 for part in regex.split(to) if part.strip())
     assert _count_recipients(to) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    to=st.integers(1, 12),
+    cc=st.one_of(st.none(), st.integers(1, 6)),
+    bcc=st.one_of(st.none(), st.integers(1, 6)),
+    as_list=st.booleans(),
+    files=st.dictionaries(st.text(min_size=1, max_size=20).filter(str.strip), st.binary(max_size=300), max_size=4),
+)
+def test_recipients_and_attachments_built_are_accepted_by_the_fake(
+    to: int, cc: int | None, bcc: int | None, as_list: bool, files: dict[str, bytes]
+) -> None:
+    """Whatever the split of addresses over to/cc/bcc and whatever the files: the body is built exactly when
+    to+cc+bcc hold at most 15 addresses, it carries each of them once, and the fake's App API rules (which
+    count recipients and check attachments independently) accept it."""
+    counts = {"to": to, "cc": cc, "bcc": bcc}
+    props: dict[str, Any] = {}
+    for field, n in counts.items():
+        if n is not None:
+            addresses = [f'"{field.upper()}, {i}" <{field}{i}@example.com>' for i in range(n)]
+            props[field] = addresses if as_list else ", ".join(addresses)
+    props["attachments"] = {name: base64.b64encode(content).decode() for name, content in files.items()}
+    total = sum(n or 0 for n in counts.values())
+    built = build_send_email(_event(**props))
+    if total > MAX_RECIPIENTS:
+        assert isinstance(built, Rejection)
+        assert built.reason == "limit_exceeded"
+        return
+    assert isinstance(built, bytes), built
+    body = orjson.loads(built)
+    assert check_transactional_email(body, len(built)) is None
+    assert {f: count_recipients(body[f]) for f in counts if counts[f] is not None} == {
+        f: n for f, n in counts.items() if n is not None
+    }
+    if files:
+        assert {name: base64.b64decode(v) for name, v in body["attachments"].items()} == files
+    else:
+        assert "attachments" not in body
 
 
 def test_missing_properties_is_rejected() -> None:

@@ -75,9 +75,9 @@ def test_the_first_frame_shows_totals_and_marks_rates_pending() -> None:
 def test_webhook_rates_by_outcome() -> None:
     metrics = Metrics()
     before = scrape(metrics, 0.0)
-    metrics.webhook_requests.labels("accepted").inc(40)
-    metrics.webhook_requests.labels("bad_signature").inc(4)
-    metrics.webhook_events.labels("email", "opened").inc(40)
+    metrics.webhook_requests.labels("accepted", "").inc(40)
+    metrics.webhook_requests.labels("bad_signature", "").inc(4)
+    metrics.webhook_events.labels("email", "opened", "").inc(40)
     lines = render(Frame(URL, 1.0, scrape(metrics, 4.0), before, {"ready": True, "checks": {}}))
     assert row(lines, "accepted") == ["accepted", "10", "40"]
     assert row(lines, "bad_signature") == ["bad_signature", "1", "4"]

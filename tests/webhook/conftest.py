@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from connector.config import Secret
 from connector.metrics import Metrics
 from connector.webhook.handler import make_webhook_app
 from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
@@ -34,11 +35,15 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def make_client(fake_producer: FakeProducer, metrics: Metrics, clock: Clock) -> AsyncIterator[MakeClient]:
-    """Build the listener app (settings overridable) and a client talking to it over a socket."""
+    """Build the listener app (settings and workspaces' keys overridable) and a client talking to it over a socket."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def make(**overrides: Any) -> TestClient[Any, Any]:
-        app = make_webhook_app(webhook_settings(**overrides), fake_producer, metrics, clock)
+    async def make(
+        *, workspace_keys: dict[str, tuple[Secret, ...]] | None = None, **overrides: Any
+    ) -> TestClient[Any, Any]:
+        app = make_webhook_app(
+            webhook_settings(**overrides), fake_producer, metrics, clock, workspace_keys=workspace_keys
+        )
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -48,9 +48,14 @@ async def test_accepted_event_is_produced_with_key_and_headers(
     assert headers == (("event_id", b"evt-1"), ("object_type", b"email"), ("metric", b"delivered"))
     event = orjson.loads(value)
     assert (event["event"], event["messageId"], event["userId"]) == ("Email Delivered", "evt-1", "user-1042")
-    assert sample("connector_webhook_requests_total", {"outcome": "accepted"}, metrics) == 1
-    assert sample("connector_webhook_events_total", {"object_type": "email", "metric": "delivered"}, metrics) == 1
-    assert sample("connector_webhook_produce_duration_seconds_count", None, metrics) == 1
+    assert sample("connector_webhook_requests_total", {"outcome": "accepted", "workspace": ""}, metrics) == 1
+    assert (
+        sample(
+            "connector_webhook_events_total", {"object_type": "email", "metric": "delivered", "workspace": ""}, metrics
+        )
+        == 1
+    )
+    assert sample("connector_webhook_produce_duration_seconds_count", {"workspace": ""}, metrics) == 1
 
 
 async def test_custom_path_and_topic(make_client: MakeClient, fake_producer: FakeProducer) -> None:
@@ -89,8 +94,8 @@ async def test_bad_signature_is_401_and_nothing_is_produced(
         assert response.status == 401
         assert await response.json() == {"message": "invalid signature"}
     assert fake_producer.calls == 0
-    assert sample("connector_webhook_signature_failures_total", {"reason": reason}, metrics) == 1
-    assert sample("connector_webhook_requests_total", {"outcome": "bad_signature"}, metrics) == 1
+    assert sample("connector_webhook_signature_failures_total", {"reason": reason, "workspace": ""}, metrics) == 1
+    assert sample("connector_webhook_requests_total", {"outcome": "bad_signature", "workspace": ""}, metrics) == 1
 
 
 async def test_signature_is_checked_before_parsing(make_client: MakeClient, fake_producer: FakeProducer) -> None:
@@ -107,7 +112,7 @@ async def test_stale_timestamp_when_max_age_set(make_client: MakeClient, clock: 
     lax = await make_client(max_timestamp_age_seconds=None)
     clock.now = TIMESTAMP + 301
     assert (await post(strict, webhook("email", "sent", event_id="a")))[0] == 401
-    assert sample("connector_webhook_signature_failures_total", {"reason": "stale"}, metrics) == 1
+    assert sample("connector_webhook_signature_failures_total", {"reason": "stale", "workspace": ""}, metrics) == 1
     assert (await post(lax, webhook("email", "sent", event_id="b")))[0] == 200
 
 
@@ -149,7 +154,7 @@ async def test_bad_payload_after_valid_signature_is_400(
     client = await make_client()
     assert await post(client, body) == (400, {"message": message})
     assert fake_producer.calls == 0
-    assert sample("connector_webhook_requests_total", {"outcome": "bad_request"}, metrics) == 1
+    assert sample("connector_webhook_requests_total", {"outcome": "bad_request", "workspace": ""}, metrics) == 1
 
 
 async def test_unknown_object_type_and_metric_are_accepted(
@@ -162,7 +167,10 @@ async def test_unknown_object_type_and_metric_are_accepted(
     event = orjson.loads(fake_producer.records[0][2])
     assert event["event"] == "Customer.io Event"
     assert (event["properties"]["objectType"], event["properties"]["metric"]) == ("fax", "beeped")
-    assert sample("connector_webhook_events_total", {"object_type": "other", "metric": "other"}, metrics) == 1
+    assert (
+        sample("connector_webhook_events_total", {"object_type": "other", "metric": "other", "workspace": ""}, metrics)
+        == 1
+    )
 
 
 async def test_body_over_the_limit_is_413(
@@ -186,7 +194,7 @@ async def test_body_over_the_limit_is_413(
     async with client.post(PATH, data=fits, headers=headers) as response:
         assert response.status == 200
     assert fake_producer.calls == 1
-    assert sample("connector_webhook_requests_total", {"outcome": "too_large"}, metrics) == 2
+    assert sample("connector_webhook_requests_total", {"outcome": "too_large", "workspace": ""}, metrics) == 2
 
 
 async def test_body_exactly_at_the_limit_is_read(make_client: MakeClient) -> None:
@@ -221,7 +229,7 @@ async def test_broker_failure_is_503_and_retry_produces(
     fake_producer.fail = BrokerUnavailableError("down")
     payload = webhook("email", "opened", event_id="r1")
     assert await post(client, payload) == (503, {"message": "event not stored, retry later"})
-    assert sample("connector_webhook_requests_total", {"outcome": "unavailable"}, metrics) == 1
+    assert sample("connector_webhook_requests_total", {"outcome": "unavailable", "workspace": ""}, metrics) == 1
     fake_producer.fail = None
     assert (await post(client, payload))[0] == 200
     assert len(fake_producer.records) == 1
@@ -249,7 +257,7 @@ async def test_no_ack_in_time_is_503_and_late_ack_is_not_produced_twice(
     assert await post(client, payload) == (200, {"message": "duplicate"})
     assert fake_producer.calls == 1
     assert len(fake_producer.records) == 1
-    assert sample("connector_webhook_duplicates_total", None, metrics) == 1
+    assert sample("connector_webhook_duplicates_total", {"workspace": ""}, metrics) == 1
 
 
 async def test_retry_of_a_produced_event_is_not_produced_again(
@@ -261,7 +269,7 @@ async def test_retry_of_a_produced_event_is_not_produced_again(
     assert (await post(client, payload))[0] == 200
     assert await post(client, payload) == (200, {"message": "duplicate"})
     assert len(fake_producer.records) == 1
-    assert sample("connector_webhook_requests_total", {"outcome": "duplicate"}, metrics) == 1
+    assert sample("connector_webhook_requests_total", {"outcome": "duplicate", "workspace": ""}, metrics) == 1
 
 
 async def test_retry_after_the_dedup_window_is_produced_again(
@@ -357,7 +365,7 @@ async def test_graceful_shutdown(fake_producer: FakeProducer, metrics: Metrics) 
         async with client.get("/readyz") as response:
             assert response.status == 503
         assert (await post(client, webhook("email", "sent", event_id="late")))[0] == 503
-        assert sample("connector_webhook_requests_total", {"outcome": "closing"}, metrics) == 1
+        assert sample("connector_webhook_requests_total", {"outcome": "closing", "workspace": ""}, metrics) == 1
         stopping = asyncio.ensure_future(listener.stop())
         done, _ = await asyncio.wait({stopping}, timeout=0.2)
         assert not done  # waits for the in-flight webhook (a window can only miss a bug here, not invent one)

@@ -121,7 +121,7 @@ async def test_unsigned_request_is_answered_401_before_its_body_arrives(
     assert response.status == 401
     assert response.body == {"message": "invalid signature"}
     assert response.headers["connection"] == "close"
-    assert sample(metrics, "connector_webhook_signature_failures_total", {"reason": reason}) == 1
+    assert sample(metrics, "connector_webhook_signature_failures_total", {"reason": reason, "workspace": ""}) == 1
     assert fake_producer.calls == 0
 
 
@@ -151,7 +151,7 @@ async def test_slow_body_gets_408_and_the_connection_is_closed(
         assert response.body == {"message": "body not received within 0.5 s"}
         assert response.headers["connection"] == "close"
         assert await asyncio.wait_for(reader.read(), WAIT) == b""  # closed by the server
-    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "timeout"}) == 1
+    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "timeout", "workspace": ""}) == 1
     assert fake_producer.calls == 0
     assert state_of(client).reading == 0
 
@@ -174,7 +174,7 @@ async def test_reads_beyond_the_cap_get_503_with_retry_after(
             assert response.status == 503
             assert response.headers["Retry-After"].isdigit()
             assert await response.json() == {"message": "too many webhook bodies being read, retry later"}
-        assert sample(metrics, "connector_webhook_requests_total", {"outcome": "busy"}) == 1
+        assert sample(metrics, "connector_webhook_requests_total", {"outcome": "busy", "workspace": ""}) == 1
 
         first_body, _ = stalled[0]
         writer0.write(first_body[10:])  # the first stalled client finishes: its slot frees
@@ -213,7 +213,7 @@ async def test_signed_body_that_cannot_be_re_encoded_is_400(
     assert message.startswith("body cannot be re-encoded as JSON")
     assert "\n" not in message
     assert fake_producer.calls == 0
-    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "bad_request"}) == 1
+    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "bad_request", "workspace": ""}) == 1
 
 
 async def test_aborted_request_is_one_info_line_without_traceback(
@@ -252,5 +252,5 @@ async def test_aborted_request_is_one_info_line_without_traceback(
         ("connector.webhook", "INFO", "Webhook request aborted by the client.")
     ]
     assert not any(r.exc_info or r.exc_text for r in caplog.records)  # no traceback anywhere
-    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "aborted"}) == 1
+    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "aborted", "workspace": ""}) == 1
     assert fake_producer.calls == 1

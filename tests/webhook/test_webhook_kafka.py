@@ -144,7 +144,7 @@ async def test_every_documented_event_is_produced_field_by_field(
             ("metric", payload["metric"].encode()),
         )
     for ot, m in EXPECTED_NAMES:
-        labels = {"object_type": ot, "metric": m}
+        labels = {"object_type": ot, "metric": m, "workspace": ""}
         assert metrics.registry.get_sample_value("connector_webhook_events_total", labels) == 1
 
 
@@ -196,7 +196,12 @@ async def test_broker_outage_503_then_retries_produced_exactly_once(restartable_
             await asyncio.to_thread(restartable_kafka.stop)
             assert await asyncio.gather(*(post(session, p) for p in during)) == [503] * 5
             assert await asyncio.gather(*(post(session, p) for p in during)) == [503] * 5  # Customer.io retries
-            assert metrics.registry.get_sample_value("connector_webhook_requests_total", {"outcome": "accepted"}) == 3
+            assert (
+                metrics.registry.get_sample_value(
+                    "connector_webhook_requests_total", {"outcome": "accepted", "workspace": ""}
+                )
+                == 3
+            )
 
             await asyncio.to_thread(restartable_kafka.start)
             # Customer.io keeps retrying each webhook until it gets a 2xx.

@@ -4,6 +4,9 @@ A record holds one message (a JSON object) or a ``{"batch": [...]}`` envelope of
 Segment HTTP API and the analytics SDKs send them. The envelope's ``context`` and ``integrations``
 objects apply to every message that lacks its own. An empty envelope decodes to no messages. A UTF-8
 byte-order mark is skipped. Whatever the bytes, ``decode_record`` returns; it never raises.
+
+A topic with a declarative mapping (``connector.sink.mapping.shapes``) is decoded by ``decode_shaped``
+instead: the JSON document, whatever its shape, is handed to the mapping, which builds the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Final
 import orjson
 
 from connector.sink.mapping.model import Message, Rejection
+from connector.sink.mapping.shapes import RecordShape
 from connector.sink.mapping.validation import json_type
 
 _BOM: Final = b"\xef\xbb\xbf"
@@ -39,6 +43,19 @@ def decode_document(doc: object) -> list[Message] | Rejection:
     if "batch" in doc and "type" not in doc:
         return _envelope(doc)
     return [doc]
+
+
+def decode_shaped(value: bytes | bytearray | memoryview | None, shape: RecordShape) -> list[Message] | Rejection:
+    """The message(s) ``shape`` builds from one record's JSON document, or why there are none."""
+    if not value:
+        return Rejection("empty_record", "record: empty value")
+    if value[:3] == _BOM:
+        value = value[3:]
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return _undecodable(value, exc)
+    return shape.messages(doc)
 
 
 def _undecodable(value: bytes | bytearray | memoryview, exc: orjson.JSONDecodeError) -> Rejection:

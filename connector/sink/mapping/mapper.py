@@ -6,13 +6,21 @@ followed; Customer.io's Track API limits apply):
 - identify → person ``identify``. Attributes come from ``traits``; ``context.traits`` is used only when
   the message has no ``traits`` at all (RudderStack's mobile SDKs put identify traits there), never
   merged. ``createdAt``/``created_at`` → ``created_at`` (Unix s), ``anonymousId`` → ``anonymous_id``.
-- track → person ``event``, or a semantic action (devices, delete, suppress) chosen by event name. An
-  anonymous device event, like one without a token, stays a plain event; anonymous delete/suppress is
-  refused (``missing_identifier``).
+- identify → person ``identify``; with ``traits.objectId`` also a relationship to that object
+  (``connector.sink.mapping.relationships``). Its ``timestamp`` follows CONNECTOR_IDENTIFY_TIMESTAMP, or
+  the record's ``cio-identify-timestamp`` header: the message's time (``event``), the mapping time
+  (``now``), or none (``omit``: Customer.io's receive time).
+- track → person ``event``, or a semantic action (devices, delete, suppress, object delete, relationship
+  delete) chosen by event name. An anonymous device event, like one without a token, stays a plain
+  event; anonymous delete/suppress is refused (``missing_identifier``), and so is an object event
+  without ``properties.objectId``.
 - page / screen → person ``page`` / ``screen``. A page name over 100 bytes that is a URL loses its query
   and fragment (the full URL stays in ``attributes.url``) before the name limit applies.
-- group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id.
+- group → object ``identify`` related to the user, or ``identify_anonymous`` related to the anonymous id;
+  ``traits.objectAttributes`` / ``traits.relationshipAttributes`` are split between object and relationship.
 - alias → person ``merge``.
+- track events named in the segment and delivery-metric settings → Track API v1 calls: see
+  ``connector.sink.mapping.v1calls``.
 - records that already are v2 operations: see ``connector.sink.mapping.operations``.
 
 Track, page and screen find the person by ``userId``, else ``context.traits.email``, else they are
@@ -21,6 +29,8 @@ anonymous (``anonymousId``). Whatever the input, ``map_message`` returns; it nev
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -39,9 +49,16 @@ from connector.sink.mapping.model import (
     Rejection,
 )
 from connector.sink.mapping.operations import ACTIONS, is_v2_operation, message_event_name, plan_operation
+from connector.sink.mapping.relationships import (
+    RELATIONSHIP_TRAITS,
+    group_attributes,
+    identify_relationship,
+    plan_object_event,
+)
 from connector.sink.mapping.rules import Rules
 from connector.sink.mapping.timestamps import message_ms, to_unix_ms
 from connector.sink.mapping.ulid import event_ulid
+from connector.sink.mapping.v1calls import plan_metric, plan_segment
 from connector.sink.mapping.validation import (
     MAX_NAME_BYTES,
     Invalid,
@@ -69,12 +86,18 @@ _TYPE_DENIED: Final = Filtered("type_denied")
 class Mapper:
     """Everything derived from MappingSettings, computed once; ``map`` is the hot path."""
 
-    def __init__(self, settings: MappingSettings) -> None:
+    def __init__(self, settings: MappingSettings, clock: Callable[[], float] = time.time) -> None:
         self.truncate = settings.oversize_policy == "truncate"
         self.attributes = Attributes(
             convert_iso=settings.convert_iso_timestamps, omit_empty=settings.omit_empty_values, truncate=self.truncate
         )
         self.person_names = Names(settings.attribute_prefix, frozenset({"createdAt", "created_at"}), self.truncate)
+        # An identify relating the person to an object: the relationship's traits are not person attributes.
+        self.related_person_names = Names(
+            settings.attribute_prefix, frozenset({"createdAt", "created_at"}) | RELATIONSHIP_TRAITS, self.truncate
+        )
+        self.identify_timestamp = settings.identify_timestamp
+        self.clock = clock
         self.object_names = Names("", frozenset({"objectTypeId", "object_type_id"}), self.truncate)
         self.plain_names = Names("", frozenset(), self.truncate)
         self.default_object_type_id = settings.default_object_type_id
@@ -85,8 +108,18 @@ class Mapper:
             ("delete", settings.delete_events),
             ("delete_device", settings.device_delete_events),
             ("add_device", settings.device_add_events),
+            ("delete_object", settings.object_delete_events),
+            ("delete_relationship", settings.relationship_delete_events),
         ):
             self.semantic.update(dict.fromkeys(names, action))  # a name in two lists: the later one here wins
+        # Track events sent as v1 calls; these names win over the v2 semantic names above.
+        self.v1_events: dict[str, str] = {}
+        for call, names in (
+            ("metrics", settings.delivery_metric_events),
+            ("remove_customers", settings.segment_remove_events),
+            ("add_customers", settings.segment_add_events),
+        ):
+            self.v1_events.update(dict.fromkeys(names, call))
         self.allow_events = frozenset(settings.allow_event_names) or None
         self.deny_events = frozenset(settings.deny_event_names)
         self.filter_events = self.allow_events is not None or bool(self.deny_events)
@@ -108,13 +141,18 @@ class Mapper:
             planned = self._plan(message, ctx)
             if isinstance(planned, Filtered):
                 return planned
+            if isinstance(planned, Operation):  # a v1 call, built complete
+                size = len(planned.body)
+                if size > max_operation_bytes:
+                    return Rejection("too_large", f"operation: {size} bytes serialized, limit {max_operation_bytes}")
+                return (planned,)
             return (self.finish(planned, max_operation_bytes),)
         except Invalid as exc:
             return Rejection(exc.reason, exc.message)
         except Exception as exc:  # noqa: BLE001 - the contract: no message, however odd, may stop a partition
             return Rejection("internal_error", f"internal_error: {type(exc).__name__} while mapping the message")
 
-    def _plan(self, message: object, ctx: MessageContext) -> Planned | Filtered:
+    def _plan(self, message: object, ctx: MessageContext) -> Planned | Operation | Filtered:
         if not isinstance(message, dict):
             raise Invalid("not_an_object", f"message: must be an object (got {json_type(message)})")
         kind = message.get("type")
@@ -123,7 +161,16 @@ class Mapper:
                 raise Invalid("missing_field", "type: required")
             raise Invalid("invalid_field", f"type: must be a string (got {json_type(kind)})")
         if kind in ACTIONS and "action" in message:
-            return plan_operation(self.rules, message, ctx)
+            planned = plan_operation(self.rules, message, ctx)
+            if (
+                ctx.identify_timestamp is not None
+                and not isinstance(planned, Filtered)
+                and planned[2] == "person.identify"
+            ):
+                op = planned[0]
+                ts = op.pop("timestamp", None)
+                self._stamp(op, None if ts is None else ts * 1000, ctx.identify_timestamp)
+            return planned
         if kind not in SEGMENT_TYPES:
             kind = kind.lower()
         integrations = message.get("integrations")
@@ -218,39 +265,69 @@ class Mapper:
         anonymous_id = ids.identifier_value(message.get("anonymousId"), "anonymousId")
         if anonymous_id is not None:
             extra["anonymous_id"] = anonymous_id
+        relationship = identify_relationship(
+            self.attributes, traits, path, self.plain_names, self.default_object_type_id
+        ) if "objectId" in traits or "relationshipAttributes" in traits else None  # fmt: skip
+        names = self.person_names if relationship is None else self.related_person_names
         op: dict[str, Any] = {
             "type": "person",
             "action": "identify",
             "identifiers": identifiers,
-            "attributes": self.attributes.stored(traits, path, self.person_names, extra=extra),
+            "attributes": self.attributes.stored(traits, path, names, extra=extra),
         }
-        ms = message_ms(message, ctx)
-        if ms is not None:
-            op["timestamp"] = ms // 1000
+        if relationship is not None:
+            op["cio_relationships"] = [relationship]
+        ms = message_ms(message, ctx)  # checked whatever the policy: a bad timestamp is bad input
+        self._stamp(op, ms, ctx.identify_timestamp or self.identify_timestamp)
         return op, key, "person.identify", path
 
-    def _track(self, message: Message, ctx: MessageContext) -> Planned | Filtered:
+    def _stamp(self, op: dict[str, Any], ms: int | None, policy: str) -> None:
+        """Set an identify's ``timestamp`` per policy (see CONNECTOR_IDENTIFY_TIMESTAMP in docs/operations.md)."""
+        if policy == "event":
+            if ms is not None:
+                op["timestamp"] = ms // 1000
+        elif policy == "now":
+            op["timestamp"] = int(self.clock())
+
+    def _track(self, message: Message, ctx: MessageContext) -> Planned | Operation | Filtered:
         name = get_string(message, "event", "event")
         if not name:
             raise Invalid("missing_field", "event: required for track")
         if self.filter_events and not self.event_allowed(name):
             return _EVENT_DENIED
+        call = self.v1_events.get(name)
+        if call is not None:
+            if call == "metrics":
+                return plan_metric(message, ctx, name)
+            return plan_segment(message, name, call, ids.sender(message))
         props = get_object(message, "properties", "properties") or _EMPTY
         who = ids.sender(message)
         action = self.semantic.get(name)
         if action is not None:
-            if action in ("add_device", "delete_device"):
-                planned = (
-                    plan_device(self.rules, action, message, ctx, who=who, props=props) if who is not None else None
-                )
-                if planned is not None:
-                    return planned
-            elif who is None:
-                raise Invalid("missing_identifier", f"userId: required for {label(name)!r} ({action})")
-            else:
-                return {"type": "person", "action": action, "identifiers": who[0]}, who[1], "person." + action, "userId"
+            planned = self._semantic(action, name, message, ctx, props=props, who=who)
+            if planned is not None:
+                return planned
         who = who or ids.anonymous_sender(message, "track")
         return self._event("event", message, ctx, who, name=name, name_field="event", attrs=props)
+
+    def _semantic(
+        self,
+        action: str,
+        name: str,
+        message: Message,
+        ctx: MessageContext,
+        *,
+        props: dict[str, Any],
+        who: tuple[dict[str, Any], str] | None,
+    ) -> Planned | None:
+        """A semantic track event's operation; None: send it as a plain event (a device event without a token)."""
+        if action in ("delete_object", "delete_relationship"):
+            return plan_object_event(action, message, props, who, self.default_object_type_id)
+        if action in ("add_device", "delete_device"):
+            return plan_device(self.rules, action, message, ctx, who=who, props=props) if who is not None else None
+        if who is None:
+            raise Invalid("missing_identifier", f"userId: required for {label(name)!r} ({action})")
+        return {"type": "person", "action": action, "identifiers": who[0]}, who[1], "person." + action, "userId"
 
     def _page(self, message: Message, ctx: MessageContext) -> Planned:
         props = get_object(message, "properties", "properties") or _EMPTY
@@ -292,20 +369,30 @@ class Mapper:
         if raw_type is None:
             raw_type, field = traits.get("object_type_id"), "traits.object_type_id"
         type_id = self.default_object_type_id if raw_type is None else ids.object_type_id(raw_type, field)
+        object_attributes, relationship_attributes = group_attributes(
+            self.attributes, traits, self.object_names, self.plain_names
+        )
         op: dict[str, Any] = {
             "type": "object",
             "action": "identify",
             "identifiers": {"object_type_id": type_id, "object_id": group_id},
-            "attributes": self.attributes.stored(traits, "traits", self.object_names),
+            "attributes": object_attributes,
         }
         who = ids.sender(message)
         if who is None:
             anonymous_id = ids.identifier_value(message.get("anonymousId"), "anonymousId")
             if anonymous_id is None:
+                if relationship_attributes is not None:
+                    raise Invalid(
+                        "missing_identifier", "userId: required (or anonymousId) for traits.relationshipAttributes"
+                    )
                 return op, f"object:{type_id}:{group_id}", "object.identify", "traits"
             who = ids.anonymous(anonymous_id)
             op["action"] = "identify_anonymous"
-        op["cio_relationships"] = [{"identifiers": who[0]}]
+        relationship: dict[str, Any] = {"identifiers": who[0]}
+        if relationship_attributes:
+            relationship["relationship_attributes"] = relationship_attributes
+        op["cio_relationships"] = [relationship]
         return op, who[1], "object." + op["action"], "traits"
 
     def _alias(self, message: Message, ctx: MessageContext) -> Planned:  # noqa: ARG002 - one signature per handler

@@ -45,18 +45,39 @@ REASONS = frozenset(
 
 FILTER_REASONS = frozenset({"integrations_disabled", "event_denied", "type_denied"})
 
+# A record header overriding CONNECTOR_IDENTIFY_TIMESTAMP for that record's identifies: ``event``, ``now``
+# or ``omit``. ``dlq replay --fresh-timestamps`` writes ``omit``: a replayed identify must not carry the
+# stale time of its first attempt (Customer.io may ignore an update older than the profile's last one).
+IDENTIFY_TIMESTAMP_HEADER = "cio-identify-timestamp"
+IDENTIFY_TIMESTAMP_POLICIES = frozenset({"event", "now", "omit"})
+
+
+class V1Call(NamedTuple):
+    """The Track API v1 request an operation is sent as, instead of a v2 batch item.
+
+    ``path`` (with its query) names the call; operations of one lane with the same ``path`` that follow
+    each other merge into one request of up to ``max_items`` of them. ``max_items`` 1: never merged, the
+    operation's body is the request body (``/api/v1/metrics``); otherwise each body is one JSON string and
+    the request body is ``{"ids": [...]}`` (``/api/v1/segments/{id}/add_customers?id_type=…``).
+    """
+
+    path: str
+    max_items: int
+    endpoint: str  # the bounded metric label of the request ("segments", "metrics")
+
 
 class Operation(NamedTuple):
-    """One Customer.io v2 operation, serialized (a NamedTuple: one is built per operation, cheaply).
+    """One Customer.io operation, serialized (a NamedTuple: one is built per operation, cheaply).
 
     ``order_key`` names the person (or object) it concerns: operations with the same key are delivered
     in the order they were produced. ``action`` is ``"<type>.<action>"`` (``person.event``), a bounded
-    label for metrics and logs.
+    label for metrics and logs. ``v1`` is None for a v2 batch operation, else the v1 call it goes in.
     """
 
     body: bytes
     order_key: str
     action: str
+    v1: V1Call | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,9 @@ class MessageContext:
     offset: int
     index: int  # position within a {"batch": [...]} envelope, 0 for a single message
     timestamp_ms: int  # the Kafka record timestamp
+    # CONNECTOR_IDENTIFY_TIMESTAMP for this record only (the IDENTIFY_TIMESTAMP_HEADER, e.g. set by
+    # ``dlq replay --fresh-timestamps``); None: the mapping settings decide.
+    identify_timestamp: str | None = None
 
 
 MappedMessage = tuple[Operation, ...] | Rejection | Filtered

@@ -7,8 +7,13 @@ Rejection. Every property is read by its snake_case name or its camelCase twin
 
     transactional_message_id  required; an int template id below 2⁶⁴, or a trigger name (a string of
                               ASCII digits becomes an int id)
-    to                        required (or ``recipient`` / ``email``); a string or a list of strings;
-                              at most 15 addresses
+    to                        required (or ``recipient`` / ``email``); a string or a list of strings
+    cc, bcc                   optional; a string or a list of strings, like ``to``; at most 15
+                              addresses in to+cc+bcc together (the App API's limit)
+    attachments               optional; an object ``{"file name": "<base64 of the file>"}``, the
+                              encoded contents together under 2 MB (the App API's limit); standard
+                              base64 with padding, checked here so a bad file is a dead letter naming
+                              it, not a 400 for the whole send
     identifiers               an object with exactly one of id / email / cio_id; default from ``userId``
                               (email-looking → email, ``cio_`` prefix → cio_id without it, else id:
                               the sink's own classification, ``connector.sink.mapping.identifiers``); values
@@ -28,6 +33,8 @@ The sender (rate limit, retries, delivery ids) is ``connector.sink.transactional
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from typing import Any
 
 import orjson
@@ -35,10 +42,13 @@ import orjson
 from connector.sink.mapping import identifiers as ids
 from connector.sink.mapping.model import Message, Rejection
 from connector.sink.mapping.timestamps import to_unix_ms
-from connector.sink.mapping.validation import Invalid, check_identifier, serialize
+from connector.sink.mapping.validation import Invalid, check_identifier, serialize, show
 
 MAX_RECIPIENTS = 15
 MAX_BODY_BYTES = 2048 * 1024
+MAX_ATTACHMENTS_BYTES = 2 * 1024 * 1024  # "total < 2 MB", of the base64 text as sent
+MAX_ATTACHMENT_NAME_CHARS = 255
+RECIPIENT_FIELDS = ("to", "cc", "bcc")
 STRING_FIELDS = ("from", "subject", "reply_to", "language")
 BOOL_FIELDS = ("disable_message_retention", "send_to_unsubscribed", "tracked", "queue_draft")
 IDENTIFIER_KEYS = frozenset({"id", "email", "cio_id"})
@@ -70,7 +80,8 @@ def build_send_email(message: Message) -> bytes | Rejection:  # noqa: C901 - one
 
     Reasons: ``missing_field`` / ``invalid_field`` for the template id, ``to`` and the optional fields;
     ``missing_identifier`` / ``invalid_identifier`` for the person; ``invalid_timestamp`` for ``send_at``;
-    ``limit_exceeded`` for more than 15 recipients; ``too_large`` above 2048 KB.
+    ``limit_exceeded`` for more than 15 recipients in to+cc+bcc; ``too_large`` for attachments of 2 MB or
+    more, or a body above 2048 KB.
     """
     props = message.get("properties")
     if not isinstance(props, dict):
@@ -95,10 +106,10 @@ def build_send_email(message: Message) -> bytes | Rejection:  # noqa: C901 - one
         return Rejection("invalid_field", "properties.transactional_message_id: must be a positive integer or a name")
     body["transactional_message_id"] = template
 
-    to = _recipients(props)
-    if isinstance(to, Rejection):
-        return to
-    body["to"] = to
+    recipients = _all_recipients(props)
+    if isinstance(recipients, Rejection):
+        return recipients
+    body.update(recipients)
 
     identifiers = _identifiers(props, message.get("userId"))
     if isinstance(identifiers, Rejection):
@@ -120,6 +131,12 @@ def build_send_email(message: Message) -> bytes | Rejection:  # noqa: C901 - one
             if not isinstance(value, kind):
                 return Rejection("invalid_field", f"properties.{name}: must be {wanted}")
             body[name] = value
+
+    attachments = _attachments(props)
+    if isinstance(attachments, Rejection):
+        return attachments
+    if attachments is not None:
+        body["attachments"] = attachments
 
     send_at = _get(props, "send_at")
     if send_at is not _MISSING:
@@ -175,23 +192,83 @@ def _count_recipients(to: str) -> int:
     return count + (not blank)
 
 
-def _recipients(props: dict[str, Any]) -> str | Rejection:
-    for name in ("to", "recipient", "email"):
+def _all_recipients(props: dict[str, Any]) -> dict[str, str] | Rejection:
+    """``to`` (required), ``cc`` and ``bcc`` (optional), at most MAX_RECIPIENTS addresses in all three."""
+    found: dict[str, str] = {}
+    total = 0
+    for field in RECIPIENT_FIELDS:
+        names = ("to", "recipient", "email") if field == "to" else (field,)
+        got = _recipients(props, names)
+        if got is None:
+            if field == "to":
+                return Rejection("missing_field", "properties.to: required")
+            continue
+        if isinstance(got, Rejection):
+            return got
+        name, value = got
+        total += _count_recipients(value)
+        if total > MAX_RECIPIENTS:
+            return Rejection(
+                "limit_exceeded",
+                f"properties.{name}: to+cc+bcc hold more than {MAX_RECIPIENTS} recipients (at most {MAX_RECIPIENTS})",
+            )
+        found[field] = value
+    return found
+
+
+def _recipients(props: dict[str, Any], names: tuple[str, ...]) -> tuple[str, str] | Rejection | None:
+    """(property name, addresses) of the first of ``names`` present; None when none is."""
+    for name in names:
         value = _get(props, name)
         if value is not _MISSING:
             break
     else:
-        return Rejection("missing_field", "properties.to: required")
+        return None
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         value = ", ".join(v.strip() for v in value)
     if not isinstance(value, str) or not value.strip():
         return Rejection("invalid_field", f"properties.{name}: must be a non-empty string or list of strings")
     if len(value) > MAX_TO_CHARS:
         return Rejection("limit_exceeded", f"properties.{name}: {len(value)} characters (at most {MAX_TO_CHARS})")
-    count = _count_recipients(value)
-    if count > MAX_RECIPIENTS:
-        return Rejection("limit_exceeded", f"properties.{name}: {count} recipients (at most {MAX_RECIPIENTS})")
-    return value.strip()
+    return name, value.strip()
+
+
+def _attachments(props: dict[str, Any]) -> dict[str, str] | Rejection | None:
+    """``{"file name": base64}``: names non-blank, contents valid base64, all contents under 2 MB together."""
+    given = _get(props, "attachments")
+    if given is _MISSING or given == {}:
+        return None
+    if not isinstance(given, dict):
+        return Rejection("invalid_field", "properties.attachments: must be an object of file name → base64 content")
+    total = 0
+    for name, content in given.items():
+        if not name.strip() or len(name) > MAX_ATTACHMENT_NAME_CHARS:
+            return Rejection(
+                "invalid_field",
+                f"properties.attachments: file name {show(name)} must be 1 to {MAX_ATTACHMENT_NAME_CHARS} characters",
+            )
+        if not isinstance(content, str):
+            return Rejection("invalid_field", f"properties.attachments[{show(name)}]: must be a base64 string")
+        total += len(content)
+        if total >= MAX_ATTACHMENTS_BYTES:
+            return Rejection(
+                "too_large",
+                f"properties.attachments: base64 contents total 2 MB or more (limit {MAX_ATTACHMENTS_BYTES} bytes)",
+            )
+        if not _is_base64(content):
+            return Rejection("invalid_field", f"properties.attachments[{show(name)}]: not valid base64")
+    return given
+
+
+def _is_base64(text: str) -> bool:
+    """Standard base64 with padding (what the App API decodes); no whitespace, no URL-safe alphabet."""
+    if not text.isascii() or len(text) % 4:
+        return False
+    try:
+        b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _identifiers(props: dict[str, Any], user_id: Any) -> dict[str, str] | Rejection:

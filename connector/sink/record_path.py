@@ -1,0 +1,209 @@
+"""One record's way through the sink: decode → route → map (or the transactional build), without I/O.
+
+The one implementation of it: the sink (``runner.Sink``) hands each consumed record to ``RecordPath.map``,
+and so does ``cio-connector map``, which prints what a record becomes instead of sending it. Where the
+operations go is the caller's: ``submit[workspace](operation, ticket)``, ``submit_transactional``,
+``on_filtered`` and ``on_skipped``.
+
+Invariant: whatever the record holds, ``map`` returns with the ticket answered (operations held, a
+rejection, a filter or a skip); an exception is a bug, dead-lettered as ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from connector.config import SinkSettings
+from connector.kafka import Record
+from connector.logs import get_logger
+from connector.sink.framed import MAGIC, Schema, decode_framed, frame_id
+from connector.sink.mapping.decode import decode_document, decode_record, decode_shaped
+from connector.sink.mapping.model import (
+    IDENTIFY_TIMESTAMP_HEADER,
+    IDENTIFY_TIMESTAMP_POLICIES,
+    Filtered,
+    Message,
+    MessageContext,
+    Operation,
+    Rejection,
+)
+from connector.sink.mapping.shapes import RecordShape
+from connector.sink.mapping.transactional import build_send_email
+from connector.sink.routing import Router
+from connector.sink.tickets import DeadLetterReason, Ticket
+
+log = get_logger("sink.runner")
+
+SubmitOperation = Callable[[Operation, Ticket], None]
+SubmitTransactional = Callable[[str, bytes, Ticket], None]  # (workspace, /v1/send/email body, ticket)
+
+
+class RecordPath:
+    """Maps records onto tickets and hands the results to the caller's callbacks."""
+
+    __slots__ = (
+        "_on_filtered",
+        "_on_skipped",
+        "_router",
+        "_schemas",
+        "_shapes",
+        "_sink",
+        "_skip_tombstones",
+        "_submit",
+        "_submit_transactional",
+    )
+
+    def __init__(
+        self,
+        sink: SinkSettings,
+        router: Router,
+        submit: Mapping[str, SubmitOperation],
+        *,
+        submit_transactional: SubmitTransactional | None,
+        on_filtered: Callable[[str, str], None],
+        on_skipped: Callable[[str], None],
+        shapes: Mapping[str, RecordShape] | None = None,
+        schemas: Callable[[int], Schema | None] | None = None,
+    ) -> None:
+        """``schemas``: the Schema Registry cache's lookup, for records in its wire format (None: no registry)."""
+        self._sink = sink
+        self._router = router
+        self._submit = dict(submit)
+        self._submit_transactional = submit_transactional
+        self._on_filtered = on_filtered  # (workspace, reason)
+        self._on_skipped = on_skipped  # (topic)
+        # Topics with a declarative mapping (docs/inputs.md); every other topic is Segment-spec JSON.
+        self._shapes = dict(shapes or {})
+        self._schemas = schemas
+        # Debezium follows each delete with a tombstone: always skipped there, whatever CONNECTOR_TOMBSTONES.
+        self._skip_tombstones = {name for name, shape in self._shapes.items() if shape.preset == "debezium"}
+
+    def map(self, record: Record, ticket: Ticket) -> None:
+        """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.
+
+        An exception here is a bug, but one record must not stop the partition (nor, raised out of the
+        consume loop, the process, to re-read the same record after every restart): the record is
+        dead-lettered as ``internal_error`` naming the exception's class, never its text, which may
+        quote the record. A try costs nothing in CPython 3.11 until something raises.
+        """
+        try:
+            self._map_messages(record, ticket)
+        except Exception as exc:  # noqa: BLE001 - the per-record safety net (see the docstring)
+            name = type(exc).__name__
+            log.error(
+                "Record could not be processed (a bug); dead-lettering it.",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=name,
+            )
+            ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
+
+    def _map_messages(self, record: Record, ticket: Ticket) -> None:
+        if record.value is None and (self._sink.tombstones == "skip" or record.topic in self._skip_tombstones):
+            # A tombstone deletes a key on a compacted topic: nothing to send, and no reason to dead-letter.
+            ticket.skipped = True
+            self._on_skipped(record.topic)
+            return
+        decoded = self._decode(record)
+        if isinstance(decoded, Rejection):
+            ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(record.value)))
+            return
+        identify_timestamp: str | None = None
+        if record.headers:
+            header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
+            header = record.header(header_name) if header_name else None
+            topic, partition, offset, timestamp_ms = _origin(record)  # once per record, not per message
+            override = _identify_timestamp(record)
+            if isinstance(override, Rejection):
+                ticket.reject(DeadLetterReason(override.reason, override.message))
+                return
+            identify_timestamp = override
+        else:  # the common case, without the header scans
+            header = None
+            topic, partition, offset, timestamp_ms = record.topic, record.partition, record.offset, record.timestamp_ms
+        max_bytes = self._sink.max_operation_bytes
+        for index, message in enumerate(decoded):
+            target = self._router.route(record.topic, header, message)
+            if isinstance(target, Rejection):
+                ticket.reject(DeadLetterReason(target.reason, target.message))
+                continue
+            if target.transactional and self._submit_transactional is not None:
+                _send_email(self._submit_transactional, message, target.workspace, ticket)
+                continue
+            context = MessageContext(topic, partition, offset, index, timestamp_ms, identify_timestamp)
+            mapped = target.mapper.map(message, context, max_bytes)
+            if isinstance(mapped, Rejection):
+                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, target.workspace))
+            elif isinstance(mapped, Filtered):
+                ticket.filtered += 1
+                self._on_filtered(target.workspace, mapped.reason)
+            else:
+                submit = self._submit[target.workspace]
+                for operation in mapped:
+                    submit(operation, ticket)
+
+    def _decode(self, record: Record) -> list[Message] | Rejection:
+        """The record's messages: Segment-spec JSON, or the topic's shape, from JSON or the registry's wire format."""
+        value = record.value
+        shape = self._shapes.get(record.topic) if self._shapes else None  # no lookup at all without mappings
+        # The wire format starts with byte 0; plain JSON with {, [, a BOM or whitespace: one comparison.
+        if not value or value[0] != MAGIC:
+            return decode_record(value) if shape is None else decode_shaped(value, shape)
+        schema_id = frame_id(value)
+        # In the cache when the registry is configured: the runner held the record until it was.
+        schema = None if self._schemas is None or schema_id is None else self._schemas(schema_id)
+        return decode_framed(value, schema, decode_document if shape is None else shape.messages)
+
+
+def _schema_id(value: bytes | None) -> int | None:
+    """The schema id of a wire-format record (for its dead-letter headers), else None."""
+    return frame_id(value) if value and value[0] == MAGIC else None
+
+
+def _send_email(submit: SubmitTransactional, message: Message, workspace: str, ticket: Ticket) -> None:
+    body = build_send_email(message)
+    if isinstance(body, Rejection):
+        ticket.reject(DeadLetterReason(body.reason, body.message, workspace))
+    else:
+        submit(workspace, body, ticket)
+
+
+def _origin(record: Record) -> tuple[str, int, int, int]:
+    """Dedup-id seed of a record's messages: its origin before any dead-letter replay, else this record."""
+    origin = record.header("cio-origin-topic")
+    if origin is not None:
+        try:
+            return (
+                origin.decode(),
+                _header_int(record.header("cio-origin-partition")),
+                _header_int(record.header("cio-origin-offset")),
+                _header_int(record.header("cio-origin-timestamp")),
+            )
+        except (ValueError, UnicodeDecodeError):
+            pass  # malformed origin headers: fall back to this record's own position
+    return record.topic, record.partition, record.offset, record.timestamp_ms
+
+
+def _identify_timestamp(record: Record) -> str | Rejection | None:
+    """The record's identify-timestamp override (``dlq replay --fresh-timestamps``), or why it is refused."""
+    policy = record.header(IDENTIFY_TIMESTAMP_HEADER)
+    if policy is None:
+        return None
+    text = policy.decode("utf-8", "replace")
+    if text not in IDENTIFY_TIMESTAMP_POLICIES:
+        return Rejection("invalid_field", f"{IDENTIFY_TIMESTAMP_HEADER} header: must be event, now or omit")
+    return text
+
+
+def _header_int(value: bytes | None) -> int:
+    """A header written by ``str(int)``: ASCII digits, an optional minus, at most 19 digits; else ValueError.
+
+    ``int()`` alone would also take " 12", "1_000" and other scripts' digits ("١٢").
+    """
+    if value is None:
+        raise ValueError("header missing")
+    digits = value[1:] if value[:1] == b"-" else value
+    if not digits or len(digits) > 19 or not digits.isdigit():  # bytes.isdigit() is ASCII-only
+        raise ValueError("not a decimal header value")
+    return int(value)
