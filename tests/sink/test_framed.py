@@ -23,6 +23,7 @@ from connector.sink.framed import (
     parse_registered,
 )
 from connector.sink.mapping.model import REASONS, Rejection
+from connector.sink.mapping.shapes import compile_shape
 from connector.sink.mapping.timestamps import iso_ms
 
 ORDER = {
@@ -331,3 +332,40 @@ def test_an_avro_schema_decodes_with_the_types_its_references_define() -> None:
         out, parse_schema(PAID, named_schemas=named), {"type": "track", "total": {"amount": Decimal("3.10")}}
     )
     assert decode_framed(frame(11, out.getvalue()), schema) == [{"type": "track", "total": {"amount": 3.1}}]
+
+
+PLACED = {
+    "type": "record",
+    "name": "Placed",
+    "fields": [
+        {
+            "name": "customer",
+            "type": {"type": "record", "name": "Customer", "fields": [{"name": "id", "type": "string"}]},
+        },
+        {"name": "total", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+        {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ],
+}
+
+
+def test_a_topics_declarative_mapping_builds_the_message_from_an_avro_record() -> None:
+    shape = compile_shape(
+        {
+            "type": "track",
+            "user_id": "$.customer.id",
+            "event": "Order Completed",
+            "properties": {"total": "$.total"},
+            "timestamp": "$.placed_at",
+            "timestamp_format": "iso",
+        },
+        "topics.orders.mapping",
+    )
+    value = {"customer": {"id": "c-9"}, "total": Decimal("99.90"), "placed_at": datetime(2026, 11, 28, 5, tzinfo=UTC)}
+    decoded = decode_framed(frame(12, avro_payload(PLACED, value)), avro_schema(12, PLACED), shape.messages)
+    assert isinstance(decoded, list)
+    (message,) = decoded
+    assert message["type"] == "track"
+    assert message["userId"] == "c-9"
+    assert message["event"] == "Order Completed"
+    assert message["properties"] == {"total": 99.9}
+    assert message["timestamp"] == "2026-11-28T05:00:00.000Z"  # the mapping checks it is ISO 8601
