@@ -106,9 +106,8 @@ def _parse(body: Any) -> StoredSchema:
             json.loads(body["schema"])
         except ValueError:
             raise RegistryError(422, 42201, f"Invalid schema: {schema_type} schema is not JSON") from None
-    references = tuple(
-        (str(r.get("name")), str(r.get("subject")), int(r.get("version", 0)))
-        for r in body.get("references") or ()
-        if isinstance(r, dict)
-    )
+    try:
+        references = tuple((str(r["name"]), str(r["subject"]), int(r["version"])) for r in body.get("references") or ())
+    except (TypeError, KeyError, ValueError):
+        raise RegistryError(422, 42201, "Invalid schema: references need name, subject and version") from None
     return StoredSchema(body["schema"], schema_type, references)

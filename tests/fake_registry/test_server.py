@@ -65,6 +65,8 @@ async def test_unknown_ids_and_subjects_are_confluents_404s(registry: FakeSchema
         pytest.param({"schema": 5}, id="schema not a string"),
         pytest.param({"schema": "{not json"}, id="Avro schema not JSON"),
         pytest.param({"schema": "{}", "schemaType": "XML"}, id="unknown schema type"),
+        pytest.param({"schema": "{}", "references": [{"name": "X"}]}, id="reference without subject"),
+        pytest.param({"schema": "{}", "references": [{"name": "X", "subject": "s", "version": "v"}]}, id="bad version"),
     ],
 )
 async def test_invalid_schemas_are_error_42201(registry: FakeSchemaRegistry, body: dict[str, Any]) -> None:
