@@ -31,6 +31,19 @@ BASE = {"CIO_SITE_ID": "site", "CIO_API_KEY": "track-secret-123", "CONNECTOR_INP
         ({"CIO_API_KEY": ""}, "CIO_API_KEY", "required"),
         ({"CONNECTOR_FETCH_BUDGET_BYTES": "65536"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be ≥ 1048576"),
         ({"CONNECTOR_FETCH_BUDGET_BYTES": "16MiB"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be an integer"),
+        ({"CONNECTOR_SCHEMA_REGISTRY_URL": "registry:8081"}, "CONNECTOR_SCHEMA_REGISTRY_URL", "http(s) URL"),
+        (
+            {"CONNECTOR_SCHEMA_REGISTRY_URL": "https://u:hunter2@registry"},
+            "CONNECTOR_SCHEMA_REGISTRY_URL",
+            "must not hold credentials",
+        ),
+        (
+            {"CONNECTOR_SCHEMA_REGISTRY_USERNAME": "u"},
+            "CONNECTOR_SCHEMA_REGISTRY_PASSWORD",
+            "basic auth needs both",
+        ),
+        ({"CONNECTOR_SCHEMA_REGISTRY_CA_FILE": "/nonexistent.pem"}, "CONNECTOR_SCHEMA_REGISTRY_CA_FILE", "cannot read"),
+        ({"CONNECTOR_SCHEMA_REGISTRY_CACHE_SIZE": "0"}, "CONNECTOR_SCHEMA_REGISTRY_CACHE_SIZE", "must be ≥ 1"),
     ],
 )
 def test_invalid_setting_names_the_key(env: dict[str, str], key: str, words: str) -> None:
@@ -88,11 +101,17 @@ def test_help_lists_every_subcommand() -> None:
 def test_secrets_are_redacted_in_repr() -> None:
     """Neither repr nor str of the settings shows a key."""
     settings = load_settings(
-        {**BASE, "CIO_APP_API_KEY": "app-secret-456", "CIO_WEBHOOK_SIGNING_KEYS": "sign-secret-789,sign-old-000"},
+        {
+            **BASE,
+            "CIO_APP_API_KEY": "app-secret-456",
+            "CIO_WEBHOOK_SIGNING_KEYS": "sign-secret-789,sign-old-000",
+            "CONNECTOR_SCHEMA_REGISTRY_USERNAME": "reader",
+            "CONNECTOR_SCHEMA_REGISTRY_PASSWORD": "registry-secret-321",
+        },
         role="run",
     )
     text = repr(settings) + str(settings)
-    for secret in ("track-secret-123", "app-secret-456", "sign-secret-789", "sign-old-000"):
+    for secret in ("track-secret-123", "app-secret-456", "sign-secret-789", "sign-old-000", "registry-secret-321"):
         assert secret not in text
     assert [k.reveal() for k in settings.webhook.signing_keys] == ["sign-secret-789", "sign-old-000"]
 

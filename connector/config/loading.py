@@ -31,6 +31,7 @@ from connector.config.settings import (
     LogLevel,
     Role,
     RouteOverride,
+    SchemaRegistrySettings,
     Secret,
     Settings,
     SinkSettings,
@@ -323,6 +324,26 @@ def _check_consistency(settings: Settings) -> None:
     _check_start_from(settings.sink)
     _check_bootstrap_servers(settings.kafka)
     _check_kafka_security(settings.kafka)
+    _check_schema_registry(settings.schema_registry)
+
+
+def _check_schema_registry(registry: SchemaRegistrySettings) -> None:
+    """An http(s) URL, a readable CA file, and basic-auth credentials in pairs."""
+    url = registry.url
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError("CONNECTOR_SCHEMA_REGISTRY_URL", f"must be an http(s) URL (got {url!r})")
+    if url is not None and "@" in url.split("/", 3)[2]:  # not quoted back: it holds a password
+        raise ConfigError(
+            "CONNECTOR_SCHEMA_REGISTRY_URL",
+            "must not hold credentials; use CONNECTOR_SCHEMA_REGISTRY_USERNAME and _PASSWORD",
+        )
+    if registry.ca_file is not None and not os.access(registry.ca_file, os.R_OK):
+        raise ConfigError("CONNECTOR_SCHEMA_REGISTRY_CA_FILE", f"cannot read {registry.ca_file}")
+    if (registry.username is None) != (registry.password is None):
+        missing = (
+            "CONNECTOR_SCHEMA_REGISTRY_PASSWORD" if registry.password is None else "CONNECTOR_SCHEMA_REGISTRY_USERNAME"
+        )
+        raise ConfigError(missing, "basic auth needs both CONNECTOR_SCHEMA_REGISTRY_USERNAME and _PASSWORD")
 
 
 def _check_mapping(topic: TopicSettings, delete_events: tuple[str, ...]) -> None:

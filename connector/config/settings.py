@@ -444,6 +444,31 @@ class TransactionalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SchemaRegistrySettings:
+    """A Confluent-compatible Schema Registry, for records in its wire format (Avro, JSON Schema)."""
+
+    url: str | None = setting(
+        None,
+        "CONNECTOR_SCHEMA_REGISTRY_URL",
+        "Schema Registry base URL (Confluent REST API). Unset: framed JSON Schema records still decode, "
+        "framed Avro records are dead-lettered as undecodable.",
+    )
+    username: str | None = setting(None, "CONNECTOR_SCHEMA_REGISTRY_USERNAME", "Schema Registry basic-auth user.")
+    password: Secret | None = setting(
+        None, "CONNECTOR_SCHEMA_REGISTRY_PASSWORD", "Schema Registry basic-auth password (secret)."
+    )
+    ca_file: str | None = setting(
+        None, "CONNECTOR_SCHEMA_REGISTRY_CA_FILE", "CA bundle (PEM) to verify an https registry."
+    )
+    cache_size: int = setting(
+        1000,
+        "CONNECTOR_SCHEMA_REGISTRY_CACHE_SIZE",
+        "Schemas kept in memory (least recently used evicted); each id is fetched once while cached.",
+        ge=1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceSettings:
     """Process-level settings."""
 
@@ -528,6 +553,7 @@ class Settings:
     mapping: MappingSettings = field(default_factory=MappingSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     transactional: TransactionalSettings = field(default_factory=TransactionalSettings)
+    schema_registry: SchemaRegistrySettings = field(default_factory=SchemaRegistrySettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     workspaces: tuple[WorkspaceSettings, ...] = ()
     routes: tuple[RouteOverride, ...] = ()
@@ -552,6 +578,7 @@ SECTIONS: dict[str, type[Any]] = {
     "mapping": MappingSettings,
     "webhook": WebhookSettings,
     "transactional": TransactionalSettings,
+    "schema_registry": SchemaRegistrySettings,
     "service": ServiceSettings,
 }
 

@@ -10,6 +10,7 @@ Headers added (all UTF-8 strings):
     cio-dlq-source-offset
     cio-dlq-source-timestamp  the source record's timestamp (ms), so replays keep their dedup ids
     cio-dlq-time              when it was dead-lettered (ISO-8601, UTC)
+    cio-dlq-schema-id         only for a record in the Schema Registry wire format: its schema id
 
 Added after them with CONNECTOR_DLQ_CONNECT_HEADERS=true (``connect_headers``), Kafka Connect's own
 error-context headers (its ``DeadLetterQueueReporter``: same names, order and encoding, UTF-8 decimal
@@ -78,7 +79,19 @@ _VARINT_SLACK = 8
 
 
 # Kafka Connect's Stage names (org.apache.kafka.connect.runtime.errors.Stage) for our reason codes.
-DECODE_REASONS = frozenset({"empty_record", "invalid_utf8", "not_json", "not_an_object", "invalid_batch"})
+DECODE_REASONS = frozenset(
+    {
+        "empty_record",
+        "invalid_utf8",
+        "not_json",
+        "not_an_object",
+        "invalid_batch",
+        "invalid_frame",
+        "schema_not_found",
+        "unsupported_schema_type",
+        "undecodable",
+    }
+)
 DELIVERY_REASONS = frozenset({"rejected"})
 STAGE_MODULES = {
     "VALUE_CONVERTER": "connector.sink.mapping.decode",
@@ -124,7 +137,7 @@ def added_headers(
 ) -> Headers:
     """The dead-letter headers describing why and where from, plus Kafka Connect's with a ``connector_name`` (pure)."""
     record = ticket.record
-    added = (
+    added: tuple[tuple[str, str], ...] = (
         ("cio-dlq-reason", reason.reason),
         ("cio-dlq-message", reason.message),
         ("cio-dlq-status", "" if reason.status is None else str(reason.status)),
@@ -135,6 +148,8 @@ def added_headers(
         ("cio-dlq-source-timestamp", str(record.timestamp_ms)),
         ("cio-dlq-time", datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")),
     )
+    if reason.schema_id is not None:
+        added += (("cio-dlq-schema-id", str(reason.schema_id)),)
     ours = tuple((k, v.encode()) for k, v in added)
     return ours if connector_name is None else ours + connect_headers(record, reason, connector_name)
 

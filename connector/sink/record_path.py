@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from connector.config import SinkSettings
 from connector.kafka import Record
 from connector.logs import get_logger
-from connector.sink.mapping.decode import decode_record, decode_shaped
+from connector.sink.framed import MAGIC, Schema, decode_framed, frame_id
+from connector.sink.mapping.decode import decode_document, decode_record, decode_shaped
 from connector.sink.mapping.model import (
     IDENTIFY_TIMESTAMP_HEADER,
     IDENTIFY_TIMESTAMP_POLICIES,
@@ -44,6 +45,7 @@ class RecordPath:
         "_on_filtered",
         "_on_skipped",
         "_router",
+        "_schemas",
         "_shapes",
         "_sink",
         "_skip_tombstones",
@@ -61,7 +63,9 @@ class RecordPath:
         on_filtered: Callable[[str, str], None],
         on_skipped: Callable[[str], None],
         shapes: Mapping[str, RecordShape] | None = None,
+        schemas: Callable[[int], Schema | None] | None = None,
     ) -> None:
+        """``schemas``: the Schema Registry cache's lookup, for records in its wire format (None: no registry)."""
         self._sink = sink
         self._router = router
         self._submit = dict(submit)
@@ -70,6 +74,7 @@ class RecordPath:
         self._on_skipped = on_skipped  # (topic)
         # Topics with a declarative mapping (docs/inputs.md); every other topic is Segment-spec JSON.
         self._shapes = dict(shapes or {})
+        self._schemas = schemas
         # Debezium follows each delete with a tombstone: always skipped there, whatever CONNECTOR_TOMBSTONES.
         self._skip_tombstones = {name for name, shape in self._shapes.items() if shape.preset == "debezium"}
 
@@ -100,10 +105,9 @@ class RecordPath:
             ticket.skipped = True
             self._on_skipped(record.topic)
             return
-        shape = self._shapes.get(record.topic) if self._shapes else None  # no lookup at all without mappings
-        decoded = decode_record(record.value) if shape is None else decode_shaped(record.value, shape)
+        decoded = self._decode(record)
         if isinstance(decoded, Rejection):
-            ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
+            ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(record.value)))
             return
         identify_timestamp: str | None = None
         if record.headers:
@@ -138,6 +142,23 @@ class RecordPath:
                 submit = self._submit[target.workspace]
                 for operation in mapped:
                     submit(operation, ticket)
+
+    def _decode(self, record: Record) -> list[Message] | Rejection:
+        """The record's messages: Segment-spec JSON, or the topic's shape, from JSON or the registry's wire format."""
+        value = record.value
+        shape = self._shapes.get(record.topic) if self._shapes else None  # no lookup at all without mappings
+        # The wire format starts with byte 0; plain JSON with {, [, a BOM or whitespace: one comparison.
+        if not value or value[0] != MAGIC:
+            return decode_record(value) if shape is None else decode_shaped(value, shape)
+        schema_id = frame_id(value)
+        # In the cache when the registry is configured: the runner held the record until it was.
+        schema = None if self._schemas is None or schema_id is None else self._schemas(schema_id)
+        return decode_framed(value, schema, decode_document if shape is None else shape.messages)
+
+
+def _schema_id(value: bytes | None) -> int | None:
+    """The schema id of a wire-format record (for its dead-letter headers), else None."""
+    return frame_id(value) if value and value[0] == MAGIC else None
 
 
 def _send_email(submit: SubmitTransactional, message: Message, workspace: str, ticket: Ticket) -> None:

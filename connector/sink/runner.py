@@ -10,6 +10,9 @@ Invariants:
   with nothing in flight commits the consumer's position, so lag reaches 0 after a trailing marker.
 - With ``CONNECTOR_ERRORS_TOLERANCE=none`` a record that would be dead-lettered halts its partition: it
   is never resolved (so nothing past it is committed), the partition stays paused, /readyz names it.
+- A record in the Schema Registry wire format whose schema is not cached yet waits (tracked, unresolved),
+  with every later record of its partition, while the schema is fetched; the partition is paused meanwhile.
+  A registry outage is backpressure: nothing is dead-lettered for it and nothing past it is committed.
 - Backpressure, not loss: partitions feeding a congested workspace (failing, credentials rejected, or
   holding for Retry-After) or one at its share of the process-wide buffer budget (``budget.py``) are
   paused, and resumed when it recovers; at the process bound every partition is paused.
@@ -22,7 +25,7 @@ import contextlib
 import itertools
 import operator
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping
 
 from connector.config import Settings
@@ -33,11 +36,13 @@ from connector.metrics import Metrics
 from connector.sink.budget import BufferBudget, Holding
 from connector.sink.delivery import WorkspaceDelivery
 from connector.sink.dlq import DeadLetterWriter
+from connector.sink.framed import MAGIC, frame_id
 from connector.sink.offsets import OffsetTracker
 from connector.sink.positioning import StartPositioner
 from connector.sink.record_path import RecordPath, SubmitTransactional
 from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
+from connector.sink.schema_registry import SchemaRegistry
 from connector.sink.subscription import output_topics, subscription_pattern
 from connector.sink.tickets import DeadLetterReason, Ticket
 from connector.sink.transactional_sender import TransactionalSender, TransactionalWorkers
@@ -89,6 +94,12 @@ class Sink:
             self._finish,
             connector_name=self._sink.group_id if self._sink.dlq_connect_headers else None,
         )
+        self._progress = asyncio.Event()  # a record resolved (or a schema arrived): room may have freed up
+        self._schemas = (
+            SchemaRegistry(settings.schema_registry, self._policy, on_fetched=self._progress.set)
+            if settings.schema_registry.url is not None
+            else None
+        )
         self._record_path = RecordPath(
             self._sink,
             router,
@@ -97,6 +108,7 @@ class Sink:
             on_filtered=self._count_filtered,
             on_skipped=self._count_skipped,
             shapes=settings.topic_shapes(),
+            schemas=None if self._schemas is None else self._schemas.cached,
         )
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -108,8 +120,9 @@ class Sink:
         self._tasks: list[asyncio.Task[None]] = []
         # One bound for the whole process, shared by the workspaces (not multiplied by their number).
         self._budget = BufferBudget(self._sink.max_buffered_operations, self._sink.max_buffered_bytes)
-        self._progress = asyncio.Event()  # a record resolved: room may have freed up
         self._waiting_for_room = False  # only then does resolving a record set _progress
+        # Records waiting for their schema, per partition, in offset order: (record, tracker generation).
+        self._held: dict[Partition, deque[tuple[Record, int]]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -153,6 +166,8 @@ class Sink:
             # Cancel retries still running past the deadline: their records stay uncommitted, not lost.
             for delivery in self._deliveries.values():
                 await delivery.stop()
+            if self._schemas is not None:
+                await self._schemas.close()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
@@ -173,6 +188,8 @@ class Sink:
             # for max.poll.interval is put out of the group, which a long credential outage must not do.
             timeout_ms = 0 if all_paused else FETCH_TIMEOUT_MS
             records = await self._consumer.fetch(timeout_ms, self._sink.max_poll_records)
+            if self._held:
+                self._release_held()
             if records:
                 self._process(records)
             elif all_paused:
@@ -218,10 +235,17 @@ class Sink:
         held by a workspace stopped for rejected credentials (it sends nothing until a re-probe succeeds).
         They stay uncommitted and are re-read after the restart.
         """
+        if self._held:
+            self._release_held()  # those whose schema arrived; the rest stay unresolved, re-read after a restart
+        waiting = sum(map(len, self._held.values()))
+        if waiting:
+            log.warning(
+                "Records waiting for the Schema Registry stay uncommitted; they will be re-read.", records=waiting
+            )
         for delivery in self._deliveries.values():
             delivery.flush()
         await _wait_until(self._nothing_resolvable_in_flight, timeout)
-        left = self._in_flight_not_halted()
+        left = max(0, self._in_flight_not_halted() - waiting)
         stopped = sorted(name for name, d in self._deliveries.items() if d.stopped_reason is not None and d.buffered)
         if left and self._nothing_resolvable_in_flight():
             log.warning(
@@ -250,6 +274,7 @@ class Sink:
 
     def _process(self, records: list[Record]) -> None:
         on_done = self._on_ticket_done
+        schemas = self._schemas
         map_record = self._record_path.map  # decode → route → map, shared with `cio-connector map`
         # A fetch returns each partition's records together, in offset order: the partition's tracker is
         # looked up once per run of records, and every offset is tracked before any record can resolve.
@@ -259,7 +284,13 @@ class Sink:
             tracker = self._offsets.tracker(partition)
             tracker.extend([record.offset for record in run])
             generation = tracker.generation
+            held = self._held.get(partition)
             for record in run:
+                if schemas is not None and (held is not None or self._awaits_schema(record.value)):
+                    if held is None:
+                        held = self._held[partition] = deque()
+                    held.append((record, generation))
+                    continue
                 ticket = Ticket(record, partition, generation, on_done)
                 map_record(record, ticket)
                 ticket.seal()
@@ -267,6 +298,34 @@ class Sink:
         for topic, count in self._consumed.items():
             self._metrics.records_consumed.labels(topic).inc(count)
         self._consumed.clear()
+
+    def _awaits_schema(self, value: bytes | None) -> bool:
+        """Whether a record is framed with a schema id not cached yet (its fetch is then started)."""
+        if not value or value[0] != MAGIC or self._schemas is None:
+            return False
+        schema_id = frame_id(value)
+        if schema_id is None or self._schemas.cached(schema_id) is not None:
+            return False  # a truncated frame is dead-lettered when mapped; a cached schema decodes now
+        self._schemas.request(schema_id)
+        return True
+
+    def _release_held(self) -> None:
+        """Map the held records whose schema has arrived, in order, up to the first still waiting."""
+        on_done = self._on_ticket_done
+        for partition, held in list(self._held.items()):
+            while held:
+                record, generation = held[0]
+                if not self._offsets.is_current(partition, generation):
+                    held.clear()  # revoked meanwhile: its new owner re-reads them
+                    break
+                if self._awaits_schema(record.value):
+                    break
+                held.popleft()
+                ticket = Ticket(record, partition, generation, on_done)
+                self._record_path.map(record, ticket)
+                ticket.seal()
+            if not held:
+                del self._held[partition]
 
     def _partition(self, topic: str, number: int) -> Partition:
         key = (topic, number)
@@ -363,6 +422,7 @@ class Sink:
                 wanted |= deliveries[name].partitions_buffered()
             wanted &= assignment
         wanted |= self._halted.keys() & assignment
+        wanted |= self._held.keys() & assignment  # waiting for a schema: the records after them wait too
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
         # Pauses at the memory bound are routine under backlog (debug); a congested workspace's are news.
@@ -441,6 +501,8 @@ class Sink:
         for delivery in self._deliveries.values():
             delivery.note_revocation()
         self._paused -= set(partitions)
+        for partition in partitions:
+            self._held.pop(partition, None)  # unresolved, uncommitted: its next owner re-reads them
         for partition in partitions:
             self._halted.pop(partition, None)  # its next owner re-reads the record and decides again
         self._metrics.partitions_halted.set(len(self._halted))

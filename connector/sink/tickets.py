@@ -21,6 +21,7 @@ class DeadLetterReason:
     message: str  # one line, names the field; never contains secrets
     workspace: str = ""
     status: int | None = None  # Customer.io's HTTP status, when it answered
+    schema_id: int | None = None  # the registry schema id of a wire-format record that did not decode
 
 
 class Ticket:

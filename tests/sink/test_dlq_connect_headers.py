@@ -65,6 +65,7 @@ def test_a_customer_io_rejection_is_the_task_put_stage_with_customer_ios_message
 
 def test_every_reason_has_the_stage_in_which_it_fails() -> None:
     decoding = {"empty_record", "invalid_utf8", "not_json", "not_an_object", "invalid_batch"}
+    decoding |= {"invalid_frame", "schema_not_found", "unsupported_schema_type", "undecodable"}  # wire format
     expected = {
         reason: "VALUE_CONVERTER" if reason in decoding else "TASK_PUT" if reason == "rejected" else "TRANSFORMATION"
         for reason in REASONS

@@ -33,6 +33,11 @@ def decode_record(value: bytes | bytearray | memoryview | None) -> list[Message]
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return _undecodable(value, exc)
+    return decode_document(doc)
+
+
+def decode_document(doc: object) -> list[Message] | Rejection:
+    """The messages of an already decoded record value (JSON, or Avro converted to JSON types)."""
     if not isinstance(doc, dict):
         return Rejection("not_an_object", f"record: must be a JSON object (got {json_type(doc)})")
     if "batch" in doc and "type" not in doc:

@@ -19,6 +19,11 @@ REASONS = frozenset(
         "not_json",
         "not_an_object",
         "invalid_batch",
+        # the Confluent wire format (connector.sink.framed)
+        "invalid_frame",
+        "schema_not_found",
+        "unsupported_schema_type",
+        "undecodable",
         # mapping and validation
         "unknown_type",
         "missing_identifier",

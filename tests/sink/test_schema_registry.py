@@ -1,0 +1,187 @@
+"""The Schema Registry client against the fake registry over real sockets: each id fetched once, a 404
+answered, an outage waited out (never answered), credentials sent and never logged, the cache bounded."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from connector.config import SchemaRegistrySettings, Secret
+from connector.devtools.kafka_security import Pki
+from connector.fake_registry.server import FakeSchemaRegistry
+from connector.sink.framed import RegisteredSchema, UnusableSchema
+from connector.sink.retry import RetryPolicy
+from connector.sink.schema_registry import SchemaRegistry
+from tests.sink.memory_sink import wait_for
+
+AVRO = '{"type":"record","name":"E","fields":[{"name":"type","type":"string"}]}'
+FAST = RetryPolicy(initial_seconds=0.01, max_seconds=0.05)
+
+
+@pytest.fixture
+async def registry() -> AsyncIterator[FakeSchemaRegistry]:
+    async with FakeSchemaRegistry() as server:
+        for n in range(3):  # ids 1, 2, 3
+            server.state.register("s-value", {"schema": AVRO.replace('"E"', f'"E{n}"')})
+        yield server
+
+
+@pytest.fixture
+async def client(registry: FakeSchemaRegistry) -> AsyncIterator[SchemaRegistry]:
+    schemas = SchemaRegistry(SchemaRegistrySettings(url=registry.url + "/"), FAST)
+    yield schemas
+    await schemas.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_each_id_is_fetched_once_however_often_it_is_asked_for(
+    registry: FakeSchemaRegistry, client: SchemaRegistry
+) -> None:
+    assert client.cached(1) is None
+    for _ in range(5):
+        client.request(1)
+    await wait_for(lambda: client.cached(1) is not None, "schema 1 cached")
+    client.request(1)
+    schema = client.cached(1)
+    assert isinstance(schema, RegisteredSchema)
+    assert schema.kind == "AVRO"
+    assert client.fetching == 0
+    assert registry.state.lookups[1] == 1
+
+
+async def test_an_unknown_id_is_answered_schema_not_found_and_cached(
+    registry: FakeSchemaRegistry, client: SchemaRegistry
+) -> None:
+    client.request(99)
+    await wait_for(lambda: client.cached(99) is not None, "the 404 cached")
+    assert client.cached(99) == UnusableSchema(99, "schema_not_found", "schema id 99: not found in the registry")
+    client.request(99)
+    assert registry.state.lookups[99] == 1
+
+
+async def test_an_outage_is_retried_until_the_registry_answers(
+    registry: FakeSchemaRegistry, client: SchemaRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="connector.sink.schema_registry")
+    registry.state.unavailable = True
+    client.request(2)
+    await wait_for(lambda: len(caplog.records) >= 3, "three failed attempts")
+    assert client.cached(2) is None
+    assert client.fetching == 1
+    assert "HTTP 503" in caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+    registry.state.unavailable = False
+    await wait_for(lambda: client.cached(2) is not None, "schema 2 after the outage")
+    assert isinstance(client.cached(2), RegisteredSchema)
+
+
+async def test_a_registry_not_listening_yet_is_waited_for() -> None:
+    port = free_port()
+    schemas = SchemaRegistry(SchemaRegistrySettings(url=f"http://127.0.0.1:{port}"), FAST)
+    try:
+        schemas.request(1)
+        await wait_for(lambda: schemas.fetching == 1, "a fetch in progress")
+        async with FakeSchemaRegistry(port=port) as late:
+            late.state.register("s", {"schema": AVRO})
+            await wait_for(lambda: schemas.cached(1) is not None, "schema 1 once the registry listens")
+    finally:
+        await schemas.close()
+
+
+async def test_credentials_are_sent_and_the_password_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    async with FakeSchemaRegistry(credentials=("reader", "pa55word")) as registry:
+        registry.state.register("s", {"schema": AVRO})
+        wrong = SchemaRegistry(
+            SchemaRegistrySettings(url=registry.url, username="reader", password=Secret("not-it-either")), FAST
+        )
+        right = SchemaRegistry(
+            SchemaRegistrySettings(url=registry.url, username="reader", password=Secret("pa55word")), FAST
+        )
+        try:
+            wrong.request(1)
+            right.request(1)
+            await wait_for(lambda: right.cached(1) is not None, "schema 1 with the right password")
+            await wait_for(lambda: any("HTTP 401" in str(r.__dict__) for r in caplog.records), "a 401 retried")
+            assert wrong.cached(1) is None  # a rejected credential is waited out, not a dead letter
+        finally:
+            await wrong.close()
+            await right.close()
+    logged = "\n".join(str(r.__dict__) for r in caplog.records)
+    assert "pa55word" not in logged
+    assert "not-it-either" not in logged
+
+
+async def test_the_cache_keeps_the_most_recently_used_schemas_within_its_bound(registry: FakeSchemaRegistry) -> None:
+    schemas = SchemaRegistry(SchemaRegistrySettings(url=registry.url, cache_size=2), FAST)
+    try:
+        for schema_id in (1, 2):
+            schemas.request(schema_id)
+            await wait_for(lambda i=schema_id: schemas.cached(i) is not None, f"schema {schema_id}")  # type: ignore[misc]
+        assert schemas.cached(1) is not None  # 1 is now the most recently used: 2 goes first
+        schemas.request(3)
+        await wait_for(lambda: schemas.cached(3) is not None, "schema 3")
+        assert schemas.cached(2) is None
+        assert schemas.cached(1) is not None
+    finally:
+        await schemas.close()
+
+
+def test_a_registry_client_needs_a_url() -> None:
+    with pytest.raises(ValueError, match="CONNECTOR_SCHEMA_REGISTRY_URL"):
+        SchemaRegistry(SchemaRegistrySettings(), FAST)
+
+
+MONEY = '{"type":"record","name":"Money","namespace":"shop","fields":[{"name":"cents","type":"long"}]}'
+PAID = '{"type":"record","name":"Paid","namespace":"shop","fields":[{"name":"total","type":"shop.Money"}]}'
+
+
+async def test_the_schemas_an_avro_schema_references_are_fetched_with_it(
+    registry: FakeSchemaRegistry, client: SchemaRegistry
+) -> None:
+    registry.state.register("money", {"schema": MONEY})
+    reference = {"name": "shop.Money", "subject": "money", "version": 1}
+    paid = registry.state.register("paid-value", {"schema": PAID, "references": [reference]})
+    dangling = registry.state.register(
+        "other", {"schema": PAID, "references": [{"name": "shop.Money", "subject": "gone", "version": 1}]}
+    )
+    client.request(paid)
+    client.request(dangling)
+    await wait_for(lambda: client.cached(paid) is not None and client.cached(dangling) is not None, "both answered")
+    resolved = client.cached(paid)
+    assert isinstance(resolved, RegisteredSchema)
+    assert "shop.Money" in resolved.avro["__named_schemas"]
+    assert client.cached(dangling) == UnusableSchema(
+        dangling, "schema_not_found", f"schema id {dangling}: referenced subject 'gone' version 1 not found"
+    )
+
+
+async def test_an_https_registry_is_verified_against_the_configured_ca_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = Pki.create(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "broker.pem", tmp_path / "broker.key")
+    caplog.set_level("WARNING", logger="connector.sink.schema_registry")
+    async with FakeSchemaRegistry(ssl_context=served) as registry:
+        registry.state.register("s", {"schema": AVRO})
+        trusted = SchemaRegistry(SchemaRegistrySettings(url=registry.url, ca_file=str(pki.ca)), FAST)
+        untrusted = SchemaRegistry(SchemaRegistrySettings(url=registry.url, ca_file=str(pki.other_ca)), FAST)
+        try:
+            trusted.request(1)
+            untrusted.request(1)
+            await wait_for(lambda: trusted.cached(1) is not None, "schema 1 over https")
+            await wait_for(lambda: len(caplog.records) >= 2, "the untrusted client retrying")
+            assert untrusted.cached(1) is None
+            assert "ClientConnectorCertificateError" in caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+        finally:
+            await trusted.close()
+            await untrusted.close()
