@@ -179,8 +179,10 @@ def start_process(env: dict[str, str], command: str, log: Path) -> subprocess.Po
 
 
 def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m connector <args>` with ``env`` (plus PATH) and ``stdin``: the real command line, output captured."""
-    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env}
+    """`python -m connector <args>` with ``env`` (plus PATH) and ``stdin``: the real command line, output captured.
+
+    The child measures its own coverage under `make test` (``coverage_env``), as ``start_process``'s do."""
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **coverage_env(), **env}
     return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         env=full,
