@@ -35,7 +35,8 @@ from connector.errors import ConfigError
 
 SERVICE_ROLES = ("run", "sink", "webhooks")
 ENV_PREFIXES = ("CONNECTOR_", "CIO_", "KAFKA_")
-SECRET_SOURCES = ("api_key", "app_api_key")
+# A workspace's secrets: each given inline, by ``<key>_env`` (a variable's name) or ``<key>_file``.
+SECRET_SOURCES = ("api_key", "app_api_key", "webhook_signing_keys")
 WORKSPACE_ENV = ("CIO_SITE_ID", "CIO_API_KEY", "CIO_APP_API_KEY", "CIO_REGION")
 MASK = "***"
 
@@ -313,14 +314,17 @@ def secret_values(settings: Settings | None, env: Mapping[str, str], doc: Mappin
     values += [part for part in env.get("CIO_WEBHOOK_SIGNING_KEYS", "").split(",") if part.strip()]
     for item in _workspace_items(doc):
         for secret in SECRET_SOURCES:
-            if isinstance(item.get(secret), str):
-                values.append(item[secret])
+            inline = item.get(secret)
+            if isinstance(inline, str):
+                values += inline.split(",")  # a key list may be comma-separated
+            elif isinstance(inline, list):
+                values += [str(key) for key in inline]
             if item.get(f"{secret}_env") is not None and str(item[f"{secret}_env"]) in env:
-                values.append(env[str(item[f"{secret}_env"])])
+                values += env[str(item[f"{secret}_env"])].split(",")
     if settings is not None:
         values += [k.reveal() for k in settings.webhook.signing_keys]
         for ws in settings.workspaces:
-            values += [k.reveal() for k in (ws.api_key, ws.app_api_key) if k is not None]
+            values += [k.reveal() for k in (ws.api_key, ws.app_api_key, *ws.webhook_signing_keys) if k is not None]
         kafka = settings.kafka
         values += [s.reveal() for s in (kafka.sasl_password, kafka.sasl_oauth_client_secret) if s is not None]
     return values

@@ -132,6 +132,49 @@ def test_print_config_names_where_each_workspace_secret_came_from(tmp_path: Path
     assert "app-key-from-file-42" not in result.stdout
 
 
+def test_validate_accepts_workspace_webhook_keys_from_a_variable_or_a_file(tmp_path: Path) -> None:
+    """``webhook_signing_keys_env``/``_file`` load in ``webhooks``: validate (and so check) accepts them too."""
+    keys = tmp_path / "hooks.txt"
+    keys.write_text("whsec-from-file-old\nwhsec-from-file-new\n", encoding="utf-8")
+    config = write(
+        tmp_path,
+        "workspaces:\n"
+        "  - {name: eu, site_id: s1, api_key: k1-secret, webhook_signing_keys_env: CIO_EU_HOOK_KEYS}\n"
+        f"  - {{name: us, site_id: s2, api_key: k2-secret, webhook_signing_keys_file: {keys}}}\n",
+    )
+    env = {"CONNECTOR_INPUT_TOPICS": "events", "CIO_EU_HOOK_KEYS": f"{SECRET},whsec-env-second"}
+    result = run_cli(env, "validate", "--config", config, "--role", "webhooks", "--print-config")
+    assert result.returncode == 0, result.stdout
+    assert not [line for line in result.stdout.splitlines() if line.startswith("error:")], result.stdout
+    assert "unknown variable" not in result.stdout  # the variable the config file names is a known one
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["workspaces[0].webhook_signing_keys"] == [
+        "***,***",
+        "env",
+        "CIO_EU_HOOK_KEYS",
+        "(yaml",
+        "webhook_signing_keys_env)",
+    ]
+    assert rows["workspaces[1].webhook_signing_keys"] == ["***,***", "file", "(yaml", "webhook_signing_keys_file)"]
+    for secret in (SECRET, "whsec-env-second", "whsec-from-file-old", "whsec-from-file-new"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_every_workspace_webhook_key_is_masked_even_when_the_settings_do_not_load() -> None:
+    from connector.validate import mask, secret_values
+
+    doc = {
+        "workspaces": [
+            {"name": "a", "webhook_signing_keys": "whsec-inline-1,whsec-inline-2"},
+            {"name": "b", "webhook_signing_keys": ["whsec-listed-3"]},
+            {"name": "c", "webhook_signing_keys_env": "HOOKS"},
+        ]
+    }
+    values = secret_values(None, {"HOOKS": "whsec-env-4,whsec-env-5"}, doc)
+    text = "whsec-inline-1 whsec-inline-2 whsec-listed-3 whsec-env-4 whsec-env-5"
+    assert mask(text, values) == "*** *** *** *** ***"
+
+
 def test_validate_answers_an_unreadable_config_file_with_one_error(tmp_path: Path) -> None:
     broken = write(tmp_path, "sink: [unclosed\n")
     result = run_cli({}, "validate", "--config", broken)
