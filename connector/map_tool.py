@@ -7,7 +7,8 @@ from Kafka. A line holding a JSON object with only the keys of ``RECORD_KEYS`` a
 strings; ``timestamp`` milliseconds. Blank lines are skipped.
 
 Output, one JSON line per record: ``outcome`` (delivered, dead_lettered, filtered, skipped, or
-needs_network), the Track API ``operations`` with their workspace, ``transactional`` App API sends, the
+needs_network), the Track API ``operations`` with their workspace and ``api`` path (``/api/v2/batch``, of
+which ``body`` is one item, or a v1 call's path and whole body), ``transactional`` App API sends, the
 ``filtered`` messages, and the ``dead_letter`` reason. A framed Schema Registry payload (magic byte 0 and a
 4-byte schema id) cannot be decoded without the registry: it is reported, not guessed at.
 
@@ -29,6 +30,7 @@ import orjson
 
 from connector.config import Settings, WorkspaceSettings
 from connector.kafka import Partition, Record
+from connector.sink.batcher import Batch
 from connector.sink.mapping.model import Operation
 from connector.sink.record_path import RecordPath
 from connector.sink.routing import Router
@@ -37,6 +39,7 @@ from connector.sink.tickets import Ticket
 RECORD_KEYS = frozenset({"value", "value_base64", "key", "headers", "topic", "timestamp"})
 SCHEMA_REGISTRY_MAGIC = 0
 DEFAULT_TOPIC = "input"
+V2_BATCH_PATH = "/api/v2/batch"
 
 
 class InputError(ValueError):
@@ -73,8 +76,9 @@ class RecordMapper:
     def _collector(self, workspace: str) -> Any:
         def submit(operation: Operation, ticket: Ticket) -> None:
             ticket.hold(workspace)
+            api, body = request_of(operation)
             self._result.operations.append(
-                {"workspace": workspace, "action": operation.action, "body": orjson.loads(operation.body)}
+                {"workspace": workspace, "action": operation.action, "api": api, "body": orjson.loads(body)}
             )
 
         return submit
@@ -105,6 +109,15 @@ class RecordMapper:
             if reason.workspace:
                 answer["dead_letter"]["workspace"] = reason.workspace
         return answer
+
+
+def request_of(operation: Operation) -> tuple[str, bytes]:
+    """The request path an operation is sent to, and its body: the v2 batch item, or the v1 call's own body
+    as the batcher builds it for this operation alone (the sink may merge a lane's consecutive segment ids
+    into one call)."""
+    if operation.v1 is None:
+        return V2_BATCH_PATH, operation.body
+    return operation.v1.path, Batch[None]([operation], v1=operation.v1).body()
 
 
 def _nothing(_: Ticket) -> None:

@@ -118,3 +118,45 @@ def test_a_record_object_keeps_its_value_headers_and_key(doc: dict[str, Any]) ->
     assert dict(parsed.headers) == {k: v.encode() for k, v in doc.get("headers", {}).items()}
     assert parsed.key == (doc["key"].encode() if "key" in doc else None)
     assert parsed.offset == 3
+
+
+def as_received(operation: dict[str, Any]) -> dict[str, Any]:
+    """A ``map`` v1 operation as the fake records the request it names (path and body)."""
+    path, _, query = operation["api"].partition("?")
+    if path == "/api/v1/metrics":
+        return {"type": "metric", **operation["body"]}
+    _, _, segment_id, action = path.rsplit("/", 3)
+    id_type = query.removeprefix("id_type=")
+    return {"type": "segment", "action": action, "segment_id": int(segment_id), "id_type": id_type, **operation["body"]}
+
+
+async def test_map_shows_each_v1_call_with_the_path_and_body_the_sink_sends(fake: FakeCustomerIO) -> None:
+    """Segment membership and delivery metrics are Track API v1 calls: map names their path and request body."""
+    messages: list[dict[str, Any]] = [
+        {"type": "track", "userId": "u1", "event": "Added to Segment", "properties": {"segmentId": 12}},
+        {
+            "type": "track",
+            "userId": "a@example.com",
+            "event": "Removed from Segment",
+            "properties": {"segmentId": "13"},
+        },
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Report Delivery Event",
+            "properties": {"deliveryId": "dlv-1", "metric": "opened", "recipient": "a@example.com"},
+        },
+    ]
+    records = [record(offset, orjson.dumps(message)) for offset, message in enumerate(messages)]
+    await run_sink(fake, records)
+    received = [item["operation"] for item in fake.state.operations_for()]
+
+    answers = [RecordMapper(sink_settings(fake)).map(r) for r in records]
+    operations = [op for answer in answers for op in answer["operations"]]
+    assert [op["api"] for op in operations] == [
+        "/api/v1/segments/12/add_customers?id_type=id",
+        "/api/v1/segments/13/remove_customers?id_type=email",
+        "/api/v1/metrics",
+    ]
+    assert canonical([as_received(op) for op in operations]) == canonical(received)
+    assert len(received) == 3
