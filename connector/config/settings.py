@@ -588,7 +588,7 @@ Role = Literal["sink", "webhooks", "run", "check", "none"]
 # ``--help`` of run, sink and webhooks lists them; ``validate`` checks each role's requirements.
 ROLE_SECTIONS: dict[str, tuple[str, ...]] = {
     "run": (*SECTIONS, "workspace"),
-    "sink": ("kafka", "endpoints", "sink", "mapping", "transactional", "service", "workspace"),
+    "sink": ("kafka", "endpoints", "sink", "mapping", "transactional", "schema_registry", "service", "workspace"),
     "webhooks": ("kafka", "webhook", "service"),
 }
 

@@ -327,6 +327,8 @@ def test_help_of_each_role_lists_the_settings_it_reads_with_defaults() -> None:
     assert "CONNECTOR_BATCH_MAX_OPERATIONS" not in webhooks
     assert "CIO_WEBHOOK_SIGNING_KEYS" in run
     assert "CONNECTOR_BATCH_MAX_OPERATIONS" in run
+    assert "CONNECTOR_SCHEMA_REGISTRY_URL" in sink  # the sink decodes registry-framed records
+    assert "CONNECTOR_SCHEMA_REGISTRY_URL" not in webhooks
     for text in (sink, webhooks, run):
         assert "cio-connector validate --print-config" in text
 
