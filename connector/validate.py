@@ -210,10 +210,24 @@ def ignored_settings(settings: Settings) -> Iterator[Finding]:
         for f in dataclasses.fields(tx):
             if getattr(tx, f.name) != getattr(tx_defaults, f.name):
                 yield _ignored(f.metadata["env"], "CONNECTOR_TRANSACTIONAL_TOPIC is not set")
+    yield from _unread_topics(settings)
     if not settings.sink.workspace_header:
         for topic in settings.topics:
             if topic.header_workspaces:
                 yield _ignored(f"topics.{topic.name}.header_workspaces", "CONNECTOR_WORKSPACE_HEADER is not set")
+
+
+def _unread_topics(settings: Settings) -> Iterator[Finding]:
+    """``topics.<name>`` entries for a topic the sink does not consume: most likely a misspelt topic name,
+    whose records would then be read as Segment JSON (and dead-lettered) instead of through the mapping."""
+    consumed = settings.sink.input_topics
+    if not consumed or settings.sink.input_topic_pattern is not None:
+        return  # no sink here, or topics by pattern: a topic name cannot be checked offline
+    for topic in settings.topics:
+        if topic.name not in consumed:
+            close = closest(topic.name, consumed)
+            hint = f" (did you mean {close}?)" if close else ""
+            yield _ignored(f"topics.{topic.name}", f"not one of CONNECTOR_INPUT_TOPICS{hint}")
 
 
 def _ignored(key: object, because: str) -> Finding:

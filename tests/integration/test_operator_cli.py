@@ -115,6 +115,19 @@ def test_validate_flags_tls_files_without_tls_and_header_workspaces_without_the_
     assert "warning: topics.events.header_workspaces: ignored: CONNECTOR_WORKSPACE_HEADER is not set" in out
 
 
+def test_validate_warns_about_a_topic_mapping_for_a_topic_the_sink_does_not_read(tmp_path: Path) -> None:
+    """A misspelt topic under ``topics:`` would leave the real topic decoded as Segment JSON: said, not silent."""
+    config = write(tmp_path, "topics:\n  db.public.user:\n    mapping: {preset: debezium}\n  events: {}\n")
+    env = {**SINK_ENV, "CONNECTOR_INPUT_TOPICS": "db.public.users,events"}
+    result = run_cli(env, "validate", "--config", config, "--role", "sink")
+    assert result.returncode == 0, result.stdout  # a warning
+    assert (
+        "warning: topics.db.public.user: ignored: not one of CONNECTOR_INPUT_TOPICS (did you mean db.public.users?)"
+        in result.stdout
+    )
+    assert "topics.events" not in result.stdout
+
+
 def test_print_config_names_where_each_workspace_secret_came_from(tmp_path: Path) -> None:
     key_file = tmp_path / "app.key"
     key_file.write_text("app-key-from-file-42\n", encoding="utf-8")
