@@ -266,9 +266,13 @@ def effective_config(settings: Settings, env: Mapping[str, str], doc: Mapping[st
         ]
     for i, route in enumerate(settings.routes):
         rows += [(f"routes[{i}].{f.name}", show(getattr(route, f.name)), "yaml") for f in dataclasses.fields(route)]
+    topics_doc = doc.get("topics")
+    raw_topics = {str(k): v for k, v in topics_doc.items()} if isinstance(topics_doc, dict) else {}
     for topic in settings.topics:
+        raw_topic = raw_topics.get(topic.name)  # str: YAML reads a topic named 2024 as a number
+        given = raw_topic if isinstance(raw_topic, dict) else {}
         rows += [
-            (f"topics.{topic.name}.{f.name}", show(getattr(topic, f.name)), "yaml")
+            (f"topics.{topic.name}.{f.name}", show(getattr(topic, f.name)), "yaml" if f.name in given else "default")
             for f in dataclasses.fields(topic)
             if f.name != "name"
         ]

@@ -128,6 +128,21 @@ def test_validate_warns_about_a_topic_mapping_for_a_topic_the_sink_does_not_read
     assert "topics.events" not in result.stdout
 
 
+def test_print_config_says_which_topic_settings_the_config_file_gave(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        "workspaces:\n  - {name: a, site_id: s, api_key: k-secret}\n"
+        "topics:\n  events:\n    mapping: {preset: debezium}\n  2024:\n    header_workspaces: [a]\n",
+    )
+    env = {"CONNECTOR_INPUT_TOPICS": "events,2024"}
+    result = run_cli(env, "validate", "--config", config, "--print-config")
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert rows["topics.events.mapping"][-1] == "yaml"
+    assert rows["topics.events.header_workspaces"][1:] == ["default"]  # empty value, not given
+    assert rows["topics.2024.header_workspaces"][1:] == ["a", "yaml"]
+    assert rows["topics.2024.mapping"][1:] == ["(none)", "default"]
+
+
 def test_print_config_names_where_each_workspace_secret_came_from(tmp_path: Path) -> None:
     key_file = tmp_path / "app.key"
     key_file.write_text("app-key-from-file-42\n", encoding="utf-8")
