@@ -2,7 +2,8 @@
 
 Sections, each shown only when the instance exports its metrics (a ``webhooks`` role has no sink rows):
 readiness per check; records per second per topic; operations, requests, in-flight/limit, retries and
-429s per workspace; lag per partition; dead letters by workspace and reason; webhook requests by outcome.
+429s per workspace; lag per partition; dead letters by workspace and reason; webhook requests by outcome (and workspace path, when
+per-workspace paths are in use).
 Rates need two scrapes: the first frame shows ``…`` in their place.
 """
 
@@ -16,6 +17,7 @@ from connector.top.scrape import Key, Snapshot, rates, values
 
 MAX_LAG_ROWS = 12  # the partitions with the most lag; the rest are summed on one line
 PENDING = "…"
+SINGLE_PATH = "(single path)"  # webhook requests on CONNECTOR_WEBHOOK_PATH itself (label workspace="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +170,24 @@ def _dead_letters(frame: Frame, r: _Rates) -> list[str]:
 
 
 def _webhooks(frame: Frame, r: _Rates) -> list[str]:
-    totals = values(frame.after, "connector_webhook_requests_total", ("outcome",))
-    if not totals:
+    """Requests by outcome; by workspace path too once a workspace's own path has had requests (so one
+    workspace's failing signatures are told apart), the single path shown as ``(single path)``."""
+    by_workspace = values(frame.after, "connector_webhook_requests_total", ("workspace", "outcome"))
+    if not by_workspace:
         return []
-    per_second = r.of("connector_webhook_requests_total", ("outcome",))
     events = r.of("connector_webhook_events_total", ())
-    rows = [[outcome, r.cell(per_second, (outcome,)), _number(total)] for (outcome,), total in sorted(totals.items())]
     title = f"WEBHOOKS   (events produced/s: {r.cell(events, ())})"
-    return [title, *("  " + line for line in table(["outcome", "per s", "total"], rows))]
+    if all(workspace == "" for workspace, _ in by_workspace):
+        totals = values(frame.after, "connector_webhook_requests_total", ("outcome",))
+        per_second = r.of("connector_webhook_requests_total", ("outcome",))
+        rows = [[outcome, r.cell(per_second, (outcome,)), _number(n)] for (outcome,), n in sorted(totals.items())]
+        return [title, *("  " + line for line in table(["outcome", "per s", "total"], rows))]
+    rates_by = r.of("connector_webhook_requests_total", ("workspace", "outcome"))
+    rows = [
+        [workspace or SINGLE_PATH, outcome, r.cell(rates_by, (workspace, outcome)), _number(total)]
+        for (workspace, outcome), total in sorted(by_workspace.items())
+    ]
+    return [title, *("  " + line for line in table(["workspace", "outcome", "per s", "total"], rows, left=2))]
 
 
 def render(frame: Frame) -> list[str]:

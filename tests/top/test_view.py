@@ -96,3 +96,15 @@ def test_lag_shows_the_largest_partitions_and_sums_the_rest() -> None:
 def test_a_failed_scrape_is_said_above_the_last_good_data() -> None:
     lines = render(Frame(URL, 1.0, scrape(Metrics(), 0.0), problem="cannot reach http://x/metrics: refused"))
     assert lines[1].startswith("! cannot reach http://x/metrics: refused")
+
+
+def test_webhook_rates_per_workspace_path_tell_a_failing_workspace_apart() -> None:
+    metrics = Metrics()
+    before = scrape(metrics, 0.0)
+    metrics.webhook_requests.labels("accepted", "eu").inc(400)
+    metrics.webhook_requests.labels("bad_signature", "us").inc(8)
+    metrics.webhook_requests.labels("accepted", "").inc(4)
+    lines = render(Frame(URL, 1.0, scrape(metrics, 4.0), before, {"ready": True, "checks": {}}))
+    assert row(lines, "eu") == ["eu", "accepted", "100", "400"]
+    assert row(lines, "us") == ["us", "bad_signature", "2", "8"]
+    assert row(lines, "(single path)") == ["(single path)", "accepted", "1", "4"]
