@@ -283,6 +283,11 @@ def _settings_epilog(role: str) -> str:
     rows = role_settings(role)
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = [f"  {env:<{widths[0]}}  {key:<{widths[1]}}  {default}" for env, key, default in rows]
+    if role in ("run", "webhooks"):  # a config-file key only, so not in the table of variables
+        lines.append(
+            "  per workspace, config file only: workspaces[].webhook_signing_keys (or _env, _file),\n"
+            "    served on the workspace's own path, CONNECTOR_WEBHOOK_PATH/{name}"
+        )
     return (
         "settings read (environment variable, config file key, default):\n"
         + "\n".join(lines)

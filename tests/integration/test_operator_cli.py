@@ -357,6 +357,9 @@ def test_help_of_each_role_lists_the_settings_it_reads_with_defaults() -> None:
     assert "CONNECTOR_BATCH_MAX_OPERATIONS" in run
     assert "CONNECTOR_SCHEMA_REGISTRY_URL" in sink  # the sink decodes registry-framed records
     assert "CONNECTOR_SCHEMA_REGISTRY_URL" not in webhooks
+    for text in (webhooks, run):  # per-workspace webhook paths are configured in the config file only
+        assert "workspaces[].webhook_signing_keys" in text
+    assert "webhook_signing_keys" not in sink
     for text in (sink, webhooks, run):
         assert "cio-connector validate --print-config" in text
 
