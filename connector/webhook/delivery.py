@@ -10,6 +10,7 @@ always finds one or the other.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -56,6 +57,7 @@ class EventDelivery:
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._event_counters: dict[tuple[str, str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
+        self._deadlines = _Deadlines(produce_timeout)
 
     @property
     def pending(self) -> int:
@@ -80,7 +82,7 @@ class EventDelivery:
         # Wait without ever cancelling the task: when we stop waiting, the record stays queued in the
         # producer and may still be acknowledged; a retry of this event_id then joins the task instead
         # of producing it again.
-        await _wait_at_most(task, self.produce_timeout)
+        await self._wait_at_most(task)
         if not task.done():
             raise BrokerUnavailableError(f"no acknowledgement from Kafka within {self.produce_timeout}s")
         if task.cancelled():
@@ -92,6 +94,21 @@ class EventDelivery:
             # A bug, not an outage; still 503 (Customer.io retries soon) rather than 500 (it waits an hour).
             raise BrokerUnavailableError(f"unexpected producer failure: {error!r}") from error
         return "duplicate" if joined else "accepted"
+
+    async def _wait_at_most(self, task: asyncio.Task[None]) -> None:
+        """Return when ``task`` is done or ``produce_timeout`` s have passed (asyncio.wait, with less machinery)."""
+        waiter: asyncio.Future[None] = task.get_loop().create_future()
+
+        def wake(_task: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        task.add_done_callback(wake)
+        self._deadlines.add(waiter)
+        try:
+            await waiter
+        finally:
+            task.remove_done_callback(wake)
 
     async def settle(self, timeout: float) -> int:
         """Wait (at most ``timeout`` s) for produce tasks still awaiting an ack, then cancel the rest.
@@ -130,22 +147,39 @@ class EventDelivery:
         counter.inc()
 
 
-async def _wait_at_most(task: asyncio.Task[None], timeout: float) -> None:
-    """Return when ``task`` is done or ``timeout`` s have passed (asyncio.wait, with less machinery)."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
+class _Deadlines:
+    """Wakes each waiter ``timeout`` seconds after it was added, with one timer for all of them.
 
-    def wake(_task: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
+    Every waiter gets the same timeout, so deadlines come in the order the waiters were added: a FIFO
+    queue and a timer for its head replace a timer per request (``call_later`` + ``cancel``). A waiter
+    answered earlier stays queued (done, never woken twice) until its deadline passes: at most
+    ``timeout`` seconds' worth of requests.
+    """
 
-    task.add_done_callback(wake)
-    timer = loop.call_later(timeout, wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
+    __slots__ = ("_queue", "_timer", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._queue: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: asyncio.Future[None]) -> None:
+        """Set ``waiter``'s result (if nothing else did) ``timeout`` seconds from now."""
+        loop = waiter.get_loop()
+        deadline = loop.time() + self.timeout
+        self._queue.append((deadline, waiter))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        queue, now = self._queue, loop.time()
+        while queue and (queue[0][0] <= now or queue[0][1].done()):
+            _deadline, waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        if queue:
+            self._timer = loop.call_at(queue[0][0], self._expire, loop)
 
 
 def _observe_failure(task: asyncio.Task[None]) -> None:

@@ -52,7 +52,13 @@ from connector.webhook.delivery import EventDelivery, ProducerLike
 from connector.webhook.names import PRESETS
 from connector.webhook.normalize import NameTable, normalize, parse
 from connector.webhook.signature import REASONS as SIGNATURE_REASONS
-from connector.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_headers, verify_body
+from connector.webhook.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignedHeaders,
+    check_headers,
+    verify_body,
+)
 
 __all__ = ["STATE", "ProducerLike", "WebhookPath", "WebhookState", "make_webhook_app"]
 
@@ -265,6 +271,14 @@ async def _handle(state: WebhookState, path: WebhookPath, request: web.Request) 
             _reply(503, "too many webhook bodies being read, retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
         )
 
+    content = request.content
+    if content.is_eof():
+        # The whole body arrived with the headers (the usual case for a small webhook): take it without
+        # a read slot or a deadline (the cap above still applies), as nothing is waited for. Only a chunked body can exceed the limit here.
+        received = content.read_nowait()
+        if len(received) > settings.max_body_bytes:
+            return _too_large(state, path, length)
+        return await _verified(state, path, request, headers, received)
     state.reading += 1
     try:
         async with asyncio.timeout(settings.read_timeout_seconds):
@@ -282,7 +296,14 @@ async def _handle(state: WebhookState, path: WebhookPath, request: web.Request) 
         state.reading -= 1
     if body is None:
         return _too_large(state, path, length)  # streamed: the rest is left unread
+    return await _verified(state, path, request, headers, body)
 
+
+async def _verified(
+    state: WebhookState, path: WebhookPath, request: web.Request, headers: SignedHeaders, body: bytes
+) -> web.Response:
+    """Verify the whole ``body``, normalize it, produce it and answer."""
+    settings, outcomes = state.settings, path.outcomes
     now = state.clock()
     try:
         verify_body(path.keys, headers, body, now=now, max_age=settings.max_timestamp_age_seconds)

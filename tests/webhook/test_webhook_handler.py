@@ -260,6 +260,20 @@ async def test_no_ack_in_time_is_503_and_late_ack_is_not_produced_twice(
     assert sample("connector_webhook_duplicates_total", {"workspace": ""}, metrics) == 1
 
 
+async def test_every_unacknowledged_webhook_gets_503_after_answered_ones(
+    make_client: MakeClient, fake_producer: FakeProducer
+) -> None:
+    """Produce deadlines share one timer: webhooks answered 200 before do not keep later ones waiting."""
+    client = await make_client(produce_timeout_seconds=0.05)
+    assert (await post(client, webhook("email", "sent", event_id="acked")))[0] == 200
+    fake_producer.gate = asyncio.Event()  # from now on the broker never answers
+    async with asyncio.timeout(30):  # generous: a deadline that never fires must fail, not hang
+        first = await asyncio.gather(*(post(client, webhook("email", "sent", event_id=f"a{i}")) for i in range(3)))
+        second = await asyncio.gather(*(post(client, webhook("email", "sent", event_id=f"b{i}")) for i in range(3)))
+    assert [status for status, _ in first + second] == [503] * 6
+    assert fake_producer.calls == 7
+
+
 async def test_retry_of_a_produced_event_is_not_produced_again(
     make_client: MakeClient, fake_producer: FakeProducer, metrics: Metrics
 ) -> None:

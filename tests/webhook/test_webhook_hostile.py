@@ -137,6 +137,26 @@ async def test_announced_body_over_the_limit_is_413_before_it_is_read(make_clien
     assert response.body == {"message": "body larger than 2048 bytes"}
 
 
+async def test_signed_chunked_body_over_the_limit_sent_at_once_is_413(
+    make_client: MakeClient, fake_producer: FakeProducer, metrics: Metrics
+) -> None:
+    """A chunked body over the limit that arrives whole with its headers (no Content-Length to refuse it
+    by) → 413, even though its signature is valid: nothing is produced."""
+    client = await make_client(max_body_bytes=2048)
+    body, headers = signed(webhook("email", "sent", padding="x" * 3000))
+    head = request_head(headers, len(body)).replace(
+        f"Content-Length: {len(body)}".encode(), b"Transfer-Encoding: chunked"
+    )
+    async with raw_connection(client) as (reader, writer):
+        writer.write(head + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        await writer.drain()
+        response = await read_response(reader)
+    assert response.status == 413
+    assert response.body == {"message": "body larger than 2048 bytes"}
+    assert fake_producer.calls == 0
+    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "too_large", "workspace": ""}) == 1
+
+
 async def test_slow_body_gets_408_and_the_connection_is_closed(
     make_client: MakeClient, fake_producer: FakeProducer, metrics: Metrics
 ) -> None:
