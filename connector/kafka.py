@@ -474,16 +474,20 @@ class Consumer:
         """Records fetched since the last call, in partition order (may be empty)."""
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
+        new = tuple.__new__  # in C: a NamedTuple's own __new__ is Python code, ~3% of the sink's CPU per record
         for messages in batches.values():
             records.extend(
-                Record(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.timestamp,
-                    m.key,
-                    m.value,
-                    tuple(m.headers) if m.headers else (),
+                new(
+                    Record,
+                    (
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.timestamp,
+                        m.key,
+                        m.value,
+                        tuple(m.headers) if m.headers else (),
+                    ),
                 )
                 for m in messages
             )

@@ -169,12 +169,17 @@ class WorkspaceDelivery:
 
     def submit(self, operation: Operation, ticket: Ticket) -> None:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
-        ticket.hold(self.name)
+        # Ticket.hold inlined (once per operation): one more operation of this record is on its way here.
+        ticket.pending += 1
+        name = self.name
+        if name not in ticket.workspaces:
+            ticket.workspaces = (*ticket.workspaces, name)
         self.buffered += 1
         self.buffered_bytes += len(operation.body)
         self._partitions_cache = None
+        lanes = self._lanes
         # hash() is stable within the process, which is all lane affinity needs.
-        lane = self._lanes[hash(operation.order_key) % len(self._lanes)]
+        lane = lanes[hash(operation.order_key) % len(lanes)]
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
             lane.ready.append((full, self._revocations))

@@ -353,7 +353,14 @@ class Sink:
 
     def _on_ticket_done(self, ticket: Ticket) -> None:
         if ticket.dead_letter is None:
-            self._finish(ticket)
+            # _finish inlined for the common case (once per record): its tracker, resolve, count.
+            tracker = self._offsets.current(ticket.partition, ticket.generation)
+            if tracker is None:
+                return  # revoked meanwhile: its new owner re-reads it
+            tracker.resolve(ticket.record.offset)
+            self._completed[ticket.partition.topic, ticket.outcome] += 1
+            if self._waiting_for_room:
+                self._progress.set()
         elif not self._offsets.is_current(ticket.partition, ticket.generation):
             return  # revoked meanwhile: its new owner re-reads it
         elif self._sink.errors_tolerance == "none":
