@@ -61,6 +61,7 @@ from connector.kafka import Headers, Producer, ProducerLike, Record
 from connector.log_sampling import LogSampler, Summary
 from connector.logs import get_logger
 from connector.metrics import Metrics
+from connector.sink.mapping.model import DECODE_REASONS
 from connector.sink.retry import RetryPolicy, with_retries
 from connector.sink.tickets import DeadLetterReason, Ticket
 
@@ -79,19 +80,6 @@ _VARINT_SLACK = 8
 
 
 # Kafka Connect's Stage names (org.apache.kafka.connect.runtime.errors.Stage) for our reason codes.
-DECODE_REASONS = frozenset(
-    {
-        "empty_record",
-        "invalid_utf8",
-        "not_json",
-        "not_an_object",
-        "invalid_batch",
-        "invalid_frame",
-        "schema_not_found",
-        "unsupported_schema_type",
-        "undecodable",
-    }
-)
 DELIVERY_REASONS = frozenset({"rejected"})
 STAGE_MODULES = {
     "VALUE_CONVERTER": "connector.sink.mapping.decode",

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 # Dead-letter reasons: a closed vocabulary, used as a metric label and in the DLQ `cio-dlq-reason` header.
-REASONS = frozenset(
+# Those a record gets before it is a message at all (Kafka Connect's VALUE_CONVERTER stage, connector.sink.dlq).
+DECODE_REASONS = frozenset(
     {
-        # decoding
         "empty_record",
         "invalid_utf8",
         "not_json",
@@ -24,6 +24,10 @@ REASONS = frozenset(
         "schema_not_found",
         "unsupported_schema_type",
         "undecodable",
+    }
+)
+REASONS = DECODE_REASONS | frozenset(
+    {
         # mapping and validation
         "unknown_type",
         "missing_identifier",
