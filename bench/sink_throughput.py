@@ -98,18 +98,23 @@ async def fill(kafka: KafkaSettings, topics: list[str], count: int, header_works
     return operations
 
 
-async def ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> float:
-    """Records/s of a bare aiokafka consumer that decodes every value with orjson."""
-    consumer = AIOKafkaConsumer(
+def _fresh_group_consumer(kafka: KafkaSettings, topics: list[str], group_prefix: str) -> AIOKafkaConsumer:
+    """A bare aiokafka consumer in a new group, reading the backlog from the start in large fetches."""
+    return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+        group_id=f"{group_prefix}-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=2_000,
         fetch_max_bytes=16_777_216,
         max_partition_fetch_bytes=4 * 1_048_576,
     )
+
+
+async def ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> float:
+    """Records/s of a bare aiokafka consumer that decodes every value with orjson."""
+    consumer = _fresh_group_consumer(kafka, topics, "bench-ceiling")
     await consumer.start()
     seen = 0
     started = None
@@ -135,16 +140,7 @@ async def map_ceiling(kafka: KafkaSettings, topics: list[str], count: int) -> tu
     each operation's body), as the connector's runner calls them; nothing is batched, sent or tracked.
     """
     mapper = Mapper(load_settings({}).mapping)
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"bench-map-ceiling-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=2_000,
-        fetch_max_bytes=16_777_216,
-        max_partition_fetch_bytes=4 * 1_048_576,
-    )
+    consumer = _fresh_group_consumer(kafka, topics, "bench-map-ceiling")
     await consumer.start()
     seen = 0
     started = None
