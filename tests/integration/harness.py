@@ -20,10 +20,13 @@ import orjson
 from connector.app import run_service
 from connector.config import KafkaSettings, Settings
 from connector.fake_cio.server import FakeCustomerIO
+from connector.fake_cio.state import Workspace
 from connector.kafka import Consumer, Partition, Producer, Record
 from connector.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
+# The fake's side of connector_env's one workspace (the App API key only matters to transactional sends).
+DEMO = Workspace("demo", "demo-site", "demo-key", "us", app_api_key="demo-app-key")
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -11,19 +10,18 @@ import pytest
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.conftest import TopicFactory
-from tests.integration.harness import committed_and_end, connector_env, produce, read_all, run_cli, running, wait_for
+from tests.integration.harness import (
+    committed_and_end,
+    connector_env,
+    produce,
+    read_all,
+    run_cli,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def product_config(path: Path, topic: str) -> str:

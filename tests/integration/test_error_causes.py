@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -16,18 +16,9 @@ import pytest
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.integration.harness import connector_env, free_port, produce, run_cli, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 @pytest.fixture

@@ -32,15 +32,13 @@ from connector.devtools.kafka_local import LocalKafka
 from connector.devtools.kafka_security import BrokerSecurity, Pki
 from connector.dlq_replay import replay
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from connector.kafka import ensure_topics
 from connector.metrics import Metrics
-from tests.integration.harness import ROOT, connector_env, free_port, produce, read_all, running, wait_for
+from tests.integration.harness import DEMO, ROOT, connector_env, free_port, produce, read_all, running, wait_for
 from tests.webhook.cio_payloads import SIGNING_KEY, signed, webhook
 
 PASSWORD = "alice-secret"
 CLIENT_SECRET = "oidc-client-secret-42"
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
 MODES = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "mTLS", "OAUTHBEARER")
 
 

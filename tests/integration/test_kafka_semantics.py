@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -16,21 +15,11 @@ from aiokafka import AIOKafkaProducer
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from connector.kafka import ensure_topics
 from tests.conftest import TopicFactory
 from tests.integration.harness import committed_and_end, connector_env, produce, read_all, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    """The fake Customer.io with one US workspace."""
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def event(user: str) -> bytes:

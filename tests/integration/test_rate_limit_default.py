@@ -8,14 +8,12 @@ workspace-wide hold) and deliver every operation exactly once, then commit every
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.integration.harness import (
     committed_and_end,
     connector_env,
@@ -29,15 +27,7 @@ from tests.integration.test_sink_delivery import canonical, expected_operations,
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
 REAL_LIMIT = 4.0  # requests per second the fake's workspace allows: far below the connector's default
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    """The fake Customer.io, one workspace."""
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 async def test_default_rate_limit_above_the_real_one_loses_nothing(

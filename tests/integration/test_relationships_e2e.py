@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -16,7 +15,6 @@ from connector.cli import build_parser
 from connector.config import KafkaSettings, load_settings
 from connector.dlq_replay import replay
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from connector.kafka import Producer
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
@@ -31,16 +29,8 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
 ACME = {"object_type_id": "1", "object_id": "acme"}
 TIMEOUT = 60.0
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    """The fake Customer.io with the `demo` workspace."""
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def operations(fake: FakeCustomerIO) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from connector.fake_registry.server import FakeSchemaRegistry
 from tests.conftest import TopicFactory
 from tests.integration.harness import committed_and_end, connector_env, produce, read_all, running, wait_for
@@ -31,7 +30,6 @@ from tests.integration.test_dead_letters import wait_fully_committed
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
 ORDER_SCHEMA = orjson.dumps(
     {
         "type": "record",
@@ -62,12 +60,6 @@ ORDER_SCHEMA = orjson.dumps(
 IDENTIFY_SCHEMA = '{"type":"object","properties":{"type":{"type":"string"},"userId":{"type":"string"}}}'
 AT = datetime(2026, 11, 28, 5, 0, 0, 123000, tzinfo=UTC)
 ORDER_ID = uuid.UUID("7d9f6c1e-8f1a-4c55-9b8e-2f3a4b5c6d7e")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 @pytest.fixture

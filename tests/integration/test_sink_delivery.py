@@ -20,6 +20,7 @@ from connector.fake_cio.state import Workspace
 from connector.sink.mapping.mapper import map_message
 from connector.sink.mapping.model import MessageContext
 from tests.integration.harness import (
+    DEMO,
     committed_and_end,
     connector_env,
     free_port,
@@ -34,7 +35,6 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us", app_api_key="demo-app-key")
 OTHER = Workspace("other", "other-site", "other-key", "us")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -17,7 +16,6 @@ from aiokafka import AIOKafkaProducer
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.integration.harness import (
     committed_and_end,
     connector_env,
@@ -30,15 +28,8 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
 JANUARY = int(dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 JUNE = int(dt.datetime(2024, 6, 1, tzinfo=dt.UTC).timestamp() * 1000)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def track(tag: str, count: int) -> list[dict[str, Any]]:

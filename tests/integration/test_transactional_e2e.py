@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -11,21 +10,12 @@ import pytest
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.conftest import TopicFactory
 from tests.integration.harness import connector_env, produce, read_all, running, wait_for
 
 pytestmark = pytest.mark.integration
 
-DEMO = Workspace("demo", "demo-site", "demo-key", "us", app_api_key="demo-app-key")
 PDF = base64.b64encode(b"%PDF-1.4 invoice").decode()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    """The fake serving the harness's one workspace, with an App API key."""
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def send(n: int, **properties: Any) -> bytes:

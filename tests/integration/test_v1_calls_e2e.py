@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
-from connector.fake_cio.state import Workspace
 from tests.integration.harness import (
     committed_and_end,
     connector_env,
@@ -23,15 +21,6 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-DEMO = Workspace("demo", "demo-site", "demo-key", "us")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCustomerIO]:
-    """The fake Customer.io with the harness's `demo` workspace."""
-    async with FakeCustomerIO([DEMO]) as server:
-        yield server
 
 
 def track(user: str | None, name: str, properties: dict[str, Any], seq: int) -> dict[str, Any]:
