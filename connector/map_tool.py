@@ -10,7 +10,9 @@ Output, one JSON line per record: ``outcome`` (delivered, dead_lettered, filtere
 needs_network), the Track API ``operations`` with their workspace and ``api`` path (``/api/v2/batch``, of
 which ``body`` is one item, or a v1 call's path and whole body), ``transactional`` App API sends, the
 ``filtered`` messages, and the ``dead_letter`` reason. A framed Schema Registry payload (magic byte 0 and a
-4-byte schema id) cannot be decoded without the registry: it is reported, not guessed at.
+4-byte schema id) is decoded with its writer schema when ``CONNECTOR_SCHEMA_REGISTRY_URL`` is set (each id
+fetched once, read-only; a registry that gives no usable answer is reported as ``registry_unavailable``,
+once, not retried); without it, it is reported as ``needs_network``, not guessed at.
 
 Nothing is sent, nothing is read from Kafka; without any workspace configured, one named ``default``
 takes every topic, so a mapping can be tried before the credentials exist.
@@ -18,6 +20,7 @@ takes every topic, so a mapping can be tried before the credentials exist.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -28,12 +31,15 @@ from typing import Any, TextIO
 
 import orjson
 
-from connector.config import Settings, WorkspaceSettings
+from connector.config import SchemaRegistrySettings, Settings, WorkspaceSettings
 from connector.kafka import Partition, Record
 from connector.sink.batcher import Batch
+from connector.sink.framed import Schema, frame_id
 from connector.sink.mapping.model import Operation
 from connector.sink.record_path import RecordPath
+from connector.sink.retry import RetryPolicy
 from connector.sink.routing import Router
+from connector.sink.schema_registry import RegistryUnavailableError, SchemaRegistry
 from connector.sink.tickets import Ticket
 
 RECORD_KEYS = frozenset({"value", "value_base64", "key", "headers", "topic", "timestamp"})
@@ -58,9 +64,11 @@ class _Result:
 class RecordMapper:
     """The sink's RecordPath with callbacks that collect, instead of deliver, what each record becomes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schemas: RegistryLookup | None = None) -> None:
+        """``schemas``: the registry's fetched schemas, for framed payloads (None: no registry configured)."""
         if not settings.workspaces:
             settings = dataclasses.replace(settings, workspaces=(WorkspaceSettings(),))
+        self.registry = schemas
         self._result = _Result()
         router = Router(settings)
         self._path = RecordPath(
@@ -71,6 +79,7 @@ class RecordMapper:
             on_filtered=self._filtered,
             on_skipped=lambda _topic: None,
             shapes=settings.topic_shapes(),
+            schemas=None if schemas is None else schemas.cached,
         )
 
     def _collector(self, workspace: str) -> Any:
@@ -172,10 +181,43 @@ def is_schema_registry_framed(value: bytes | None) -> bool:
     return value is not None and len(value) >= 5 and value[0] == SCHEMA_REGISTRY_MAGIC
 
 
+class RegistryLookup:
+    """The Schema Registry for ``map``: each schema id fetched once, synchronously, on a private event loop."""
+
+    def __init__(self, settings: SchemaRegistrySettings) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._registry = SchemaRegistry(settings, RetryPolicy())
+
+    def cached(self, schema_id: int) -> Schema | None:
+        """A schema fetched before (what ``RecordPath`` decodes with)."""
+        return self._registry.cached(schema_id)
+
+    def fetch(self, schema_id: int) -> str | None:
+        """Fetch ``schema_id`` unless cached (a 404 is an answer too); why the registry failed, else None."""
+        try:
+            self._loop.run_until_complete(self._registry.fetch(schema_id))
+        except RegistryUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        """Close the HTTP session and the loop."""
+        self._loop.run_until_complete(self._registry.close())
+        self._loop.close()
+
+
 def run_map(settings: Settings, topic: str | None, lines: Iterable[bytes], out: TextIO) -> int:
-    """Map every input line, write one JSON line each; 1 if a line was not a valid record, else 0."""
-    mapper = RecordMapper(settings)
+    """Map every input line, write one JSON line each; 1 if a line got no answer (invalid, registry down)."""
+    registry = RegistryLookup(settings.schema_registry) if settings.schema_registry.url is not None else None
     default_topic = topic or next(iter(settings.sink.input_topics), DEFAULT_TOPIC)
+    try:
+        return _map_lines(RecordMapper(settings, registry), default_topic, lines, out)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _map_lines(mapper: RecordMapper, default_topic: str, lines: Iterable[bytes], out: TextIO) -> int:
     now_ms = int(time.time() * 1000)
     code = 0
     for number, raw in enumerate(lines, start=1):
@@ -189,15 +231,31 @@ def run_map(settings: Settings, topic: str | None, lines: Iterable[bytes], out: 
             answer.update(outcome="invalid_input", error=str(exc))
             code = 1
         else:
-            if is_schema_registry_framed(record.value):
-                schema_id = int.from_bytes(bytes(record.value or b"")[1:5], "big")
-                answer.update(
-                    topic=record.topic,
-                    outcome="needs_network",
-                    reason=f"framed Schema Registry payload (schema id {schema_id}): decoding it needs the "
-                    "registry, which map does not call (it works offline)",
-                )
+            unanswered = _schema_missing(record, mapper.registry)
+            if unanswered is not None:
+                answer.update(topic=record.topic, **unanswered)
+                code = code or int(unanswered["outcome"] == "registry_unavailable")
             else:
                 answer.update(mapper.map(record))
         out.write(orjson.dumps(answer).decode() + "\n")
     return code
+
+
+def _schema_missing(record: Record, registry: RegistryLookup | None) -> dict[str, str] | None:
+    """Why a framed record cannot be mapped here (no registry configured, or it failed), else None."""
+    if not is_schema_registry_framed(record.value):
+        return None
+    schema_id = frame_id(record.value or b"")
+    if registry is None:
+        return {
+            "outcome": "needs_network",
+            "reason": f"framed Schema Registry payload (schema id {schema_id}): set CONNECTOR_SCHEMA_REGISTRY_URL "
+            "to decode it with its writer schema",
+        }
+    failure = registry.fetch(schema_id) if schema_id is not None else None
+    if failure is None:
+        return None
+    return {
+        "outcome": "registry_unavailable",
+        "reason": f"CONNECTOR_SCHEMA_REGISTRY_URL: schema id {schema_id} could not be fetched ({failure})",
+    }

@@ -79,6 +79,15 @@ class SchemaRegistry:
         self._fetching[schema_id] = task
         task.add_done_callback(lambda done: self._fetched(schema_id, done))
 
+    async def fetch(self, schema_id: int) -> Schema:
+        """The schema of ``schema_id``, from the cache or one request (no retry: ``cio-connector map`` asks
+        once and reports the failure); RegistryUnavailableError when the registry gave no usable answer."""
+        schema = self.cached(schema_id)
+        if schema is None:
+            schema = await self._fetch(schema_id)
+            self._remember(schema_id, schema)
+        return schema
+
     @property
     def fetching(self) -> int:
         """Fetches in progress (each retried until answered)."""
@@ -111,14 +120,17 @@ class SchemaRegistry:
         schema = await with_retries(
             lambda: self._fetch(schema_id), RegistryUnavailableError, self._policy, on_retry=on_retry
         )
-        self._cache[schema_id] = schema
-        while len(self._cache) > self._settings.cache_size:
-            self._cache.popitem(last=False)
+        self._remember(schema_id, schema)
         if isinstance(schema, UnusableSchema):
             log.warning(
                 "Schema cannot be used; its records are dead-lettered.", schema_id=schema_id, reason=schema.reason
             )
         self._on_fetched()
+
+    def _remember(self, schema_id: int, schema: Schema) -> None:
+        self._cache[schema_id] = schema
+        while len(self._cache) > self._settings.cache_size:
+            self._cache.popitem(last=False)
 
     async def _fetch(self, schema_id: int) -> Schema:
         answer = await self._get(f"/schemas/ids/{schema_id}")
