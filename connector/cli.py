@@ -327,11 +327,12 @@ def _add_offline_tools(sub: Any, common: argparse.ArgumentParser) -> None:
     mapping = sub.add_parser(
         "map",
         parents=[common],
-        help="print what each record on stdin becomes (Customer.io operations or dead-letter reason), offline",
+        help="print what each record on stdin becomes (Customer.io operations or dead-letter reason); sends nothing",
         description="Read one record value per line on stdin (or a JSON object with value or value_base64, "
         "and optionally key, headers, topic and timestamp) and print, per record, one JSON line: the "
         "Customer.io operations it becomes, or why it is dead-lettered or filtered. Uses the sink's own "
-        "decode, route and map; sends nothing.",
+        "decode, route and map; sends nothing. Schema Registry payloads are decoded when "
+        "CONNECTOR_SCHEMA_REGISTRY_URL is set (each schema id fetched once).",
     )
     mapping.add_argument("--topic", help="topic the records come from (default: the first input topic)")
     mapping.set_defaults(func=cmd_map)
