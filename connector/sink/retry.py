@@ -6,7 +6,9 @@ keeps the batch, pauses the partitions feeding the workspace, and keeps trying a
 
 Every retrying call goes through ``with_retries`` (transactional sends, their held jobs, dead-letter writes,
 start-up region resolution) except the delivery lanes, whose loop interleaves AIMD, credential probes and
-bisection; they use the same ``RetryPolicy`` and the same ``retry_cause`` label. Invariants of the loop:
+bisection; they use the same ``RetryPolicy`` and the same ``retry_cause`` label. (The OAuth token fetch in
+``kafka_auth.py`` is outside the sink and has its own bounded loop: a few attempts, then a one-line error
+naming the setting, because a Kafka client waiting on a token has no backpressure to apply.) Invariants of the loop:
 - only exceptions of the ``retry_on`` type are classified; anything else, and a classification of None
   (permanent), is re-raised as it is, after exactly the attempts made so far;
 - cancellation is never classified (``CancelledError`` is not an ``Exception``): it stops the loop in the
