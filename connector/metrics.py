@@ -115,6 +115,19 @@ class Metrics:
             "Partitions taken from this replica by rebalances (a steady rise is a rebalance storm).",
             registry=r,
         )
+        self.schema_lookups = Counter(
+            "connector_schema_registry_lookups_total",
+            "Schema Registry lookups of a writer schema by id, by outcome: ok; schema_not_found, "
+            "unsupported_schema_type or undecodable (its records are dead-lettered); unavailable (retried, "
+            "its records wait).",
+            ["outcome"],
+            registry=r,
+        )
+        self.schema_fetches = Gauge(
+            "connector_schema_fetches_in_progress",
+            "Schema ids being fetched: records needing them, and the rest of their partitions, wait.",
+            registry=r,
+        )
         self.end_to_end_delay = Histogram(
             "connector_end_to_end_delay_seconds",
             "From the Kafka record timestamp to Customer.io's acceptance of its operations.",

@@ -292,6 +292,14 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 description="Taken from a replica by a rebalance: a steady rise is a rebalance loop (runbook).",
             ),
             Panel(
+                "Schema Registry: lookups / s by outcome, fetches waiting",
+                (
+                    (or_zero(rate("connector_schema_registry_lookups_total", "outcome")), "{{outcome}}"),
+                    ("sum(connector_schema_fetches_in_progress)", "fetches waiting"),
+                ),
+                description="Fetches waiting above 0 for long: the registry is down and those partitions wait (runbook).",
+            ),
+            Panel(
                 "Transactional sends / s",
                 (
                     (

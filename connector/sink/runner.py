@@ -96,7 +96,7 @@ class Sink:
         )
         self._progress = asyncio.Event()  # a record resolved (or a schema arrived): room may have freed up
         self._schemas = (
-            SchemaRegistry(settings.schema_registry, self._policy, on_fetched=self._progress.set)
+            SchemaRegistry(settings.schema_registry, self._policy, on_fetched=self._progress.set, metrics=metrics)
             if settings.schema_registry.url is not None
             else None
         )

@@ -27,6 +27,7 @@ import orjson
 
 from connector.config import SchemaRegistrySettings
 from connector.logs import get_logger
+from connector.metrics import Metrics
 from connector.sink.framed import Schema, UnusableSchema, parse_registered
 from connector.sink.retry import RetryPolicy, with_retries
 
@@ -50,8 +51,10 @@ class SchemaRegistry:
         policy: RetryPolicy,
         *,
         on_fetched: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """``on_fetched`` is called after each fetch lands in the cache (records waiting for it may go on)."""
+        """``on_fetched`` is called after each fetch lands in the cache (records waiting for it may go on);
+        ``metrics`` counts lookups by outcome and shows the fetches in progress (a registry outage)."""
         if settings.url is None:
             raise ValueError("SchemaRegistry needs CONNECTOR_SCHEMA_REGISTRY_URL")
         self._base = settings.url.rstrip("/")
@@ -63,6 +66,7 @@ class SchemaRegistry:
         self._cache: OrderedDict[int, Schema] = OrderedDict()
         self._fetching: dict[int, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._metrics = metrics
 
     def cached(self, schema_id: int) -> Schema | None:
         """The schema of ``schema_id`` if cached (marked recently used), else None."""
@@ -78,6 +82,7 @@ class SchemaRegistry:
         task = asyncio.create_task(self._fetch_until_answered(schema_id), name=f"schema-{schema_id}")
         self._fetching[schema_id] = task
         task.add_done_callback(lambda done: self._fetched(schema_id, done))
+        self._show_fetching()
 
     async def fetch(self, schema_id: int) -> Schema:
         """The schema of ``schema_id``, from the cache or one request (no retry: ``cio-connector map`` asks
@@ -95,6 +100,7 @@ class SchemaRegistry:
 
     def _fetched(self, schema_id: int, task: asyncio.Task[None]) -> None:
         self._fetching.pop(schema_id, None)
+        self._show_fetching()
         if not task.cancelled() and task.exception() is not None:  # a bug: the next record asks again
             log.error("Schema fetch failed (a bug).", schema_id=schema_id, error=type(task.exception()).__name__)
 
@@ -127,12 +133,30 @@ class SchemaRegistry:
             )
         self._on_fetched()
 
+    def _show_fetching(self) -> None:
+        if self._metrics is not None:
+            self._metrics.schema_fetches.set(len(self._fetching))
+
     def _remember(self, schema_id: int, schema: Schema) -> None:
         self._cache[schema_id] = schema
         while len(self._cache) > self._settings.cache_size:
             self._cache.popitem(last=False)
 
     async def _fetch(self, schema_id: int) -> Schema:
+        """One lookup (with the schemas it references), counted by outcome."""
+        try:
+            schema = await self._lookup(schema_id)
+        except RegistryUnavailableError:
+            self._count("unavailable")
+            raise
+        self._count(schema.reason if isinstance(schema, UnusableSchema) else "ok")
+        return schema
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.schema_lookups.labels(outcome).inc()
+
+    async def _lookup(self, schema_id: int) -> Schema:
         answer = await self._get(f"/schemas/ids/{schema_id}")
         if answer is None:
             return UnusableSchema(schema_id, "schema_not_found", f"schema id {schema_id}: not found in the registry")

@@ -13,6 +13,7 @@ import pytest
 from connector.config import SchemaRegistrySettings, Secret
 from connector.devtools.kafka_security import Pki
 from connector.fake_registry.server import FakeSchemaRegistry
+from connector.metrics import Metrics
 from connector.sink.framed import RegisteredSchema, UnusableSchema
 from connector.sink.retry import RetryPolicy
 from connector.sink.schema_registry import SchemaRegistry
@@ -81,6 +82,32 @@ async def test_an_outage_is_retried_until_the_registry_answers(
     registry.state.unavailable = False
     await wait_for(lambda: client.cached(2) is not None, "schema 2 after the outage")
     assert isinstance(client.cached(2), RegisteredSchema)
+
+
+async def test_metrics_show_an_outage_while_it_lasts_and_count_each_lookup_by_outcome(
+    registry: FakeSchemaRegistry,
+) -> None:
+    metrics = Metrics()
+    client = SchemaRegistry(SchemaRegistrySettings(url=registry.url), FAST, metrics=metrics)
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    def lookups(outcome: str) -> float:
+        return sample("connector_schema_registry_lookups_total", outcome=outcome)
+
+    try:
+        registry.state.unavailable = True
+        client.request(1)
+        await wait_for(lambda: lookups("unavailable") >= 2, "two refused lookups")
+        assert sample("connector_schema_fetches_in_progress") == 1  # the outage shows: one id waited for
+        registry.state.unavailable = False
+        client.request(99)
+        await wait_for(lambda: client.cached(1) is not None and client.cached(99) is not None, "both answered")
+        assert (lookups("ok"), lookups("schema_not_found")) == (1, 1)
+        assert sample("connector_schema_fetches_in_progress") == 0
+    finally:
+        await client.close()
 
 
 async def test_a_registry_not_listening_yet_is_waited_for() -> None:
