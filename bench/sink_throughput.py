@@ -238,6 +238,66 @@ def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
     return handle.name
 
 
+def connector_env(
+    bootstrap: str,
+    topics: list[str],
+    us: int,
+    eu: int,
+    *,
+    compiled: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of the fake and of every connector: default settings, the fake as Customer.io."""
+    return {
+        **os.environ,
+        # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
+        "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CONNECTOR_INPUT_TOPICS": ",".join(topics),
+        "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "CONNECTOR_DLQ_TOPIC": f"{topics[0]}-dlq",
+        "CIO_SITE_ID": "demo-site",
+        "CIO_API_KEY": "demo-key",
+        "CIO_REGION": "us",
+        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
+        "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
+        "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+
+
+# -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
+CLI = [sys.executable, "-P", "-m", "connector"]
+
+
+def start_fake(env: dict[str, str], us: int, eu: int, workspaces: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``cio-connector fake-cio`` on ``us``/``eu``, keeping no operations (``--max-recorded 0``)."""
+    return subprocess.Popen(
+        [*CLI, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *(workspaces or [])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_connector(
+    sink_cli: list[str], env: dict[str, str], metrics_port: int
+) -> tuple[subprocess.Popen[bytes], typing.IO[bytes]]:
+    """One connector process serving /metrics on ``metrics_port``; its stderr goes to the returned file."""
+    # stderr to a file: its last line says why, should the connector exit.
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
+    return subprocess.Popen(sink_cli, env={**env, "CONNECTOR_METRICS_PORT": str(metrics_port)}, stderr=errors), errors
+
+
+def exit_if_dead(connector: subprocess.Popen[bytes], errors: typing.IO[bytes]) -> None:
+    """Exit this benchmark with the connector's last stderr lines if it has exited."""
+    if connector.poll() is not None:
+        errors.seek(0)
+        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
+        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
+
+
 async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     bootstrap: str,
     topics: list[str],
@@ -259,23 +319,7 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     """
     us, eu = free_port(), free_port()
     metrics_ports = [free_port() for _ in range(replicas)]
-    env = {
-        **os.environ,
-        # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
-        "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "CONNECTOR_INPUT_TOPICS": ",".join(topics),
-        "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        "CONNECTOR_DLQ_TOPIC": f"{topics[0]}-dlq",
-        "CIO_SITE_ID": "demo-site",
-        "CIO_API_KEY": "demo-key",
-        "CIO_REGION": "us",
-        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
-        "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
-        "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
-        "LOG_LEVEL": "WARNING",
-        **(extra_env or {}),
-    }
+    env = connector_env(bootstrap, topics, us, eu, compiled=compiled, extra_env=extra_env)
     fake_workspaces: list[str] = []
     if workspaces:  # N workspaces from a YAML file, instead of the CIO_* default workspace
         for key in ("CIO_SITE_ID", "CIO_API_KEY", "CIO_REGION"):
@@ -285,29 +329,20 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
             env["CONNECTOR_WORKSPACE_HEADER"] = WORKSPACE_HEADER
         for i in range(workspaces):
             fake_workspaces += ["--workspace", f"w{i}:site-{i}:key-{i}:us"]
-    # -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
-    cli = [sys.executable, "-P", "-m", "connector"]
-    sink_cli = [*cli, "sink"]
+    sink_cli = [*CLI, "sink"]
     if heap_profile:
         sink_cli = [sys.executable, "-P", str(ROOT / "bench" / "heap_probe.py"), heap_profile, "sink"]
     if py_spy:  # sample the connector's stacks (collapsed format; bench/py_spy_top.py tabulates them)
         sink_cli = [_py_spy(), "record", "--rate", "250", "--format", "raw", "--output", py_spy, "--", *sink_cli]
-    fake = subprocess.Popen(
-        [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *fake_workspaces],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake = start_fake(env, us, eu, fake_workspaces)
     connectors: list[subprocess.Popen[bytes]] = []
     error_files: list[typing.IO[bytes]] = []
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
+            await wait_answering(http, f"http://127.0.0.1:{us}/_fake/stats")
             for port in metrics_ports:
-                replica_env = {**env, "CONNECTOR_METRICS_PORT": str(port)}
-                # stderr to a file: its last line says why, should the connector exit.
-                errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
-                connectors.append(subprocess.Popen(sink_cli, env=replica_env, stderr=errors))
+                connector, errors = start_connector(sink_cli, env, port)
+                connectors.append(connector)
                 error_files.append(errors)
             pids = [c.pid for c in connectors]
             peak = 0.0
@@ -318,12 +353,8 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
             while True:
                 peak = max(peak, *(rss_mb(pid) for pid in pids))
                 cpu_now = sum(cpu_seconds(pid) for pid in pids)
-                for connector in connectors:
-                    if connector.poll() is not None:
-                        errors = error_files[connectors.index(connector)]
-                        errors.seek(0)
-                        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
-                        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
+                for connector, errors in zip(connectors, error_files, strict=True):
+                    exit_if_dead(connector, errors)
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
                     accepted = sum((await response.json())["accepted_operations"].values())
                 if started is None and accepted > 0:
@@ -369,7 +400,7 @@ def _py_spy() -> str:
     return str(found)
 
 
-async def _wait(http: aiohttp.ClientSession, url: str) -> None:
+async def wait_answering(http: aiohttp.ClientSession, url: str) -> None:
     for _ in range(200):
         try:
             async with http.get(url) as response:
