@@ -189,6 +189,73 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores together (/proc/stat)."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of this user's process listening on TCP ``port`` (the local broker's JVM), else None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue  # another user's process, or gone
+    return None
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The local broker's pid, from the first address of ``bootstrap`` (None: not on this machine)."""
+    return listening_pid(int(bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)[1]))
+
+
+class CpuShares:
+    """CPU used by each group of processes (and the whole machine) between ``start`` and ``report``.
+
+    Says whether the cores were saturated and who took them: the connectors, the fake, the broker's JVM,
+    this benchmark, and "other" (everything else on the machine: other users' work, the kernel).
+    """
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: pids for name, pids in groups.items() if pids}
+        self._start: dict[str, float] = {}
+        self._machine = (0.0, 0.0)
+        self._at = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._groups.items()}
+
+    def start(self) -> None:
+        self._start, self._machine, self._at = self._sample(), machine_cpu(), time.perf_counter()
+
+    def report(self) -> str:
+        """One line: cores busy of the machine's, then each group's cores and share of the busy time."""
+        wall = time.perf_counter() - self._at
+        now, (busy, total) = self._sample(), machine_cpu()
+        busy, total = busy - self._machine[0], total - self._machine[1]
+        used = {name: now[name] - self._start[name] for name in now}
+        used["other"] = max(0.0, busy - sum(used.values()))
+        cores = total / wall if wall > 0 else 0.0
+        parts = "  ".join(f"{name} {seconds / wall:.2f} ({seconds / busy:.0%})" for name, seconds in used.items())
+        return f"{busy / wall:.2f} of {cores:.0f} cores busy ({busy / total:.0%}); cores (share): {parts}"
+
+
 TRACED = (
     "connector_partitions_paused",
     "connector_records_in_flight",
@@ -212,6 +279,18 @@ async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: in
             values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
     short = " ".join(f"{name.removeprefix('connector_')}={values.get(name, 0):.0f}" for name in TRACED)
     return f"{elapsed:6.2f}s  accepted={accepted:,}  {short}"
+
+
+async def gauge(http: aiohttp.ClientSession, port: int, name: str) -> float:
+    """A metric of the connector on metrics port ``port``, summed over its labels (0 when unavailable)."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{", 1)[0].split(" ", 1)[0] == name
+    )
 
 
 def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
@@ -345,6 +424,12 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
                 connectors.append(connector)
                 error_files.append(errors)
             pids = [c.pid for c in connectors]
+            launched = time.perf_counter()
+            broker = broker_pid(bootstrap)
+            shares = CpuShares({"connectors": pids, "fake": [fake.pid], "broker": [broker] if broker else []})
+            broker_note = "" if broker else " (the broker is not local: in other)"
+            settled: tuple[float, int] | None = None  # (time, accepted) when every replica had partitions
+            next_group_check = 0.0
             peak = 0.0
             started = None
             cpu_at_start = 0.0
@@ -360,6 +445,12 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
                 if started is None and accepted > 0:
                     started = time.perf_counter()
                     cpu_at_start = cpu_now
+                    shares.start()
+                if settled is None and time.perf_counter() >= next_group_check:  # when the group is complete
+                    next_group_check = time.perf_counter() + 0.25
+                    assigned = [await gauge(http, port, "connector_partitions_assigned") for port in metrics_ports]
+                    if all(assigned):
+                        settled = (time.perf_counter(), accepted)
                 quarter = min(4, accepted * 4 // max(1, operations))
                 while len(trail) < quarter:
                     trail.append(max(rss_mb(pid) for pid in pids))
@@ -374,6 +465,16 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_at_start
+            print(f"CPU shares  {shares.report()}{broker_note}", flush=True)
+            if settled is not None:
+                revoked = [await gauge(http, port, "connector_partitions_revoked_total") for port in metrics_ports]
+                print(
+                    f"group       every replica had partitions {settled[0] - launched:.1f} s after launch, "
+                    f"{settled[0] - started:+.1f} s from the first acceptance ({settled[1] / operations:.0%} "
+                    f"of the operations accepted by then); partitions revoked per replica: "
+                    + ", ".join(f"{n:.0f}" for n in revoked),
+                    flush=True,
+                )
             print("RSS at 25/50/75/100%: " + " / ".join(f"{mb:.0f}" for mb in trail) + " MB", flush=True)
             if len(marks) == 4:  # past start-up and the replicas' rebalance: operations/s from 25% to 100%
                 (t0, a0), (t1, a1) = marks[0], marks[-1]
