@@ -61,8 +61,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -163,9 +162,12 @@ _BODY_FIELDS = ("content", "headers")
 MAX_RECORD_BYTES = 900_000
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedEvent:
-    """One webhook, ready to produce: the Segment event, its Kafka key and headers, bounded labels."""
+class NormalizedEvent(NamedTuple):
+    """One webhook, ready to produce: the Segment event, its Kafka key and headers, bounded labels.
+
+    Immutable as a NamedTuple rather than a frozen dataclass: one is built per webhook, and a frozen
+    dataclass's ``__init__`` sets each of its eight fields through ``object.__setattr__``.
+    """
 
     event_id: str
     event: dict[str, Any]
