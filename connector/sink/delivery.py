@@ -120,6 +120,9 @@ class WorkspaceDelivery:
         self._clock = clock  # of the Retry-After hold (monotonic seconds; tests pass their own)
         # partitions_buffered() while intake is stopped: valid until an operation arrives or a revocation.
         self._partitions_cache: tuple[int, frozenset[Partition]] | None = None
+        # Tickets an accepted batch finished, in batch order, in one call (``complete_with``); None: each
+        # ticket's own ``release``.
+        self._complete_many: Callable[[list[Ticket]], None] | None = None
 
     # --- state seen by the runner -----------------------------------------------------------------
 
@@ -137,6 +140,11 @@ class WorkspaceDelivery:
     def hold_until(self) -> float:
         """When the last Retry-After hold ends, on ``clock`` (0.0 if there never was one): no request before."""
         return self._hold_until
+
+    def complete_with(self, complete_many: Callable[[list[Ticket]], None]) -> None:
+        """Hand the tickets an accepted batch finishes to ``complete_many`` in one call, in batch order,
+        instead of one ``Ticket.release`` callback each (the runner resolves them per partition run)."""
+        self._complete_many = complete_many
 
     def mark_stopped(self, reason: str) -> None:
         """Start stopped (credentials rejected at start-up): the first batch becomes the probe."""
@@ -393,13 +401,29 @@ class WorkspaceDelivery:
         if rejected:
             for index, reason in rejected.items():
                 tags[index].reject(reason)
-        for ticket in tags:
-            ticket.release()
+        self._release_all(tags)
         self._delivered.inc(len(tags) - len(rejected))
         if rejected:
             self._rejected.inc(len(rejected))
             log.warning("Operations rejected by Customer.io.", workspace=self.name, rejected=len(rejected))
         self._resolved(len(tags), batch.operation_bytes)
+
+    def _release_all(self, tags: list[Ticket]) -> None:
+        """Release one operation of each ticket; those finished go to ``complete_many`` together."""
+        complete_many = self._complete_many
+        if complete_many is None:
+            for ticket in tags:
+                ticket.release()
+            return
+        # Ticket.release inlined (once per operation); the finished tickets go to the runner in one call.
+        finished: list[Ticket] = []
+        for ticket in tags:
+            pending = ticket.pending - 1
+            ticket.pending = pending
+            if pending == 0:
+                finished.append(ticket)
+        if finished:
+            complete_many(finished)
 
     async def _on_rejected_batch(self, batch: Batch[Ticket], exc: PermanentDeliveryError) -> None:
         if len(batch) > 1:

@@ -110,6 +110,8 @@ class Sink:
             shapes=settings.topic_shapes(),
             schemas=None if self._schemas is None else self._schemas.cached,
         )
+        for delivery in self._deliveries.values():
+            delivery.complete_with(self._on_tickets_done)
         self._paused: set[Partition] = set()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._consumed: dict[str, int] = defaultdict(int)
@@ -367,6 +369,40 @@ class Sink:
             self._halt(ticket, ticket.dead_letter)
         else:
             self._dlq.submit(ticket)
+
+    def _on_tickets_done(self, tickets: list[Ticket]) -> None:
+        """``_on_ticket_done`` for the tickets one accepted batch finished, in batch order.
+
+        A batch holds runs of one partition's tickets (a fetch hands each partition's records over
+        together): the tracker is looked up once per run, not per ticket, and outcomes are tallied per run.
+        A ticket finished by a delivery held an operation there, so it is neither skipped nor only
+        filtered: it is delivered, or dead-lettered (then handled one by one, as ``_on_ticket_done`` does).
+        Revoked partitions' tickets are ignored, as there: their new owner re-reads them.
+        """
+        offsets = self._offsets
+        completed = self._completed
+        partition: Partition | None = None
+        generation = -1
+        tracker = None
+        delivered = 0
+        for ticket in tickets:
+            if ticket.dead_letter is not None:
+                self._on_ticket_done(ticket)
+                continue
+            if ticket.partition is not partition or ticket.generation != generation:
+                if delivered and partition is not None:
+                    completed[partition.topic, "delivered"] += delivered
+                    delivered = 0
+                partition = ticket.partition
+                generation = ticket.generation
+                tracker = offsets.current(partition, generation)
+            if tracker is not None:
+                tracker.resolve(ticket.record.offset)
+                delivered += 1
+        if delivered and partition is not None:
+            completed[partition.topic, "delivered"] += delivered
+        if self._waiting_for_room:
+            self._progress.set()
 
     def _halt(self, ticket: Ticket, reason: DeadLetterReason) -> None:
         """errors.tolerance=none: the record stays unresolved (nothing past it is committed) and its

@@ -71,7 +71,9 @@ class Ticket:
 
     def seal(self) -> None:
         """Mapping is finished: no more operations will be added."""
-        self.release()
+        self.pending -= 1  # release() inlined: once per record
+        if self.pending == 0:
+            self._on_done(self)
 
     @property
     def outcome(self) -> str:
