@@ -18,6 +18,7 @@ from connector.kafka import Record
 from connector.logs import get_logger
 from connector.sink.framed import MAGIC, Schema, decode_framed, frame_id
 from connector.sink.mapping.decode import decode_document, decode_record, decode_shaped
+from connector.sink.mapping.mapper import Mapper
 from connector.sink.mapping.model import (
     IDENTIFY_TIMESTAMP_HEADER,
     IDENTIFY_TIMESTAMP_POLICIES,
@@ -42,6 +43,8 @@ class RecordPath:
     """Maps records onto tickets and hands the results to the caller's callbacks."""
 
     __slots__ = (
+        "_fixed",
+        "_max_bytes",
         "_on_filtered",
         "_on_skipped",
         "_router",
@@ -77,6 +80,10 @@ class RecordPath:
         self._schemas = schemas
         # Debezium follows each delete with a tombstone: always skipped there, whatever CONNECTOR_TOMBSTONES.
         self._skip_tombstones = {name for name, shape in self._shapes.items() if shape.preset == "debezium"}
+        # Per topic, when every message of a record without headers goes to one workspace's Track API
+        # (Router.fixed): its mapper and submit, so such records skip routing per message. None: route each.
+        self._fixed: dict[str, tuple[Mapper, str, SubmitOperation] | None] = {}
+        self._max_bytes = sink.max_operation_bytes
 
     def map(self, record: Record, ticket: Ticket) -> None:
         """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.
@@ -109,6 +116,19 @@ class RecordPath:
         if isinstance(decoded, Rejection):
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(record.value)))
             return
+        if not record.headers:
+            topic = record.topic
+            try:
+                fixed = self._fixed[topic]
+            except KeyError:
+                fixed = self._fixed[topic] = self._fixed_route(topic)
+            if fixed is not None:
+                self._map_fixed(record, decoded, ticket, fixed)
+                return
+        self._map_routed(record, decoded, ticket)
+
+    def _map_routed(self, record: Record, decoded: list[Message], ticket: Ticket) -> None:
+        """Route and map each message: records with headers, and topics routed per message."""
         identify_timestamp: str | None = None
         if record.headers:
             header_name = self._sink.workspace_header  # empty: the header is off and never scanned for
@@ -142,6 +162,34 @@ class RecordPath:
                 submit = self._submit[target.workspace]
                 for operation in mapped:
                     submit(operation, ticket)
+
+    def _fixed_route(self, topic: str) -> tuple[Mapper, str, SubmitOperation] | None:
+        target = self._router.fixed(topic)
+        if target is None:
+            return None
+        return target.mapper, target.workspace, self._submit[target.workspace]
+
+    def _map_fixed(
+        self, record: Record, decoded: list[Message], ticket: Ticket, fixed: tuple[Mapper, str, SubmitOperation]
+    ) -> None:
+        """The common case: a record without headers whose messages all go to one workspace's Track API.
+
+        What the general loop in ``_map_messages`` does for it, with the route and the per-record values
+        bound once: the record is its own origin, and no identify-timestamp override applies.
+        """
+        mapper, workspace, submit = fixed
+        topic, partition, offset, timestamp_ms = record.topic, record.partition, record.offset, record.timestamp_ms
+        max_bytes = self._max_bytes
+        for index, message in enumerate(decoded):
+            mapped = mapper.map(message, MessageContext(topic, partition, offset, index, timestamp_ms), max_bytes)
+            if isinstance(mapped, tuple):  # operations, the usual answer: one check
+                for operation in mapped:
+                    submit(operation, ticket)
+            elif isinstance(mapped, Rejection):
+                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, workspace))
+            else:
+                ticket.filtered += 1
+                self._on_filtered(workspace, mapped.reason)
 
     def _decode(self, record: Record) -> list[Message] | Rejection:
         """The record's messages: Segment-spec JSON, or the topic's shape, from JSON or the registry's wire format."""

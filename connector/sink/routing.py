@@ -167,6 +167,15 @@ class Router:
         pair = self._override_pairs.get((index, workspace)) or self._by_workspace[workspace]
         return pair.pick(transactional)
 
+    def fixed(self, topic: str) -> Target | None:
+        """The Target of every message from ``topic`` without a workspace header, when it does not depend
+        on the message: no route overrides, not the transactional topic, and a workspace takes the topic.
+        None: ``route`` must decide per message."""
+        if self._overrides or topic == self._tx_topic:
+            return None
+        pair = self._by_topic_rule(topic)
+        return None if isinstance(pair, Rejection) else pair.plain
+
     def _match_override(self, topic: str, event: str | None) -> int | None:
         """Index of the first override matching ``topic``/``event``, or None."""
         best = self._by_topic.get(topic)

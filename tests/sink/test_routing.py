@@ -334,3 +334,20 @@ def test_targets_with_the_same_settings_share_one_mapper() -> None:
     assert plain.workspace != catch_all.workspace
     assert plain.mapper is catch_all.mapper
     assert plain.mapper is not _target(Router(_settings(US, ALL)), "a").mapper
+
+
+@pytest.mark.parametrize("topic", ["a", "b", "c"])
+@pytest.mark.parametrize("message", [TRACK, IDENTIFY])
+def test_fixed_target_is_what_route_answers_without_a_header(topic: str, message: Message) -> None:
+    """Without overrides, a topic's fixed Target (the sink's per-topic shortcut) is route()'s answer
+    for every message of it that carries no workspace header."""
+    router = Router(_settings(US, EU, ALL, tx_topic="tx"))
+    assert router.fixed(topic) == _target(router, topic, None, message)
+
+
+def test_no_fixed_target_where_the_message_decides() -> None:
+    """Route overrides, the transactional topic and a topic no workspace takes are routed per message."""
+    with_route = Router(_settings(US, ALL, routes=(RouteOverride(event="Order Completed", workspace="us-brand"),)))
+    assert with_route.fixed("c") is None
+    assert Router(_settings(US, ALL, tx_topic="tx")).fixed("tx") is None
+    assert Router(_settings(US)).fixed("c") is None
