@@ -90,6 +90,8 @@ class WorkspaceDelivery:
             _Lane(Batcher(tuning.batch_max_operations, tuning.batch_max_bytes, tuning.linger_seconds))
             for _ in range(tuning.lanes_per_workspace)
         ]
+        self._lane_count = len(self._lanes)
+        self._only_here = (self.name,)  # a ticket's workspaces when its first operation comes here
         self._rate = RateLimiter(rate_per_second, on_wait=self._on_rate_wait)
         in_flight_gauge = metrics.in_flight_requests.labels(self.name)
         limit_gauge = metrics.concurrency_limit.labels(self.name)
@@ -179,15 +181,17 @@ class WorkspaceDelivery:
         """Queue one operation; the ticket is released once it is delivered or rejected."""
         # Ticket.hold inlined (once per operation): one more operation of this record is on its way here.
         ticket.pending += 1
-        name = self.name
-        if name not in ticket.workspaces:
-            ticket.workspaces = (*ticket.workspaces, name)
+        workspaces = ticket.workspaces
+        if not workspaces:
+            ticket.workspaces = self._only_here  # the usual first operation: no tuple built
+        elif self.name not in workspaces:
+            ticket.workspaces = (*workspaces, self.name)
         self.buffered += 1
         self.buffered_bytes += len(operation.body)
-        self._partitions_cache = None
-        lanes = self._lanes
+        if self._partitions_cache is not None:
+            self._partitions_cache = None
         # hash() is stable within the process, which is all lane affinity needs.
-        lane = lanes[hash(operation.order_key) % len(lanes)]
+        lane = self._lanes[hash(operation.order_key) % self._lane_count]
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
             lane.ready.append((full, self._revocations))
