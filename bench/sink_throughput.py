@@ -189,6 +189,73 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores together (/proc/stat)."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of this user's process listening on TCP ``port`` (the local broker's JVM), else None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue  # another user's process, or gone
+    return None
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The local broker's pid, from the first address of ``bootstrap`` (None: not on this machine)."""
+    return listening_pid(int(bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)[1]))
+
+
+class CpuShares:
+    """CPU used by each group of processes (and the whole machine) between ``start`` and ``report``.
+
+    Says whether the cores were saturated and who took them: the connectors, the fake, the broker's JVM,
+    this benchmark, and "other" (everything else on the machine: other users' work, the kernel).
+    """
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: pids for name, pids in groups.items() if pids}
+        self._start: dict[str, float] = {}
+        self._machine = (0.0, 0.0)
+        self._at = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._groups.items()}
+
+    def start(self) -> None:
+        self._start, self._machine, self._at = self._sample(), machine_cpu(), time.perf_counter()
+
+    def report(self) -> str:
+        """One line: cores busy of the machine's, then each group's cores and share of the busy time."""
+        wall = time.perf_counter() - self._at
+        now, (busy, total) = self._sample(), machine_cpu()
+        busy, total = busy - self._machine[0], total - self._machine[1]
+        used = {name: now[name] - self._start[name] for name in now}
+        used["other"] = max(0.0, busy - sum(used.values()))
+        cores = total / wall if wall > 0 else 0.0
+        parts = "  ".join(f"{name} {seconds / wall:.2f} ({seconds / busy:.0%})" for name, seconds in used.items())
+        return f"{busy / wall:.2f} of {cores:.0f} cores busy ({busy / total:.0%}); cores (share): {parts}"
+
+
 TRACED = (
     "connector_partitions_paused",
     "connector_records_in_flight",
@@ -212,6 +279,18 @@ async def trace_line(http: aiohttp.ClientSession, metrics_url: str, accepted: in
             values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
     short = " ".join(f"{name.removeprefix('connector_')}={values.get(name, 0):.0f}" for name in TRACED)
     return f"{elapsed:6.2f}s  accepted={accepted:,}  {short}"
+
+
+async def gauge(http: aiohttp.ClientSession, port: int, name: str) -> float:
+    """A metric of the connector on metrics port ``port``, summed over its labels (0 when unavailable)."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{", 1)[0].split(" ", 1)[0] == name
+    )
 
 
 def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
@@ -238,6 +317,66 @@ def workspaces_config(topics: list[str], header_workspaces: int = 0) -> str:
     return handle.name
 
 
+def connector_env(
+    bootstrap: str,
+    topics: list[str],
+    us: int,
+    eu: int,
+    *,
+    compiled: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of the fake and of every connector: default settings, the fake as Customer.io."""
+    return {
+        **os.environ,
+        # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
+        "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CONNECTOR_INPUT_TOPICS": ",".join(topics),
+        "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "CONNECTOR_DLQ_TOPIC": f"{topics[0]}-dlq",
+        "CIO_SITE_ID": "demo-site",
+        "CIO_API_KEY": "demo-key",
+        "CIO_REGION": "us",
+        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
+        "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
+        "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+
+
+# -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
+CLI = [sys.executable, "-P", "-m", "connector"]
+
+
+def start_fake(env: dict[str, str], us: int, eu: int, workspaces: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``cio-connector fake-cio`` on ``us``/``eu``, keeping no operations (``--max-recorded 0``)."""
+    return subprocess.Popen(
+        [*CLI, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *(workspaces or [])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_connector(
+    sink_cli: list[str], env: dict[str, str], metrics_port: int
+) -> tuple[subprocess.Popen[bytes], typing.IO[bytes]]:
+    """One connector process serving /metrics on ``metrics_port``; its stderr goes to the returned file."""
+    # stderr to a file: its last line says why, should the connector exit.
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
+    return subprocess.Popen(sink_cli, env={**env, "CONNECTOR_METRICS_PORT": str(metrics_port)}, stderr=errors), errors
+
+
+def exit_if_dead(connector: subprocess.Popen[bytes], errors: typing.IO[bytes]) -> None:
+    """Exit this benchmark with the connector's last stderr lines if it has exited."""
+    if connector.poll() is not None:
+        errors.seek(0)
+        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
+        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
+
+
 async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     bootstrap: str,
     topics: list[str],
@@ -259,23 +398,7 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
     """
     us, eu = free_port(), free_port()
     metrics_ports = [free_port() for _ in range(replicas)]
-    env = {
-        **os.environ,
-        # --compiled: the mypyc-compiled mapping layer (scripts/build-compiled) in front of the sources.
-        "PYTHONPATH": f"{compiled_tree()}:{ROOT}" if compiled else str(ROOT),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "CONNECTOR_INPUT_TOPICS": ",".join(topics),
-        "CONNECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        "CONNECTOR_DLQ_TOPIC": f"{topics[0]}-dlq",
-        "CIO_SITE_ID": "demo-site",
-        "CIO_API_KEY": "demo-key",
-        "CIO_REGION": "us",
-        "CONNECTOR_START_FROM": "earliest",  # the backlog was produced before the group exists (default: latest)
-        "CIO_TRACK_URL_US": f"http://127.0.0.1:{us}",
-        "CIO_TRACK_URL_EU": f"http://127.0.0.1:{eu}",
-        "LOG_LEVEL": "WARNING",
-        **(extra_env or {}),
-    }
+    env = connector_env(bootstrap, topics, us, eu, compiled=compiled, extra_env=extra_env)
     fake_workspaces: list[str] = []
     if workspaces:  # N workspaces from a YAML file, instead of the CIO_* default workspace
         for key in ("CIO_SITE_ID", "CIO_API_KEY", "CIO_REGION"):
@@ -285,31 +408,28 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
             env["CONNECTOR_WORKSPACE_HEADER"] = WORKSPACE_HEADER
         for i in range(workspaces):
             fake_workspaces += ["--workspace", f"w{i}:site-{i}:key-{i}:us"]
-    # -P: the working directory must not come before PYTHONPATH (it would shadow the compiled tree).
-    cli = [sys.executable, "-P", "-m", "connector"]
-    sink_cli = [*cli, "sink"]
+    sink_cli = [*CLI, "sink"]
     if heap_profile:
         sink_cli = [sys.executable, "-P", str(ROOT / "bench" / "heap_probe.py"), heap_profile, "sink"]
     if py_spy:  # sample the connector's stacks (collapsed format; bench/py_spy_top.py tabulates them)
         sink_cli = [_py_spy(), "record", "--rate", "250", "--format", "raw", "--output", py_spy, "--", *sink_cli]
-    fake = subprocess.Popen(
-        [*cli, "fake-cio", "--us-port", str(us), "--eu-port", str(eu), "--max-recorded", "0", *fake_workspaces],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake = start_fake(env, us, eu, fake_workspaces)
     connectors: list[subprocess.Popen[bytes]] = []
     error_files: list[typing.IO[bytes]] = []
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait(http, f"http://127.0.0.1:{us}/_fake/stats")
+            await wait_answering(http, f"http://127.0.0.1:{us}/_fake/stats")
             for port in metrics_ports:
-                replica_env = {**env, "CONNECTOR_METRICS_PORT": str(port)}
-                # stderr to a file: its last line says why, should the connector exit.
-                errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, at exit
-                connectors.append(subprocess.Popen(sink_cli, env=replica_env, stderr=errors))
+                connector, errors = start_connector(sink_cli, env, port)
+                connectors.append(connector)
                 error_files.append(errors)
             pids = [c.pid for c in connectors]
+            launched = time.perf_counter()
+            broker = broker_pid(bootstrap)
+            shares = CpuShares({"connectors": pids, "fake": [fake.pid], "broker": [broker] if broker else []})
+            broker_note = "" if broker else " (the broker is not local: in other)"
+            settled: tuple[float, int] | None = None  # (time, accepted) when every replica had partitions
+            next_group_check = 0.0
             peak = 0.0
             started = None
             cpu_at_start = 0.0
@@ -318,17 +438,19 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
             while True:
                 peak = max(peak, *(rss_mb(pid) for pid in pids))
                 cpu_now = sum(cpu_seconds(pid) for pid in pids)
-                for connector in connectors:
-                    if connector.poll() is not None:
-                        errors = error_files[connectors.index(connector)]
-                        errors.seek(0)
-                        last = errors.read().decode(errors="replace").strip().splitlines()[-6:]
-                        raise SystemExit(f"connector exited with {connector.returncode}: {chr(10).join(last)}")
+                for connector, errors in zip(connectors, error_files, strict=True):
+                    exit_if_dead(connector, errors)
                 async with http.get(f"http://127.0.0.1:{us}/_fake/stats") as response:
                     accepted = sum((await response.json())["accepted_operations"].values())
                 if started is None and accepted > 0:
                     started = time.perf_counter()
                     cpu_at_start = cpu_now
+                    shares.start()
+                if settled is None and time.perf_counter() >= next_group_check:  # when the group is complete
+                    next_group_check = time.perf_counter() + 0.25
+                    assigned = [await gauge(http, port, "connector_partitions_assigned") for port in metrics_ports]
+                    if all(assigned):
+                        settled = (time.perf_counter(), accepted)
                 quarter = min(4, accepted * 4 // max(1, operations))
                 while len(trail) < quarter:
                     trail.append(max(rss_mb(pid) for pid in pids))
@@ -343,6 +465,16 @@ async def end_to_end(  # noqa: C901 - one benchmark scenario, step by step
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_at_start
+            print(f"CPU shares  {shares.report()}{broker_note}", flush=True)
+            if settled is not None:
+                revoked = [await gauge(http, port, "connector_partitions_revoked_total") for port in metrics_ports]
+                print(
+                    f"group       every replica had partitions {settled[0] - launched:.1f} s after launch, "
+                    f"{settled[0] - started:+.1f} s from the first acceptance ({settled[1] / operations:.0%} "
+                    f"of the operations accepted by then); partitions revoked per replica: "
+                    + ", ".join(f"{n:.0f}" for n in revoked),
+                    flush=True,
+                )
             print("RSS at 25/50/75/100%: " + " / ".join(f"{mb:.0f}" for mb in trail) + " MB", flush=True)
             if len(marks) == 4:  # past start-up and the replicas' rebalance: operations/s from 25% to 100%
                 (t0, a0), (t1, a1) = marks[0], marks[-1]
@@ -369,7 +501,7 @@ def _py_spy() -> str:
     return str(found)
 
 
-async def _wait(http: aiohttp.ClientSession, url: str) -> None:
+async def wait_answering(http: aiohttp.ClientSession, url: str) -> None:
     for _ in range(200):
         try:
             async with http.get(url) as response:

@@ -20,7 +20,29 @@ from connector import __version__
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# Fine below 1 s, where a healthy sink's delay lies (the linger, 0.2 s, plus fetch and HTTP): with only
+# 0.1/0.25/0.5 a p99 near the 500 ms objective (issue #17) was interpolated across a 250 ms wide bucket.
+DELAY_BUCKETS = (
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
 OPS_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 BYTES_BUCKETS = (1_000, 5_000, 10_000, 50_000, 100_000, 200_000, 300_000, 400_000, 500_000)
 
@@ -130,7 +152,8 @@ class Metrics:
         )
         self.end_to_end_delay = Histogram(
             "connector_end_to_end_delay_seconds",
-            "From the Kafka record timestamp to Customer.io's acceptance of its operations.",
+            "From the Kafka record timestamp to Customer.io's acceptance, observed once per accepted batch for its "
+            "first (oldest) record: quantiles are over batches, each the longest wait in its batch.",
             ["workspace"],
             buckets=DELAY_BUCKETS,
             registry=r,

@@ -148,7 +148,8 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "End-to-end delay",
                 quantiles("connector_end_to_end_delay_seconds", "workspace", " {{workspace}}"),
                 unit="s",
-                description="From the Kafka record timestamp to Customer.io's acceptance.",
+                description="From the Kafka record timestamp to Customer.io's acceptance, observed once per "
+                "accepted batch for its first (oldest) record: quantiles over batches.",
             ),
             Panel(
                 "In flight and buffered",
