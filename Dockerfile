@@ -9,9 +9,9 @@
 # pinning the same tags (CPython 3.11.17), not from a registry query: confirm them on first refresh.
 
 # --- build: a wheel of the project, installed with its dependencies into a virtualenv -------------------
-# The full python image has a C compiler: the sink's mapping layer is compiled with mypyc (setup.py;
-# mapping ~1.6x faster, the sink ~1.2x less CPU per record: docs/benchmarks.md). COMPILE=0, or a failed
-# compile, gives the pure wheel.
+# The full python image has a C compiler: the sink's mapping layer and the engine's synchronous hot path
+# are compiled with mypyc (setup.py; mapping ~1.6x faster, the sink less CPU per record: docs/benchmarks.md).
+# COMPILE=0, or a failed compile, gives the pure wheel.
 # python:3.11-bookworm
 FROM python:3.11-bookworm@sha256:3fd8382c50bae84184460a6e1a8ff4eeac0e3ca6a560691cb56bd84d2b6ec9ca AS build
 ARG COMPILE=1

@@ -1,9 +1,12 @@
-"""The mypyc-compiled variant of the mapping layer (setup.py, scripts/build-compiled) behaves like the sources.
+"""The mypyc-compiled modules (setup.py, scripts/build-compiled) behave like the sources.
 
-mypyc enforces type annotations at run time, so a compiled module can raise where the source would not
-(a list passed where ``dict`` is declared, a ``bytearray`` where ``bytes`` is). This builds the compiled
-tree once, then checks that every listed module really is compiled, that the pure-layer test modules pass
-against it, and that it produces byte-for-byte the same operations as the sources on sample traffic.
+Compiled: the mapping layer and the sink engine's synchronous hot path (record path, tickets, routing,
+batcher, offsets, wire-format decoding). mypyc enforces type annotations at run time, so a compiled module
+can raise where the source would not (a list passed where ``dict`` is declared, a ``bytearray`` where
+``bytes`` is), and a compiled class cannot be subclassed from Python unless it says so. This builds the
+compiled tree once, then checks that every listed module really is compiled, that the test modules of
+those modules (engine tests that subclass a compiled class included) pass with the compiled modules
+imported, and that it produces byte-for-byte the same operations as the sources on sample traffic.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from connector.sink.mapping.mapper import map_message
 from connector.sink.mapping.model import MessageContext
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE_LAYER_TESTS = [
+COMPILED_MODULE_TESTS = [
     "tests/sink/test_mapping.py",
     "tests/sink/test_mapping_properties.py",
     "tests/sink/test_v1calls_mapping.py",
@@ -34,9 +37,17 @@ PURE_LAYER_TESTS = [
     "tests/sink/test_transactional.py",
     "tests/sink/test_routing.py",
     "tests/test_layout.py",
+    # The engine's compiled modules, alone and driven by the in-memory sink (runner and delivery interpreted).
+    "tests/sink/test_batcher.py",
+    "tests/sink/test_offsets.py",
+    "tests/sink/test_framed.py",
+    "tests/sink/test_batch_completion.py",
+    "tests/sink/test_poison_records.py",  # subclasses the compiled Router
+    "tests/sink/test_runner.py",
+    "tests/sink/test_map_agrees_with_sink.py",
 ]
 SAMPLES = 3_000
-# The mypyc build (no bound of its own) plus a 600 s pytest run of the pure-layer tests, on a busy machine.
+# The mypyc build (no bound of its own) plus a 600 s pytest run of the compiled modules' tests, on a busy machine.
 pytestmark = pytest.mark.timeout(1200)
 
 # Maps SAMPLES sample messages (plus a few odd ones) and prints a digest of every outcome.
@@ -91,26 +102,47 @@ def _run_in_tree(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_every_listed_module_is_compiled(compiled_tree: Path) -> None:
-    """Every module of every package setup.py lists has a compiled extension in the built tree."""
+def _listed_modules() -> list[Path]:
+    """The source files setup.py compiles: each listed file, and every module under each listed package."""
     source = (ROOT / "setup.py").read_text()
     listed = [line.strip().strip('",') for line in source.splitlines() if line.strip().startswith('"connector/')]
     assert listed, "setup.py lists no packages"
-    modules = [path for package in listed for path in sorted((ROOT / package).rglob("*.py"))]
+    return [
+        path
+        for entry in listed
+        for path in ([ROOT / entry] if entry.endswith(".py") else sorted((ROOT / entry).rglob("*.py")))
+    ]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_every_listed_module_is_compiled(compiled_tree: Path) -> None:
+    """Every module setup.py lists (files, and every module of each package) has a compiled extension."""
+    modules = _listed_modules()
+    names = {_module_name(path) for path in modules}
     assert len(modules) >= 12, modules  # the whole mapping layer, not a stray file
+    # The engine's hot path, not only the mapping layer: the per-record bookkeeping around the mapper.
+    engine = {"record_path", "tickets", "batcher", "offsets", "routing", "framed"}
+    assert {f"connector.sink.{name}" for name in engine} <= names, sorted(names)
     for module in modules:
         stem = module.relative_to(ROOT).with_suffix("")
         built = list((compiled_tree / stem.parent).glob(f"{stem.name}.cpython-*.so"))
         assert built, f"{stem}.py was not compiled"
 
 
-def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path, tmp_path: Path) -> None:
-    # Run alongside them: proves the session imported the compiled modules, not the checkout's sources.
+def test_module_tests_pass_against_the_compiled_modules(compiled_tree: Path, tmp_path: Path) -> None:
+    # Run alongside them: proves the session imported every listed module compiled, not the checkout's sources.
+    names = sorted(_module_name(path) for path in _listed_modules())
     probe = tmp_path / "test_probe_compiled.py"
     probe.write_text(
-        "import connector.sink.mapping.mapper as mapping\n\n\n"
+        "import importlib\n\n\n"
         "def test_the_compiled_modules_are_imported():\n"
-        "    assert not mapping.__file__.endswith('.py'), mapping.__file__\n"
+        f"    for name in {names!r}:\n"
+        "        module = importlib.import_module(name)\n"
+        "        assert not module.__file__.endswith('.py'), module.__file__\n"
     )
     result = _run_in_tree(
         compiled_tree,
@@ -120,8 +152,8 @@ def test_pure_layer_tests_pass_against_the_compiled_modules(compiled_tree: Path,
         "-p",
         "no:cacheprovider",
         "-o",
-        f"pythonpath={compiled_tree}",
-        *PURE_LAYER_TESTS,
+        f"pythonpath={compiled_tree} {ROOT}",  # the checkout after the tree: tests import tests.sink helpers
+        *COMPILED_MODULE_TESTS,
         str(probe),
         # The App API sender's rate-limit test (not the mapping layer) depends on wall time under load.
         "--deselect",

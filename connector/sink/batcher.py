@@ -15,7 +15,6 @@ or interleaved with other operations, go in several calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from connector.sink.mapping.model import Operation, V1Call
@@ -28,15 +27,27 @@ ENVELOPE_BYTES = len(_PREFIX) + len(_SUFFIX)
 _IDS_PREFIX = b'{"ids":['
 
 
-@dataclass(slots=True)
 class Batch(Generic[T]):
-    """Operations bound for one request, in submission order."""
+    """Operations bound for one request, in submission order.
 
-    operations: list[Operation] = field(default_factory=list)
-    tags: list[T] = field(default_factory=list)
-    body_bytes: int = ENVELOPE_BYTES  # of the v2 envelope also for a v1 batch: an upper bound of its body
-    opened_at: float = 0.0
-    v1: V1Call | None = None  # the v1 call all its operations go in, None for a v2 batch
+    A plain slotted class, not a dataclass: mypyc (setup.py) cannot compile a generic dataclass.
+    """
+
+    __slots__ = ("body_bytes", "opened_at", "operations", "tags", "v1")
+
+    def __init__(
+        self,
+        operations: list[Operation] | None = None,
+        tags: list[T] | None = None,
+        body_bytes: int = ENVELOPE_BYTES,  # of the v2 envelope also for a v1 batch: an upper bound of its body
+        opened_at: float = 0.0,
+        v1: V1Call | None = None,  # the v1 call all its operations go in, None for a v2 batch
+    ) -> None:
+        self.operations: list[Operation] = [] if operations is None else operations
+        self.tags: list[T] = [] if tags is None else tags
+        self.body_bytes = body_bytes
+        self.opened_at = opened_at
+        self.v1 = v1
 
     def __len__(self) -> int:
         return len(self.operations)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from connector.config import SinkSettings
-from connector.kafka import Record
+from connector.kafka import Partition, Record
 from connector.logs import get_logger
 from connector.sink.framed import MAGIC, Schema, decode_framed, frame_id
 from connector.sink.mapping.decode import decode_document, decode_record, decode_shaped
@@ -84,6 +84,19 @@ class RecordPath:
         # (Router.fixed): its mapper and submit, so such records skip routing per message. None: route each.
         self._fixed: dict[str, tuple[Mapper, str, SubmitOperation] | None] = {}
         self._max_bytes = sink.max_operation_bytes
+
+    def map_run(
+        self, records: list[Record], partition: Partition, generation: int, on_done: Callable[[Ticket], None]
+    ) -> None:
+        """Map a fetched run of one partition's records, each onto a new ticket sealed once it is mapped.
+
+        The sink's per-record loop, kept here so that the whole fetch is mapped inside compiled code
+        (setup.py): one call per partition run from the interpreted runner instead of three per record.
+        """
+        for record in records:
+            ticket = Ticket(record, partition, generation, on_done)
+            self.map(record, ticket)
+            ticket.seal()
 
     def map(self, record: Record, ticket: Ticket) -> None:
         """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.

@@ -26,12 +26,23 @@ settings and hands it out in the ``Target``, so the sink maps with it directly.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from connector.config import MappingSettings, Settings
 from connector.errors import ConfigError
 from connector.sink.mapping.mapper import Mapper
 from connector.sink.mapping.model import Message, Rejection
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # mypy is not installed at run time: the decorator only matters when mypyc compiles
+    _Class = TypeVar("_Class")
+
+    def mypyc_attr(*_: object, **__: object) -> Callable[[_Class], _Class]:  # type: ignore[misc]
+        return lambda cls: cls
+
 
 # The header value is the producer's: at most this much of it is quoted in a dead letter's message.
 MAX_QUOTED_HEADER_BYTES = 64
@@ -64,6 +75,7 @@ class _Pair:
         return self.transactional if transactional else self.plain
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled (setup.py), and tests subclass it
 class Router:
     """Routes messages to workspaces by header, overrides and topics (see the module docstring)."""
 

@@ -278,6 +278,7 @@ class Sink:
         on_done = self._on_ticket_done
         schemas = self._schemas
         map_record = self._record_path.map  # decode → route → map, shared with `cio-connector map`
+        map_run = self._record_path.map_run  # the same, for a whole run of records (compiled: setup.py)
         # A fetch returns each partition's records together, in offset order: the partition's tracker is
         # looked up once per run of records, and every offset is tracked before any record can resolve.
         for (topic, number), group in itertools.groupby(records, _TOPIC_AND_PARTITION):
@@ -286,6 +287,10 @@ class Sink:
             tracker = self._offsets.tracker(partition)
             tracker.extend([record.offset for record in run])
             generation = tracker.generation
+            if schemas is None:  # no record can wait for a schema: the run is mapped in one call
+                map_run(run, partition, generation, on_done)
+                self._consumed[topic] += len(run)
+                continue
             held = self._held.get(partition)
             for record in run:
                 if schemas is not None and (held is not None or self._awaits_schema(record.value)):
