@@ -108,20 +108,21 @@ class Batcher(Generic[T]):
         """
         size = len(operation.body)
         current = self._open
-        if operation.v1 is None and current is not None and current.v1 is None:
-            # The common case, a v2 operation joining an open v2 batch (not full: it closes when it fills).
-            if current.body_bytes + size + 1 <= self.max_bytes:
-                current.body_bytes += size + 1
-                operations = current.operations
-                operations.append(operation)
-                current.tags.append(tag)
-                if len(operations) >= self.max_operations:
-                    self._open = None
-                    return current
-                return None
-            self._open = None
-            self._append(operation, tag, now)
-            return current
+        if (
+            operation.v1 is None
+            and current is not None
+            and current.v1 is None
+            and current.body_bytes + size + 1 <= self.max_bytes
+        ):
+            # The common case, a v2 operation that fits the open v2 batch (not full: it closes when it fills).
+            current.body_bytes += size + 1
+            operations = current.operations
+            operations.append(operation)
+            current.tags.append(tag)
+            if len(operations) >= self.max_operations:
+                self._open = None
+                return current
+            return None
         if current is not None and (
             current.body_bytes + size + 1 > self.max_bytes
             or current.v1 != operation.v1

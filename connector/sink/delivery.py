@@ -122,9 +122,9 @@ class WorkspaceDelivery:
         self._clock = clock  # of the Retry-After hold (monotonic seconds; tests pass their own)
         # partitions_buffered() while intake is stopped: valid until an operation arrives or a revocation.
         self._partitions_cache: tuple[int, frozenset[Partition]] | None = None
-        # Tickets an accepted batch finished, in batch order, in one call (``complete_with``); None: each
-        # ticket's own ``release``.
-        self._complete_many: Callable[[list[Ticket]], None] | None = None
+        # Tickets an accepted batch finished, in batch order, in one call (``complete_with``; by default
+        # each ticket reports itself, as its own ``release`` would).
+        self._complete_many: Callable[[list[Ticket]], None] = _each_finished
 
     # --- state seen by the runner -----------------------------------------------------------------
 
@@ -414,11 +414,6 @@ class WorkspaceDelivery:
 
     def _release_all(self, tags: list[Ticket]) -> None:
         """Release one operation of each ticket; those finished go to ``complete_many`` together."""
-        complete_many = self._complete_many
-        if complete_many is None:
-            for ticket in tags:
-                ticket.release()
-            return
         # Ticket.release inlined (once per operation); the finished tickets go to the runner in one call.
         finished: list[Ticket] = []
         for ticket in tags:
@@ -427,7 +422,7 @@ class WorkspaceDelivery:
             if pending == 0:
                 finished.append(ticket)
         if finished:
-            complete_many(finished)
+            self._complete_many(finished)
 
     async def _on_rejected_batch(self, batch: Batch[Ticket], exc: PermanentDeliveryError) -> None:
         if len(batch) > 1:
@@ -456,3 +451,9 @@ class WorkspaceDelivery:
     def _on_rate_wait(self, seconds: float) -> None:
         self._metrics.rate_limit_waits.labels(self.name, "track").inc()
         self._metrics.rate_limit_wait_seconds.labels(self.name, "track").inc(seconds)
+
+
+def _each_finished(tickets: list[Ticket]) -> None:
+    """The default completion: each finished ticket reports itself (no runner wired with ``complete_with``)."""
+    for ticket in tickets:
+        ticket.finished()

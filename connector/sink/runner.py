@@ -293,7 +293,7 @@ class Sink:
                 continue
             held = self._held.get(partition)
             for record in run:
-                if schemas is not None and (held is not None or self._awaits_schema(record.value)):
+                if held is not None or self._awaits_schema(record.value):
                     if held is None:
                         held = self._held[partition] = deque()
                     held.append((record, generation))
@@ -359,15 +359,9 @@ class Sink:
         self._skipped[topic] += 1
 
     def _on_ticket_done(self, ticket: Ticket) -> None:
+        # Delivered records mostly complete a batch at a time (_on_tickets_done); these are the rest.
         if ticket.dead_letter is None:
-            # _finish inlined for the common case (once per record): its tracker, resolve, count.
-            tracker = self._offsets.current(ticket.partition, ticket.generation)
-            if tracker is None:
-                return  # revoked meanwhile: its new owner re-reads it
-            tracker.resolve(ticket.record.offset)
-            self._completed[ticket.partition.topic, ticket.outcome] += 1
-            if self._waiting_for_room:
-                self._progress.set()
+            self._finish(ticket)
         elif not self._offsets.is_current(ticket.partition, ticket.generation):
             return  # revoked meanwhile: its new owner re-reads it
         elif self._sink.errors_tolerance == "none":

@@ -69,6 +69,11 @@ class Ticket:
         if self.pending == 0:
             self._on_done(self)
 
+    def finished(self) -> None:
+        """Report the record resolved to its owner: what ``release`` does when the last operation resolves,
+        for a delivery that counts a whole batch's operations down itself (``WorkspaceDelivery``)."""
+        self._on_done(self)
+
     def seal(self) -> None:
         """Mapping is finished: no more operations will be added."""
         self.pending -= 1  # release() inlined: once per record
