@@ -16,6 +16,7 @@ classes, so tests without a broker can pass in-memory objects of the same shape.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ssl
 import struct
@@ -80,6 +81,53 @@ class Record(NamedTuple):
             if key == name:
                 found = value
         return found
+
+
+_new_record = tuple.__new__  # in C: a NamedTuple's own __new__ is Python code, ~3% of the sink's CPU per record
+
+
+def _record_of(tp: TopicPartition, raw: Any) -> Record:
+    """A ``Record`` straight from one of aiokafka's raw records (its ``PartitionRecords._consumer_record``)."""
+    headers = raw.headers
+    return _new_record(
+        Record,
+        (tp.topic, tp.partition, raw.offset, raw.timestamp, raw.key, raw.value, tuple(headers) if headers else ()),
+    )
+
+
+class _RecordResults(collections.OrderedDict[TopicPartition, Any]):
+    """A fetcher's finished fetches by partition (aiokafka's ``Fetcher._records``), whose records come out
+    as ``Record`` rather than as aiokafka's ``ConsumerRecord``.
+
+    aiokafka builds a ``ConsumerRecord`` (a dataclass of 11 fields, built in Python) per record, which
+    ``Consumer.fetch`` then copied into a ``Record``: 5-6% of the sink's CPU per event under py-spy. Each
+    fetch result's ``PartitionRecords`` gets ``_record_of`` as its own ``_consumer_record`` (an instance
+    attribute: other consumers and aiokafka's class are untouched). Only a consumer without
+    deserializers (the connector's never set any) is changed. Should aiokafka's internals move, records
+    come out as ``ConsumerRecord`` again and ``Consumer.fetch`` converts them as before (slower, not
+    wrong); tests/test_kafka_records.py fails then.
+    """
+
+    def __setitem__(self, tp: TopicPartition, result: Any) -> None:
+        records = getattr(result, "_partition_records", None)
+        if (
+            records is not None
+            and hasattr(records, "_consumer_record")
+            and not getattr(records, "_key_deserializer", True)
+            and not getattr(records, "_value_deserializer", True)
+        ):
+            records._consumer_record = _record_of
+        super().__setitem__(tp, result)
+
+
+def build_records_directly(consumer: AIOKafkaConsumer) -> bool:
+    """Have a started consumer's fetcher build ``Record``s (``_RecordResults``); whether it could."""
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    results = getattr(fetcher, "_records", None)
+    if type(results) is not collections.OrderedDict:
+        return isinstance(results, _RecordResults)
+    fetcher._records = _RecordResults(results)
+    return True
 
 
 class _TokenProvider(AbstractTokenProvider):  # type: ignore[misc]
@@ -445,6 +493,7 @@ class Consumer:
         else:
             self._consumer.subscribe(list(topics), listener=listener)
         await start_client(self._consumer, self._settings, self._options)
+        build_records_directly(self._consumer)
 
     def _share_read_ahead(self) -> None:
         """Re-divide the read-ahead budget among the partitions now assigned (before any is fetched)."""
@@ -465,6 +514,7 @@ class Consumer:
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
         await start_client(self._consumer, self._settings, self._options)
+        build_records_directly(self._consumer)
 
     async def stop(self) -> None:
         """Leave the group and close connections."""
@@ -474,10 +524,12 @@ class Consumer:
         """Records fetched since the last call, in partition order (may be empty)."""
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
-        new = tuple.__new__  # in C: a NamedTuple's own __new__ is Python code, ~3% of the sink's CPU per record
         for messages in batches.values():
+            if messages and type(messages[0]) is Record:  # built by the fetcher (_RecordResults): the usual case
+                records.extend(messages)
+                continue
             records.extend(
-                new(
+                _new_record(
                     Record,
                     (
                         m.topic,
