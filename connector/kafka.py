@@ -728,9 +728,11 @@ class Producer:
     async def send_batch(self, topic: str, records: Sequence[Record3]) -> list[BrokerUnavailableError | None]:
         """Produce ``records``, one aiokafka batch per partition, and wait for every ack.
 
-        Per record: None once acknowledged, else its error. A record too large alone gets
-        RecordTooLargeError and its batch-mates are sent without it; a partition batch the broker refuses
-        as too large is sent again one record at a time, so only the offending record fails. Partitions
+        Per record: None once acknowledged, else its error. A record larger than ``max_request_size``
+        gets RecordTooLargeError and its batch-mates are sent without it (the check ``send()`` makes). A
+        partition batch the broker refuses fails whole, as aiokafka's own batches of ``send()`` do: it is
+        not resent record by record, because the idempotent producer has already spent the batch's
+        sequence numbers (a resend would be out of order). Partitions
         are the ones ``send()`` would choose (the same partitioner). Only the first call for a topic
         waits for its metadata (at most ``request_timeout_ms``); the caller bounds its own wait.
 
@@ -760,13 +762,6 @@ class Producer:
         for ack, members in sent:
             try:
                 await ack
-            except _TOO_LARGE as exc:
-                if len(members) == 1:
-                    _fail(outcomes, members, exc)
-                    continue
-                alone = await asyncio.gather(*(self.send_batch(topic, [records[i]]) for i in members))
-                for index, (outcome,) in zip(members, alone, strict=True):
-                    outcomes[index] = outcome
             except KafkaError as exc:
                 _fail(outcomes, members, exc)
         return outcomes

@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.kafka import CachingPartitioner
+from connector.kafka import CachingPartitioner, Producer, group_by_partition
 
 DEFAULT = DefaultPartitioner()
 
@@ -41,3 +41,26 @@ def test_no_key_picks_an_available_partition() -> None:
     """Records without a key go to an available partition, as with the default partitioner."""
     partitioner = CachingPartitioner()
     assert {partitioner(None, [0, 1, 2], [1]) for _ in range(20)} == {1}
+
+
+records_strategy = st.lists(
+    st.tuples(st.binary(min_size=1, max_size=32), st.binary(max_size=300)).map(
+        lambda kv: (kv[0], kv[1], [("id", kv[0])])
+    ),
+    max_size=40,
+)
+
+
+@given(records=records_strategy, partitions=partition_lists, limit=st.integers(min_value=50, max_value=400))
+def test_a_batch_is_split_by_partition_as_send_would(
+    records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]], partitions: list[int], limit: int
+) -> None:
+    """Batched sends put every key on the default partitioner's partition, keep each partition's records in
+    order, and set aside exactly the records too large to send alone (the size bound ``send`` checks)."""
+    groups, too_large = group_by_partition(records, CachingPartitioner(max_keys=8), partitions, partitions, limit)
+    sizes = [Producer.record_size(key, value, tuple(headers)) for key, value, headers in records]
+    assert too_large == [i for i, size in enumerate(sizes) if size > limit]
+    for partition, indexes in groups.items():
+        assert indexes == sorted(indexes)
+        assert all(DEFAULT(records[i][0], partitions, partitions) == partition for i in indexes)
+    assert sorted([i for indexes in groups.values() for i in indexes] + too_large) == list(range(len(records)))
