@@ -49,10 +49,12 @@ ProducerLike = BatchSender
 class _Batch:
     """Events produced together; their requests all wait on ``waiter``."""
 
-    __slots__ = ("events", "failures", "finished", "task", "waiter")
+    __slots__ = ("events", "failures", "finished", "started", "task", "waiter")
 
     def __init__(self, waiter: asyncio.Future[None]) -> None:
         self.events: list[NormalizedEvent] = []
+        # The produce duration counts from here: it includes the wait behind the batch in flight.
+        self.started = time.perf_counter()
         # Woken (result None) when the batch finishes or at its deadline; replaced by a retry after the deadline.
         self.waiter = waiter
         self.finished = False
@@ -191,7 +193,6 @@ class EventDelivery:
         return cancelled if unsettled else 0
 
     async def _produce(self, batch: _Batch) -> None:
-        started = time.perf_counter()
         events = batch.events
         try:
             outcomes = await self.producer.send_batch(self.topic, [(e.key, e.value, e.headers) for e in events])
@@ -206,8 +207,7 @@ class EventDelivery:
             error = BrokerUnavailableError(f"unexpected producer failure: {exc!r}")
             self._finish(batch, [error] * len(events))
             raise
-        duration = time.perf_counter() - started
-        self._finish(batch, outcomes, duration)
+        self._finish(batch, outcomes, time.perf_counter() - batch.started)
 
     def _finish(
         self, batch: _Batch, outcomes: list[BrokerUnavailableError | None], duration: float | None = None
