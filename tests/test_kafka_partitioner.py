@@ -1,12 +1,15 @@
-"""The webhook producer's partitioner: the same partition as aiokafka's default for every key."""
+"""The webhook producer's partitioner and batched sends: the same partition as aiokafka's default for every
+key, and an answer per record."""
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.kafka import CachingPartitioner, Producer, group_by_partition
+from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.kafka import CachingPartitioner, Producer, _fail, group_by_partition
 
 DEFAULT = DefaultPartitioner()
 
@@ -64,3 +67,18 @@ def test_a_batch_is_split_by_partition_as_send_would(
         assert indexes == sorted(indexes)
         assert all(DEFAULT(records[i][0], partitions, partitions) == partition for i in indexes)
     assert sorted([i for indexes in groups.values() for i in indexes] + too_large) == list(range(len(records)))
+
+
+def test_a_refused_partition_batch_answers_each_of_its_records_by_the_kind_of_refusal() -> None:
+    """A size refusal is RecordTooLargeError (not worth resending unchanged), anything else a plain outage
+    (503, Customer.io retries); records of other batches keep their own answers."""
+    outcomes: list[BrokerUnavailableError | None] = [None] * 4
+    _fail(outcomes, [0, 2], MessageSizeTooLargeError())
+    _fail(outcomes, [3], KafkaTimeoutError())
+    assert [type(o).__name__ for o in outcomes] == [
+        "RecordTooLargeError",
+        "NoneType",
+        "RecordTooLargeError",
+        "BrokerUnavailableError",
+    ]
+    assert not isinstance(outcomes[3], RecordTooLargeError)
