@@ -110,6 +110,8 @@ class EventDelivery:
             batch = self._collecting
             if batch is None:
                 batch = self._collecting = self._start_batch()
+            elif batch.waiter.done():  # still collecting past its deadline (behind a slow batch): wait anew
+                self._renew(batch)
             batch.events.append(event)
             self._pending[event_id] = batch
         elif batch.waiter.done():  # a retry after the batch's deadline: it waits anew, as long

@@ -128,3 +128,22 @@ async def test_a_cancelled_request_does_not_fail_the_others_of_its_batch() -> No
     assert await asyncio.gather(*mates[1:]) == ["accepted", "accepted"]
     assert len(producer.records) == 4  # the cancelled requests' events were produced too (a retry: duplicate)
     assert await events.deliver(event("m0")) == "duplicate"
+
+
+async def test_an_event_joining_a_batch_past_its_deadline_still_gets_its_own_wait() -> None:
+    """Behind a batch Kafka is slow to acknowledge, the next batch collects past its deadline; an event
+    joining it then is not answered 503 at once: it waits produce_timeout like any other."""
+    producer = FakeProducer()
+    producer.gate = asyncio.Event()
+    events = delivery(producer, produce_timeout=0.3)
+    slow = asyncio.ensure_future(events.deliver(event("slow")))
+    await until(lambda: producer.calls == 1)
+    assert await outcome(asyncio.ensure_future(events.deliver(event("early")))) == "503"  # its deadline passed
+    late = asyncio.ensure_future(events.deliver(event("late")))  # joins the same, still collecting, batch
+    await until(lambda: events.pending == 3)
+    await asyncio.sleep(0)  # one loop turn: an instant 503 would be ready now
+    assert not late.done()
+    producer.gate.set()
+    assert await late == "accepted"
+    assert await outcome(slow) == "503"  # its deadline came before early's
+    assert [key for _, key, _, _ in producer.records] == [b"slow", b"early", b"late"]  # each once, all stored
