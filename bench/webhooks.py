@@ -43,6 +43,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,8 @@ from prometheus_client import CollectorRegistry
 
 from connector.config import KafkaSettings, Secret, WebhookSettings
 from connector.devtools.kafka_local import provide_broker
-from connector.kafka import Consumer, Partition, Producer, ensure_topics
+from connector.errors import BrokerUnavailableError
+from connector.kafka import Consumer, Partition, Producer, Record3, ensure_topics
 from connector.metrics import Metrics
 from connector.webhook.listener import WebhookListener, tune_gc_for_webhooks
 from connector.webhook.signature import sign
@@ -424,16 +426,13 @@ class InstantProducer:
 
     started = True
 
-    async def send(
+    async def send_batch(
         self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: tuple[tuple[str, bytes], ...] = (),
-        ack_timeout: float | None = None,
-    ) -> None:
-        """Accept the record."""
+        topic: str,  # noqa: ARG002 - the protocol's signature
+        records: Sequence[Record3],
+    ) -> list[BrokerUnavailableError | None]:
+        """Accept the records."""
+        return [None] * len(records)
 
 
 async def _noop(_partitions: list[Partition]) -> None:

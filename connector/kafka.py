@@ -45,6 +45,8 @@ from connector.kafka_auth import TokenError, TokenSource, token_source
 from connector.readahead import partition_fetch_bytes
 
 Headers = tuple[tuple[str, bytes], ...]
+Record3 = tuple[bytes | None, bytes, Headers]  # key, value, headers of a record to produce
+_Row = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # the same as aiokafka's batch builder takes it
 
 # aiokafka's (and Kafka's) default max_request_size; also the broker's message.max.bytes default, less
 # the 12 bytes of log overhead it allows on top.
@@ -410,6 +412,19 @@ class RecordSender(Protocol):
         ...
 
 
+class BatchSender(Protocol):
+    """What the webhook listener needs of ``Producer``: connected, and many records sent in one go."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the producer is connected."""
+        ...
+
+    async def send_batch(self, topic: str, records: Sequence[Record3]) -> list[BrokerUnavailableError | None]:
+        """Produce ``records`` and wait for every ack; per record, None once acknowledged, else its error."""
+        ...
+
+
 class ProducerLike(RecordSender, Protocol):
     """What the sink and the app need of ``Producer``: also its size limit and batched sends."""
 
@@ -648,6 +663,34 @@ class CachingPartitioner:
         return all_partitions[hashed % len(all_partitions)]
 
 
+def group_by_partition(
+    records: Sequence[_Row],
+    partitioner: Callable[[bytes | None, list[int], list[int]], int],
+    partitions: list[int],
+    available: list[int],
+    max_record_size: int,
+) -> tuple[dict[int, list[int]], list[int]]:
+    """Indexes of ``records`` per partition (in order), and the indexes of those too large to send alone.
+
+    Pure: the partition is what ``partitioner`` (the producer's own) gives for the key among ``partitions``,
+    exactly what ``AIOKafkaProducer.send`` would have chosen; the size bound is the one it checks.
+    """
+    groups: dict[int, list[int]] = {}
+    too_large: list[int] = []
+    estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
+    for index, (key, value, headers) in enumerate(records):
+        if estimate(key, value, headers) > max_record_size:
+            too_large.append(index)
+            continue
+        partition = partitioner(key, partitions, available)
+        group = groups.get(partition)
+        if group is None:
+            groups[partition] = [index]
+        else:
+            group.append(index)
+    return groups, too_large
+
+
 class Producer:
     """An idempotent producer (acks=all) whose sends are awaited with a deadline."""
 
@@ -661,11 +704,12 @@ class Producer:
     ) -> None:
         self._settings = settings
         self._options = client_options(settings)
+        self._partitioner = CachingPartitioner()
         self._producer = AIOKafkaProducer(
             **self._options,
             enable_idempotence=True,
             acks="all",
-            partitioner=CachingPartitioner(),
+            partitioner=self._partitioner,
             linger_ms=linger_ms,
             compression_type=compression,
             request_timeout_ms=30_000,
@@ -733,6 +777,65 @@ class Producer:
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka rejected the record: {exc}") from exc
 
+    async def send_batch(self, topic: str, records: Sequence[Record3]) -> list[BrokerUnavailableError | None]:
+        """Produce ``records``, one aiokafka batch per partition, and wait for every ack.
+
+        Per record: None once acknowledged, else its error. A record larger than ``max_request_size``
+        gets RecordTooLargeError and its batch-mates are sent without it (the check ``send()`` makes). A
+        partition batch the broker refuses fails whole, as aiokafka's own batches of ``send()`` do: it is
+        not resent record by record, because the idempotent producer has already spent the batch's
+        sequence numbers (a resend would be out of order). Partitions
+        are the ones ``send()`` would choose (the same partitioner). Only the first call for a topic
+        waits for its metadata (at most ``request_timeout_ms``); the caller bounds its own wait.
+
+        Why not ``send()`` per record: each costs a coroutine chain, a future and a RecordMetadata; a
+        batch costs one future per partition.
+        """
+        producer = self._producer
+        outcomes: list[BrokerUnavailableError | None] = [None] * len(records)
+        try:
+            partitions = list(await producer.partitions_for(topic))  # waits for metadata only the first time
+        except KafkaError as exc:
+            return [BrokerUnavailableError(f"Kafka rejected the records: {exc}")] * len(records)
+        available = list(producer._metadata.available_partitions_for_topic(topic))
+        rows = [(key, value, list(headers)) for key, value, headers in records]  # aiokafka's C builder wants lists
+        groups, too_large = group_by_partition(rows, self._partitioner, partitions, available, self._max_request_size)
+        for index in too_large:
+            outcomes[index] = RecordTooLargeError(
+                f"the record is larger than the producer's max_request_size ({self._max_request_size} bytes)"
+            )
+        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
+        for partition, indexes in groups.items():
+            for members, batch in self._batches(rows, indexes):
+                try:
+                    sent.append((await producer.send_batch(batch, topic, partition=partition), members))
+                except KafkaError as exc:
+                    _fail(outcomes, members, exc)
+        for ack, members in sent:
+            try:
+                await ack
+            except KafkaError as exc:
+                _fail(outcomes, members, exc)
+        return outcomes
+
+    def _batches(self, records: Sequence[_Row], indexes: list[int]) -> Iterable[tuple[list[int], Any]]:
+        """Closed aiokafka batches of these records (in order; a new one when one is full), with their indexes.
+
+        Closed: the records were already collected, so the sender takes the batch at once, not after
+        ``linger_ms``.
+        """
+        batch = self._producer.create_batch()
+        members: list[int] = []
+        for index in indexes:
+            key, value, headers = records[index]
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                yield members, batch
+                batch, members = self._producer.create_batch(), []
+                batch.append(timestamp=None, key=key, value=value, headers=headers)  # alone it fits: size checked
+            members.append(index)
+        batch.close()
+        yield members, batch
+
     async def send_many(self, topic: str, items: Sequence[tuple[bytes | None, bytes | None, Headers]]) -> None:
         """Produce several records and wait until all are acknowledged."""
         try:
@@ -744,6 +847,16 @@ class Producer:
             raise RecordTooLargeError(f"Kafka rejected a record's size: {exc}") from exc
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka rejected a record: {exc}") from exc
+
+
+def _fail(outcomes: list[BrokerUnavailableError | None], indexes: list[int], exc: BaseException) -> None:
+    """Record aiokafka's error for these records, translated to the connector's."""
+    if isinstance(exc, _TOO_LARGE):
+        error: BrokerUnavailableError = RecordTooLargeError(f"Kafka rejected the record's size: {exc}")
+    else:
+        error = BrokerUnavailableError(f"Kafka rejected the record: {exc}")
+    for index in indexes:
+        outcomes[index] = error
 
 
 async def ensure_topics(
@@ -857,6 +970,7 @@ async def probe_cluster(
 if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape
     _consumer_like: type[ConsumerLike] = Consumer
     _producer_like: type[ProducerLike] = Producer
+    _batch_sender: type[BatchSender] = Producer
 
 
 async def group_committed_offsets(settings: KafkaSettings, group: str) -> dict[Partition, int]:

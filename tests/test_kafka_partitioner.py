@@ -1,12 +1,15 @@
-"""The webhook producer's partitioner: the same partition as aiokafka's default for every key."""
+"""The webhook producer's partitioner and batched sends: the same partition as aiokafka's default for every
+key, and an answer per record."""
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.kafka import CachingPartitioner
+from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.kafka import CachingPartitioner, Producer, _fail, group_by_partition
 
 DEFAULT = DefaultPartitioner()
 
@@ -41,3 +44,41 @@ def test_no_key_picks_an_available_partition() -> None:
     """Records without a key go to an available partition, as with the default partitioner."""
     partitioner = CachingPartitioner()
     assert {partitioner(None, [0, 1, 2], [1]) for _ in range(20)} == {1}
+
+
+records_strategy = st.lists(
+    st.tuples(st.binary(min_size=1, max_size=32), st.binary(max_size=300)).map(
+        lambda kv: (kv[0], kv[1], [("id", kv[0])])
+    ),
+    max_size=40,
+)
+
+
+@given(records=records_strategy, partitions=partition_lists, limit=st.integers(min_value=50, max_value=400))
+def test_a_batch_is_split_by_partition_as_send_would(
+    records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]], partitions: list[int], limit: int
+) -> None:
+    """Batched sends put every key on the default partitioner's partition, keep each partition's records in
+    order, and set aside exactly the records too large to send alone (the size bound ``send`` checks)."""
+    groups, too_large = group_by_partition(records, CachingPartitioner(max_keys=8), partitions, partitions, limit)
+    sizes = [Producer.record_size(key, value, tuple(headers)) for key, value, headers in records]
+    assert too_large == [i for i, size in enumerate(sizes) if size > limit]
+    for partition, indexes in groups.items():
+        assert indexes == sorted(indexes)
+        assert all(DEFAULT(records[i][0], partitions, partitions) == partition for i in indexes)
+    assert sorted([i for indexes in groups.values() for i in indexes] + too_large) == list(range(len(records)))
+
+
+def test_a_refused_partition_batch_answers_each_of_its_records_by_the_kind_of_refusal() -> None:
+    """A size refusal is RecordTooLargeError (not worth resending unchanged), anything else a plain outage
+    (503, Customer.io retries); records of other batches keep their own answers."""
+    outcomes: list[BrokerUnavailableError | None] = [None] * 4
+    _fail(outcomes, [0, 2], MessageSizeTooLargeError())
+    _fail(outcomes, [3], KafkaTimeoutError())
+    assert [type(o).__name__ for o in outcomes] == [
+        "RecordTooLargeError",
+        "NoneType",
+        "RecordTooLargeError",
+        "BrokerUnavailableError",
+    ]
+    assert not isinstance(outcomes[3], RecordTooLargeError)

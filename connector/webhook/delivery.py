@@ -1,10 +1,23 @@
 """Produce each webhook event once and wait for the broker's ack (no HTTP here).
 
-One produce task per ``event_id``. A request waits for it at most ``produce_timeout`` seconds, but the
-task itself (shielded) runs on until the broker acknowledges or the producer gives up; a retry of the
-same ``event_id`` meanwhile joins that task instead of producing a second copy. An id is remembered
-as produced (``RecentIds``) only once acknowledged, in the same step that un-pends it, so a retry
-always finds one or the other.
+Events are produced in batches, one batch in flight at a time. The first event that needs producing
+starts a ``_Batch``; every new event joins it until it is flushed: in the next loop turn when no batch
+is in flight, else as soon as the one in flight is acknowledged (or failed). So batches grow with the
+load and no linger is added: at low rates a batch is one event sent at once, under load each broker
+round trip carries what arrived during the previous one. The flush is one task per batch (not per
+webhook) that hands the batch to ``Producer.send_batch`` (one closed aiokafka batch per partition).
+
+Every request of a batch waits on the batch's one shared future, and one deadline per batch wakes them
+``produce_timeout`` seconds after it was started: a request answers 503 in time whatever Kafka does
+(even while the batch waits behind one that Kafka does not acknowledge: aiokafka gives that one up
+after its own ``request_timeout_ms``), while the flush (never cancelled by a request) runs on until
+the broker acknowledges or the producer gives up.
+
+``_pending`` maps each ``event_id`` being produced to its batch, so a retry of that id joins the batch
+instead of producing a second copy (after the deadline, with a fresh deadline of its own). An id is
+remembered as produced (``RecentIds``) only once acknowledged, in the same step that un-pends it, so a
+retry always finds one or the other. Each event has its own outcome: one refused (too large) does not
+fail its batch-mates.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from typing import Literal
 from prometheus_client import Counter, Histogram
 
 from connector.errors import BrokerUnavailableError
-from connector.kafka import RecordSender
+from connector.kafka import BatchSender
 from connector.logs import get_logger
 from connector.metrics import Metrics
 from connector.webhook.dedup import RecentIds
@@ -29,12 +42,28 @@ log = get_logger("webhook")
 Outcome = Literal["accepted", "duplicate"]
 
 
-# The listener needs only a connected producer and one acknowledged send (tests pass a fake of that shape).
-ProducerLike = RecordSender
+# The listener needs only a connected producer and a batched, acknowledged send (tests pass a fake of that shape).
+ProducerLike = BatchSender
+
+
+class _Batch:
+    """Events produced together; their requests all wait on ``waiter``."""
+
+    __slots__ = ("events", "failures", "finished", "started", "task", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[None]) -> None:
+        self.events: list[NormalizedEvent] = []
+        # The produce duration counts from here: it includes the wait behind the batch in flight.
+        self.started = time.perf_counter()
+        # Woken (result None) when the batch finishes or at its deadline; replaced by a retry after the deadline.
+        self.waiter = waiter
+        self.finished = False
+        self.failures: dict[str, BrokerUnavailableError] = {}  # event_id → why it is not in Kafka
+        self.task: asyncio.Task[None] | None = None
 
 
 class EventDelivery:
-    """Webhook events → Kafka, at most one produce in flight per ``event_id``."""
+    """Webhook events → Kafka in batches, at most one produce in flight per ``event_id``."""
 
     def __init__(
         self,
@@ -54,7 +83,9 @@ class EventDelivery:
         self.max_pending = max_pending
         self._metrics = metrics
         self._clock = clock
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, _Batch] = {}
+        self._collecting: _Batch | None = None  # the batch of this loop turn, flushed in the next
+        self._flushing: set[asyncio.Task[None]] = set()
         self._event_counters: dict[tuple[str, str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
         self._deadlines = _Deadlines(produce_timeout)
@@ -69,77 +100,142 @@ class EventDelivery:
         event_id = event.event_id
         if self.recent.contains(event_id, self._clock()):
             return "duplicate"
-        task = self._pending.get(event_id)
-        joined = task is not None
-        if task is None:
+        batch = self._pending.get(event_id)
+        joined = batch is not None
+        if batch is None:
             if not self.producer.started:
                 raise BrokerUnavailableError("producer not connected")
             if len(self._pending) >= self.max_pending:
                 raise BrokerUnavailableError(f"{len(self._pending)} events already await a Kafka ack")
-            task = asyncio.create_task(self._produce(event), name="webhook-produce")
-            task.add_done_callback(_observe_failure)
-            self._pending[event_id] = task
-        # Wait without ever cancelling the task: when we stop waiting, the record stays queued in the
-        # producer and may still be acknowledged; a retry of this event_id then joins the task instead
-        # of producing it again.
-        await self._wait_at_most(task)
-        if not task.done():
+            batch = self._collecting
+            if batch is None:
+                batch = self._collecting = self._start_batch()
+            elif batch.waiter.done():  # still collecting past its deadline (behind a slow batch): wait anew
+                self._renew(batch)
+            batch.events.append(event)
+            self._pending[event_id] = batch
+        elif batch.waiter.done():  # a retry after the batch's deadline: it waits anew, as long
+            self._renew(batch)
+        # Never cancels the flush: when we stop waiting, the record stays queued in the producer and may
+        # still be acknowledged; a retry of this event_id then joins the batch instead of producing it again.
+        await self._wait(batch)
+        if not batch.finished:
             raise BrokerUnavailableError(f"no acknowledgement from Kafka within {self.produce_timeout}s")
-        if task.cancelled():
-            raise BrokerUnavailableError("produce cancelled (shutting down)")
-        error = task.exception()
-        if isinstance(error, BrokerUnavailableError):
-            raise error
-        if error is not None:
-            # A bug, not an outage; still 503 (Customer.io retries soon) rather than 500 (it waits an hour).
-            raise BrokerUnavailableError(f"unexpected producer failure: {error!r}") from error
+        if batch.failures:
+            error = batch.failures.get(event_id)
+            if error is not None:
+                raise error
         return "duplicate" if joined else "accepted"
 
-    async def _wait_at_most(self, task: asyncio.Task[None]) -> None:
-        """Return when ``task`` is done or ``produce_timeout`` s have passed (asyncio.wait, with less machinery)."""
-        waiter: asyncio.Future[None] = task.get_loop().create_future()
+    def _start_batch(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        batch = _Batch(loop.create_future())
+        self._deadlines.add(batch.waiter)
+        if not self._flushing:
+            loop.call_soon(self._flush, batch)
+        # else the batch in flight flushes this one when it finishes (``_flushed``)
+        return batch
 
-        def wake(_task: object) -> None:
-            if not waiter.done():
-                waiter.set_result(None)
+    def _renew(self, batch: _Batch) -> None:
+        batch.waiter = batch.waiter.get_loop().create_future()
+        self._deadlines.add(batch.waiter)
 
-        task.add_done_callback(wake)
-        self._deadlines.add(waiter)
-        try:
-            await waiter
-        finally:
-            task.remove_done_callback(wake)
+    async def _wait(self, batch: _Batch) -> None:
+        """Return when ``batch`` is finished or its deadline has passed.
+
+        The waiter is shared: cancelling one request cancels it for all (a task cancels the future it
+        awaits), so the others wait on a fresh one instead of failing.
+        """
+        while not batch.finished:
+            waiter = batch.waiter
+            if waiter.cancelled():
+                self._renew(batch)
+                waiter = batch.waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this request was cancelled
+            else:
+                return
+
+    def _flush(self, batch: _Batch) -> None:
+        if self._collecting is batch:
+            self._collecting = None
+        if batch.task is None:
+            task = batch.task = asyncio.get_running_loop().create_task(self._produce(batch), name="webhook-produce")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        _observe_failure(task)
+        if self._collecting is not None and not self._flushing:
+            self._flush(self._collecting)
 
     async def settle(self, timeout: float) -> int:
-        """Wait (at most ``timeout`` s) for produce tasks still awaiting an ack, then cancel the rest.
+        """Wait (at most ``timeout`` s) for batches still awaiting an ack, then cancel the rest.
 
-        Returns how many were cancelled. Their webhooks were answered 503 (or are being), so Customer.io
-        sends them again; the producer may still deliver a cancelled record when it is flushed on stop,
-        which makes that event at-least-once rather than exactly-once.
+        Returns how many events were cancelled. Their webhooks were answered 503 (or are being), so
+        Customer.io sends them again; the producer may still deliver a cancelled record when it is
+        flushed on stop, which makes that event at-least-once rather than exactly-once.
         """
-        tasks = list(self._pending.values())
+        if self._collecting is not None:
+            self._flush(self._collecting)
+        tasks = list(self._flushing)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        cancelled = self.pending
         unsettled = [task for task in tasks if not task.done()]
         for task in unsettled:
             task.cancel()
         if unsettled:
             await asyncio.wait(unsettled)
-        return len(unsettled)
+        return cancelled if unsettled else 0
 
-    async def _produce(self, event: NormalizedEvent) -> None:
-        started = time.perf_counter()
+    async def _produce(self, batch: _Batch) -> None:
+        events = batch.events
         try:
-            await self.producer.send(self.topic, event.value, key=event.key, headers=event.headers)
-        except BaseException:
-            self._pending.pop(event.event_id, None)
+            outcomes = await self.producer.send_batch(self.topic, [(e.key, e.value, e.headers) for e in events])
+        except asyncio.CancelledError:
+            self._finish(batch, [BrokerUnavailableError("produce cancelled (shutting down)")] * len(events))
             raise
-        self._pending.pop(event.event_id, None)
-        self.recent.add(event.event_id, self._clock())
-        duration = self._durations.get(event.workspace)
-        if duration is None:  # bounded: configured workspaces, or "" for the single path
-            duration = self._durations[event.workspace] = self._metrics.webhook_produce_duration.labels(event.workspace)
-        duration.observe(time.perf_counter() - started)
+        except BrokerUnavailableError as exc:  # the protocol returns errors per record; a fake may raise
+            self._finish(batch, [exc] * len(events))
+            return
+        except BaseException as exc:
+            # A bug, not an outage; still 503 (Customer.io retries soon) rather than 500 (it waits an hour).
+            error = BrokerUnavailableError(f"unexpected producer failure: {exc!r}")
+            self._finish(batch, [error] * len(events))
+            raise
+        self._finish(batch, outcomes, time.perf_counter() - batch.started)
+
+    def _finish(
+        self, batch: _Batch, outcomes: list[BrokerUnavailableError | None], duration: float | None = None
+    ) -> None:
+        """Un-pend every event of ``batch``, remember the acknowledged ones, count them, wake the requests."""
+        now = self._clock()
+        pending, recent, failures = self._pending, self.recent, batch.failures
+        for event, error in zip(batch.events, outcomes, strict=True):
+            pending.pop(event.event_id, None)
+            if error is not None:
+                failures[event.event_id] = error
+                continue
+            recent.add(event.event_id, now)
+            if duration is not None:
+                self._count(event, duration)
+        batch.finished = True
+        if not batch.waiter.done():
+            batch.waiter.set_result(None)
+
+    def _count(self, event: NormalizedEvent, duration: float) -> None:
+        histogram = self._durations.get(event.workspace)
+        if histogram is None:  # bounded: configured workspaces, or "" for the single path
+            histogram = self._durations[event.workspace] = self._metrics.webhook_produce_duration.labels(
+                event.workspace
+            )
+        histogram.observe(duration)
         labels = (event.object_type_label, event.metric_label, event.workspace)
         counter = self._event_counters.get(labels)
         if counter is None:  # bounded: labels are known names or "other", workspaces as above

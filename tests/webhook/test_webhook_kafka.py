@@ -223,3 +223,21 @@ async def test_broker_outage_503_then_retries_produced_exactly_once(restartable_
     records = await consume(kafka_settings, topic, len(before) + len(during))
     counts = Counter(r.header("event_id") for r in records)
     assert counts == Counter(p["event_id"].encode() for p in before + during)
+
+
+async def test_a_batch_refuses_only_its_too_large_record(kafka_settings: KafkaSettings) -> None:
+    """One batched send: the record too large for the producer fails alone; its batch-mates (same partition,
+    before and after it) are in Kafka, once each."""
+    topic = f"webhooks-sizes-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_settings, {topic: 1})
+    producer = Producer(kafka_settings, max_request_size=10_000)
+    await producer.start()
+    small = [(f"s{i}".encode(), b"x" * 100, (("n", str(i).encode()),)) for i in range(6)]
+    too_large = (b"large", b"p" * 20_000, ())
+    try:
+        outcomes = await producer.send_batch(topic, [*small[:3], too_large, *small[3:]])
+    finally:
+        await producer.stop()
+    assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 3 + ["RecordTooLargeError"] + ["NoneType"] * 3
+    records = await consume(kafka_settings, topic, len(small), settle_seconds=1.0)
+    assert sorted(r.key or b"" for r in records) == sorted(key for key, _, _ in small)

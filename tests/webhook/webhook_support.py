@@ -4,41 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from connector.config import Secret, WebhookSettings
+from connector.errors import BrokerUnavailableError, RecordTooLargeError
+from connector.kafka import Record3
 from tests.webhook.cio_payloads import SIGNING_KEY, TIMESTAMP
 
 
 class FakeProducer:
-    """Records what is produced; ``fail``, ``gate`` and ``delay`` script the broker's behaviour."""
+    """Records what is produced; ``fail``, ``gate`` and ``too_large_above`` script the broker's behaviour."""
 
     def __init__(self) -> None:
         self.started = True
         self.records: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]] = []
-        self.calls = 0
+        self.calls = 0  # records handed to the producer
+        self.batches: list[int] = []  # how many records each send_batch carried
         self.fail: BaseException | None = None
         self.gate: asyncio.Event | None = None
+        self.too_large_above: int | None = None  # a value longer than this is refused alone, as Producer does
 
-    async def send(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: tuple[tuple[str, bytes], ...] = (),
-        ack_timeout: float | None = None,
-    ) -> None:
-        """Wait for the gate (if any), then fail or record."""
-        self.calls += 1
+    async def send_batch(self, topic: str, records: Sequence[Record3]) -> list[BrokerUnavailableError | None]:
+        """Wait for the gate (if any), then fail the whole batch, or record each record (or refuse it)."""
+        self.calls += len(records)
+        self.batches.append(len(records))
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
             raise self.fail
-        self.records.append((topic, key, value, tuple(headers)))
+        outcomes: list[BrokerUnavailableError | None] = []
+        for key, value, headers in records:
+            if self.too_large_above is not None and len(value) > self.too_large_above:
+                outcomes.append(RecordTooLargeError(f"record larger than {self.too_large_above} bytes"))
+            else:
+                self.records.append((topic, key, value, tuple(headers)))
+                outcomes.append(None)
+        return outcomes
 
 
 def webhook_settings(**overrides: Any) -> WebhookSettings:
