@@ -2,8 +2,9 @@
 
 Events are produced in batches, one batch in flight at a time. The first event that needs producing
 starts a ``_Batch``; every new event joins it until it is flushed: in the next loop turn when no batch
-is in flight, else as soon as the one in flight is acknowledged (or failed). So batches grow with the
-load and no linger is added: at low rates a batch is one event sent at once, under load each broker
+is in flight, else as soon as the one in flight is acknowledged (or failed), or at once if the one in
+flight is still unacknowledged after ``produce_timeout`` (a stuck batch holds back at most one timeout's
+worth of events). So batches grow with the load and no linger is added: at low rates a batch is one event sent at once, under load each broker
 round trip carries what arrived during the previous one. The flush is one task per batch (not per
 webhook) that hands the batch to ``Producer.send_batch`` (one closed aiokafka batch per partition).
 
@@ -110,8 +111,13 @@ class EventDelivery:
             batch = self._collecting
             if batch is None:
                 batch = self._collecting = self._start_batch()
-            elif batch.waiter.done():  # still collecting past its deadline (behind a slow batch): wait anew
+            elif batch.waiter.done():
+                # Still collecting past its deadline: the batch in flight has not been acknowledged within
+                # produce_timeout. Send this one now rather than hold every new event behind a batch that
+                # aiokafka may keep for its own request_timeout_ms (one more batch per produce_timeout at
+                # most), and let the event wait its own produce_timeout.
                 self._renew(batch)
+                self._flush(batch)
             batch.events.append(event)
             self._pending[event_id] = batch
         elif batch.waiter.done():  # a retry after the batch's deadline: it waits anew, as long

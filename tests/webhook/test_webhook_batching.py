@@ -147,3 +147,24 @@ async def test_an_event_joining_a_batch_past_its_deadline_still_gets_its_own_wai
     assert await late == "accepted"
     assert await outcome(slow) == "503"  # its deadline came before early's
     assert [key for _, key, _, _ in producer.records] == [b"slow", b"early", b"late"]  # each once, all stored
+
+
+async def test_a_batch_stuck_in_flight_holds_the_next_one_back_at_most_one_timeout() -> None:
+    """A batch Kafka does not acknowledge (a partition leader moving) must not keep every later webhook out
+    of the producer until aiokafka gives up on it: once the next batch has waited produce_timeout, the next
+    webhook sends it, and those records are acknowledged even though the stuck batch never is."""
+    producer = FakeProducer()
+    stuck = asyncio.Event()  # the first send never returns
+    producer.gate = stuck
+    events = delivery(producer, produce_timeout=0.3)
+    first = asyncio.ensure_future(events.deliver(event("stuck")))
+    await until(lambda: producer.calls == 1)
+    producer.gate = None  # later sends are acknowledged at once
+    assert await outcome(asyncio.ensure_future(events.deliver(event("early")))) == "503"  # held behind "stuck"
+    assert producer.batches == [1]
+    assert await events.deliver(event("late")) == "accepted"  # sends "early" and "late" without "stuck"
+    assert producer.batches == [1, 2]
+    assert await events.deliver(event("early")) == "duplicate"  # Customer.io's retry finds it produced
+    assert [key for _, key, _, _ in producer.records] == [b"early", b"late"]
+    assert await outcome(first) == "503"
+    assert await events.settle(0.01) == 1
