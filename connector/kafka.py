@@ -772,10 +772,8 @@ class Producer:
                 await asyncio.wait_for(asyncio.shield(future), ack_timeout)
         except TimeoutError as exc:
             raise BrokerUnavailableError(f"no acknowledgement from Kafka within {ack_timeout}s") from exc
-        except _TOO_LARGE as exc:
-            raise RecordTooLargeError(f"Kafka rejected the record's size: {exc}") from exc
         except KafkaError as exc:
-            raise BrokerUnavailableError(f"Kafka rejected the record: {exc}") from exc
+            raise _rejected(exc) from exc
 
     async def send_batch(self, topic: str, records: Sequence[Record3]) -> list[BrokerUnavailableError | None]:
         """Produce ``records``, one aiokafka batch per partition, and wait for every ack.
@@ -849,12 +847,16 @@ class Producer:
             raise BrokerUnavailableError(f"Kafka rejected a record: {exc}") from exc
 
 
-def _fail(outcomes: list[BrokerUnavailableError | None], indexes: list[int], exc: BaseException) -> None:
-    """Record aiokafka's error for these records, translated to the connector's."""
+def _rejected(exc: KafkaError) -> BrokerUnavailableError:
+    """aiokafka's refusal of a record as the connector's error (RecordTooLargeError for its size)."""
     if isinstance(exc, _TOO_LARGE):
-        error: BrokerUnavailableError = RecordTooLargeError(f"Kafka rejected the record's size: {exc}")
-    else:
-        error = BrokerUnavailableError(f"Kafka rejected the record: {exc}")
+        return RecordTooLargeError(f"Kafka rejected the record's size: {exc}")
+    return BrokerUnavailableError(f"Kafka rejected the record: {exc}")
+
+
+def _fail(outcomes: list[BrokerUnavailableError | None], indexes: list[int], exc: KafkaError) -> None:
+    """Record aiokafka's error for these records, translated to the connector's."""
+    error = _rejected(exc)
     for index in indexes:
         outcomes[index] = error
 

@@ -50,7 +50,7 @@ ProducerLike = BatchSender
 class _Batch:
     """Events produced together; their requests all wait on ``waiter``."""
 
-    __slots__ = ("events", "failures", "finished", "started", "task", "waiter")
+    __slots__ = ("events", "failures", "finished", "started", "waiter")
 
     def __init__(self, waiter: asyncio.Future[None]) -> None:
         self.events: list[NormalizedEvent] = []
@@ -60,7 +60,6 @@ class _Batch:
         self.waiter = waiter
         self.finished = False
         self.failures: dict[str, BrokerUnavailableError] = {}  # event_id → why it is not in Kafka
-        self.task: asyncio.Task[None] | None = None
 
 
 class EventDelivery:
@@ -167,12 +166,13 @@ class EventDelivery:
                 return
 
     def _flush(self, batch: _Batch) -> None:
-        if self._collecting is batch:
-            self._collecting = None
-        if batch.task is None:
-            task = batch.task = asyncio.get_running_loop().create_task(self._produce(batch), name="webhook-produce")
-            self._flushing.add(task)
-            task.add_done_callback(self._flushed)
+        """Send ``batch`` if it is still the one collecting (the loop-turn flush may find it sent already)."""
+        if self._collecting is not batch:
+            return
+        self._collecting = None
+        task = asyncio.get_running_loop().create_task(self._produce(batch), name="webhook-produce")
+        self._flushing.add(task)
+        task.add_done_callback(self._flushed)
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._flushing.discard(task)
