@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from connector.config import Secret
 from connector.errors import SignatureError
@@ -32,7 +32,7 @@ TIMESTAMP_HEADER = "X-CIO-Timestamp"
 SIGNATURE_HEADER = "X-CIO-Signature"
 REASONS = ("missing_headers", "bad_timestamp", "stale", "mismatch")
 
-_HEX = frozenset("0123456789abcdefABCDEF")
+_MAC_BYTES = 32  # SHA-256
 _MAX_TIMESTAMP_DIGITS = 12  # Unix seconds up to year 33658; longer is not a timestamp
 
 
@@ -42,9 +42,12 @@ def sign(key: str | bytes, timestamp: str, raw_body: bytes) -> str:
     return hmac.digest(_key_bytes(key), message, "sha256").hex()
 
 
-@dataclass(frozen=True, slots=True)
-class SignedHeaders:
-    """Well-formed signature headers: the timestamp as sent (stripped) and the presented MAC."""
+class SignedHeaders(NamedTuple):
+    """Well-formed signature headers: the timestamp as sent (stripped) and the presented MAC.
+
+    Immutable as a NamedTuple rather than a frozen dataclass: one is built per webhook, and a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``.
+    """
 
     timestamp: str
     mac: bytes
@@ -58,9 +61,18 @@ def check_headers(timestamp_header: str | None, signature_header: str | None) ->
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
         raise SignatureError("bad_timestamp")
     presented = signature_header.strip()
-    if len(presented) != 64 or not _HEX.issuperset(presented):
+    if len(presented) != 2 * _MAC_BYTES:
         raise SignatureError("mismatch")
-    return SignedHeaders(timestamp, bytes.fromhex(presented))  # hex case is not meaningful: compare bytes
+    # Exactly 64 hex digits: fromhex refuses anything but ASCII hex digits and whitespace between pairs, and
+    # 64 characters with any whitespace among them give fewer than 32 bytes. (One C call where a set of
+    # the hex digits checked each character.) Hex case is not meaningful: the MACs are compared as bytes.
+    try:
+        mac = bytes.fromhex(presented)
+    except ValueError:
+        raise SignatureError("mismatch") from None
+    if len(mac) != _MAC_BYTES:
+        raise SignatureError("mismatch")
+    return SignedHeaders(timestamp, mac)
 
 
 def verify_body(
