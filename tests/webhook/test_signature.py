@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from connector.config import Secret
 from connector.errors import SignatureError
-from connector.webhook.signature import REASONS, sign, verify
+from connector.webhook.signature import REASONS, hmac_sha256, sign, verify
 
 KEY = "new-signing-key"
 OLD_KEY = "old-signing-key"
@@ -121,3 +121,18 @@ def test_a_signature_header_is_well_formed_iff_it_is_64_hex_digits(signature: st
         assert (reason is None) == (signature.strip().lower() == GOOD)
     else:
         assert reason == ("missing_headers" if not signature else "mismatch")
+
+
+@given(key=st.binary(max_size=200), message=st.binary(max_size=2000))
+def test_hmac_sha256_is_the_standard_hmac(key: bytes, message: bytes) -> None:
+    """The pre-keyed HMAC equals hashlib's HMAC-SHA256 for every key length (over 64 bytes: hashed first)."""
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")  # the key's states reused
+
+
+def test_many_keys_each_verify_with_their_own_signature() -> None:
+    """More keys than the pre-keyed table holds: every one still verifies its own body, and only its own."""
+    keys = [f"key-{i}" for i in range(150)]
+    for key in keys:
+        assert check(keys=(key,), sig=sign(key, TS, BODY)) is None
+        assert check(keys=(key,), sig=sign(key + "x", TS, BODY)) == "mismatch"
