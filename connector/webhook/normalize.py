@@ -379,10 +379,11 @@ _second_prefixes: dict[int, str] = {}
 def _iso(seconds: float) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); the date-time part of recent seconds is remembered."""
     whole = math.floor(seconds)
-    millis = min(999, round((seconds - whole) * 1000))
     prefix = _second_prefixes.get(whole)
     if prefix is None:
         if len(_second_prefixes) >= 64:
             _second_prefixes.clear()
         prefix = _second_prefixes[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{millis:03d}Z"
+    if seconds == whole:  # Customer.io's timestamps are whole seconds: no rounding, no formatting
+        return prefix + ".000Z"
+    return f"{prefix}.{min(999, round((seconds - whole) * 1000)):03d}Z"
