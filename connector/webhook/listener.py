@@ -26,7 +26,7 @@ from aiohttp import web
 from connector.config import Secret, Settings, WebhookSettings
 from connector.logs import get_logger
 from connector.metrics import Metrics
-from connector.webhook.handler import STATE, ProducerLike, make_webhook_app
+from connector.webhook.handler import ProducerLike, make_webhook_app
 
 log = get_logger("webhook")
 
@@ -66,8 +66,8 @@ class WebhookListener:
         self.settings = settings
         self.shutdown_timeout = shutdown_timeout
         self.app = make_webhook_app(settings, producer, metrics, clock, workspace_keys=workspace_keys)
-        self.state = self.app[STATE]
-        self._runner: web.AppRunner | None = None
+        self.state = self.app.state
+        self._runner: web.ServerRunner | None = None
 
     @property
     def port(self) -> int:
@@ -87,7 +87,8 @@ class WebhookListener:
     async def start(self) -> None:
         """Bind and serve."""
         # No access log: a line per webhook at thousands per second; the handler logs what matters.
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+        # aiohttp's low-level server: no web.Application and no router (WebhookApp routes itself).
+        runner = web.ServerRunner(self.app.server(access_log=None), shutdown_timeout=self.shutdown_timeout)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.settings.host, self.settings.port).start()

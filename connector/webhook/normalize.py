@@ -217,10 +217,10 @@ def normalize(
     object_type = _text(payload.get("object_type"))
     metric = _text(payload.get("metric"))
     raw_data = payload.get("data")
-    data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
+    data = _mapping(raw_data)
 
     identifiers = data.get("identifiers")
-    ids: Mapping[str, Any] = identifiers if isinstance(identifiers, Mapping) else {}
+    ids = _mapping(identifiers)
     user_id = _id(ids.get("id")) or _id(data.get("customer_id"))
     email = _id(ids.get("email")) or _id(data.get("email_address"))
     cio_id = _id(ids.get("cio_id"))
@@ -288,7 +288,7 @@ def _properties(event_id: str, object_type: str, metric: str, data: Mapping[str,
     href, link_id = data.get("href"), data.get("link_id")
     if href is not None or link_id is not None:
         properties["link"] = {k: v for k, v in (("url", href), ("id", link_id)) if v is not None}
-    if raw_data is not None and not isinstance(raw_data, Mapping):
+    if raw_data is not None and raw_data is not data:  # ``data`` is ``raw_data`` when that is a mapping
         properties["data"] = raw_data  # not the documented shape; kept rather than lost
     properties["eventId"] = event_id
     properties["objectType"] = object_type
@@ -334,6 +334,14 @@ def _camel(name: str) -> str:
     return camel
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one. A JSON object is a dict: checked first, as an
+    ``isinstance`` against the ``Mapping`` ABC costs a Python-level ``__instancecheck__`` call."""
+    if isinstance(value, dict):
+        return value
+    return value if value is not None and isinstance(value, Mapping) else {}
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else _dumps(value).decode())
 
@@ -371,10 +379,11 @@ _second_prefixes: dict[int, str] = {}
 def _iso(seconds: float) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); the date-time part of recent seconds is remembered."""
     whole = math.floor(seconds)
-    millis = min(999, round((seconds - whole) * 1000))
     prefix = _second_prefixes.get(whole)
     if prefix is None:
         if len(_second_prefixes) >= 64:
             _second_prefixes.clear()
         prefix = _second_prefixes[whole] = dt.datetime.fromtimestamp(whole, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{millis:03d}Z"
+    if seconds == whole:  # Customer.io's timestamps are whole seconds: no rounding, no formatting
+        return prefix + ".000Z"
+    return f"{prefix}.{min(999, round((seconds - whole) * 1000)):03d}Z"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 from prometheus_client import CollectorRegistry
 
 from connector.config import Secret
@@ -35,7 +35,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def make_client(fake_producer: FakeProducer, metrics: Metrics, clock: Clock) -> AsyncIterator[MakeClient]:
-    """Build the listener app (settings and workspaces' keys overridable) and a client talking to it over a socket."""
+    """Build the listener's handler (settings and workspaces' keys overridable) and a client talking to it over a socket."""
     clients: list[TestClient[Any, Any]] = []
 
     async def make(
@@ -44,7 +44,7 @@ async def make_client(fake_producer: FakeProducer, metrics: Metrics, clock: Cloc
         app = make_webhook_app(
             webhook_settings(**overrides), fake_producer, metrics, clock, workspace_keys=workspace_keys
         )
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        client: TestClient[Any, Any] = TestClient(RawTestServer(app))
         await client.start_server()
         clients.append(client)
         return client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -416,3 +417,11 @@ def test_nesting_orjson_reads_but_cannot_write_is_a_decode_error(depth: int) -> 
         normalize(parse(body), RECEIVED)
     assert info.value.reason == "unencodable"
     assert str(info.value) == "body cannot be re-encoded as JSON: Recursion limit reached"
+
+
+@given(seconds=st.integers(min_value=0, max_value=253_402_300_798), fraction=st.sampled_from([0.0, 0.25, 0.5]))
+def test_timestamps_are_iso_8601_utc_with_milliseconds(seconds: int, fraction: float) -> None:
+    """Any Unix time up to year 9999, whole or not, is written as ISO-8601 UTC with milliseconds."""
+    payload = {"event_id": "e", "object_type": "email", "metric": "sent", "timestamp": seconds + fraction}
+    expected = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert normalize(payload, RECEIVED).event["timestamp"] == f"{expected}.{round(fraction * 1000):03d}Z"

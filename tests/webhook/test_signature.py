@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.config import Secret
 from connector.errors import SignatureError
-from connector.webhook.signature import REASONS, sign, verify
+from connector.webhook.signature import REASONS, hmac_sha256, sign, verify
 
 KEY = "new-signing-key"
 OLD_KEY = "old-signing-key"
@@ -64,6 +67,8 @@ def test_sign_matches_the_documented_construction() -> None:
         ("signature not hex", {"sig": "z" * 64}, "mismatch"),
         ("signature with a scheme prefix", {"sig": f"v0={GOOD}"}, "mismatch"),
         ("non-ASCII signature", {"sig": "é" * 64}, "mismatch"),
+        ("64 characters with whitespace among the hex digits", {"sig": f"{GOOD[:30]} \t{GOOD[32:]}"}, "mismatch"),
+        ("hex digits split by spaces", {"sig": " ".join(GOOD[i : i + 2] for i in range(0, 64, 2))}, "mismatch"),
         ("no keys configured", {"keys": ()}, "mismatch"),
         ("old key during rotation", {"keys": (Secret(OLD_KEY), Secret(KEY))}, None),
         ("new key during rotation", {"keys": (Secret(KEY), Secret(OLD_KEY))}, None),
@@ -96,3 +101,38 @@ def test_key_never_appears_in_the_error() -> None:
         verify((Secret(KEY),), TS, "0" * 64, BODY, now=NOW, max_age=None)
     assert KEY not in str(info.value)
     assert GOOD not in str(info.value)
+
+
+_SIXTY_FOUR_HEX_DIGITS = re.compile(r"[0-9a-fA-F]{64}")
+_SIGNATURE_TEXT = st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=60, max_size=68),
+    st.text(alphabet="0123456789abcdefABCDEF \t\n\u00e9\u0661xZ=", min_size=60, max_size=68),
+    st.lists(st.sampled_from([GOOD[:32], GOOD[32:], " ", "\t", "0", "\u0661", "é"]), max_size=4).map("".join),
+    st.text(max_size=70),
+)
+
+
+@given(signature=_SIGNATURE_TEXT)
+def test_a_signature_header_is_well_formed_iff_it_is_64_hex_digits(signature: str) -> None:
+    """Whatever the header holds, it passes the shape check exactly when, stripped, it is 64 hex digits."""
+    reason = check(sig=signature)
+    if _SIXTY_FOUR_HEX_DIGITS.fullmatch(signature.strip()):
+        assert reason in (None, "mismatch")  # well-formed: decided by the MAC
+        assert (reason is None) == (signature.strip().lower() == GOOD)
+    else:
+        assert reason == ("missing_headers" if not signature else "mismatch")
+
+
+@given(key=st.binary(max_size=200), message=st.binary(max_size=2000))
+def test_hmac_sha256_is_the_standard_hmac(key: bytes, message: bytes) -> None:
+    """The pre-keyed HMAC equals hashlib's HMAC-SHA256 for every key length (over 64 bytes: hashed first)."""
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")  # the key's states reused
+
+
+def test_many_keys_each_verify_with_their_own_signature() -> None:
+    """More keys than the pre-keyed table holds: every one still verifies its own body, and only its own."""
+    keys = [f"key-{i}" for i in range(150)]
+    for key in keys:
+        assert check(keys=(key,), sig=sign(key, TS, BODY)) is None
+        assert check(keys=(key,), sig=sign(key + "x", TS, BODY)) == "mismatch"

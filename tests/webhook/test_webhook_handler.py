@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient
 from connector.config import Secret
 from connector.errors import BrokerUnavailableError
 from connector.metrics import Metrics
-from connector.webhook.handler import STATE
 from connector.webhook.listener import WebhookListener
 from tests.webhook.cio_payloads import SIGNING_KEY, TIMESTAMP, signed, webhook
 from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, until, webhook_settings
@@ -342,7 +341,7 @@ async def test_producer_not_connected(make_client: MakeClient, fake_producer: Fa
 
 async def test_too_many_pending_events_is_503(fake_producer: FakeProducer, metrics: Metrics) -> None:
     """The number of events awaiting an ack is bounded; beyond it new events get 503."""
-    from aiohttp.test_utils import TestServer
+    from aiohttp.test_utils import RawTestServer
 
     from connector.webhook.handler import make_webhook_app
 
@@ -350,7 +349,8 @@ async def test_too_many_pending_events_is_503(fake_producer: FakeProducer, metri
         webhook_settings(produce_timeout_seconds=0.05), fake_producer, metrics, Clock(), max_pending=2
     )
     fake_producer.gate = asyncio.Event()
-    async with TestClient(TestServer(app)) as client:
+    client: TestClient[Any, Any] = TestClient(RawTestServer(app))
+    async with client:
         assert [(await post(client, webhook("email", "sent", event_id=str(i))))[0] for i in range(3)] == [503] * 3
         fake_producer.gate.set()  # the first two are produced late (the second behind the first); the third never
         await until(lambda: len(fake_producer.records) == 2)
@@ -389,7 +389,7 @@ async def test_graceful_shutdown(fake_producer: FakeProducer, metrics: Metrics) 
         assert await in_flight == (200, {"message": "accepted"})
         await stopping
     assert [r[3][0][1] for r in fake_producer.records] == [b"in-flight"]
-    assert listener.app[STATE].active == 0
+    assert listener.app.state.active == 0
 
 
 async def test_stop_cancels_produce_tasks_left_after_the_deadline(
@@ -414,5 +414,5 @@ def test_state_repr_never_shows_signing_keys(metrics: Metrics, fake_producer: Fa
     from connector.webhook.handler import make_webhook_app
 
     app = make_webhook_app(webhook_settings(), fake_producer, metrics)
-    assert SIGNING_KEY not in repr(app[STATE])
-    assert SIGNING_KEY.encode() in app[STATE].keys
+    assert SIGNING_KEY not in repr(app.state)
+    assert SIGNING_KEY.encode() in app.state.keys

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from connector.metrics import Metrics
-from connector.webhook.handler import STATE, WebhookState
+from connector.webhook.handler import WebhookApp, WebhookState
 from connector.webhook.listener import WebhookListener
 from tests.webhook.cio_payloads import signed, webhook
 from tests.webhook.webhook_support import Clock, FakeProducer, MakeClient, webhook_settings
@@ -83,10 +83,12 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 def state_of(client: TestClient[Any, Any]) -> WebhookState:
     """The listener's shared state (its counters)."""
-    app = client.app
-    assert app is not None
-    state: WebhookState = app[STATE]
-    return state
+    runner = client.server.runner
+    assert runner is not None
+    assert runner.server is not None
+    handler = runner.server.request_handler
+    assert isinstance(handler, WebhookApp)
+    return handler.state
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -214,6 +216,33 @@ def nested(depth: int) -> bytes:
         + b"]" * depth
         + b"}}"
     )
+
+
+async def test_expect_100_continue_gets_the_interim_answer_before_the_body_is_sent(
+    make_client: MakeClient, fake_producer: FakeProducer
+) -> None:
+    """A client that waits for ``100 Continue`` (curl does, for bodies over 1 KiB) gets it, then its 200."""
+    client = await make_client()
+    body, headers = signed(webhook("email", "sent", event_id="expecting"))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, "Expect": "100-continue"}, len(body)))
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        response = await read_response(reader)
+    assert (response.status, response.body) == (200, {"message": "accepted"})
+    assert [r[3][0][1] for r in fake_producer.records] == [b"expecting"]
+
+
+async def test_an_unknown_expectation_is_417(make_client: MakeClient, fake_producer: FakeProducer) -> None:
+    """``Expect`` other than ``100-continue`` cannot be met: 417, and nothing is produced."""
+    client = await make_client()
+    body, headers = signed(webhook("email", "sent"))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, "Expect": "something-else"}, len(body)) + body)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 417 ")
+    assert fake_producer.records == []
 
 
 @pytest.mark.parametrize(

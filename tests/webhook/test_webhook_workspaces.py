@@ -179,6 +179,29 @@ async def test_probes_are_not_workspaces_when_the_path_is_root(make_client: Make
     assert status == 200
 
 
+@pytest.mark.parametrize(
+    "path", [f"{PATH}/", f"{PATH}/us-brand/", f"{PATH}/us-brand/extra", "/healthz/us-brand", "/webhooks"]
+)
+async def test_paths_that_are_not_one_workspace_segment_are_plain_404s(
+    client: TestClient[Any, Any], fake_producer: FakeProducer, metrics: Metrics, path: str
+) -> None:
+    """An empty or multi-segment name after the path is no workspace route: the generic 404, nothing counted."""
+    status, body = await post(client, path, webhook("email", "sent"), US_KEY)
+    assert (status, body) == (404, {"message": "Not Found"})
+    assert fake_producer.records == []
+    assert sample(metrics, "connector_webhook_requests_total", {"outcome": "unknown_workspace", "workspace": ""}) == 0
+
+
+async def test_an_encoded_slash_stays_inside_the_workspace_name(
+    client: TestClient[Any, Any], fake_producer: FakeProducer
+) -> None:
+    """``%2F`` does not split the segment (aiohttp's routing): the name is "us/brand", an unknown workspace."""
+    status, body = await post(client, f"{PATH}/us%2Fbrand", webhook("email", "sent"), US_KEY)
+    assert status == 404
+    assert body["message"] == "no workspace named 'us/brand' accepts webhooks here"
+    assert fake_producer.records == []
+
+
 async def test_the_customerio_preset_names_events(make_client: MakeClient, fake_producer: FakeProducer) -> None:
     """CONNECTOR_WEBHOOK_EVENT_NAMES=customerio: Customer.io's own names, on every path."""
     client = await make_client(event_names="customerio", workspace_keys=WORKSPACE_KEYS)
