@@ -67,6 +67,14 @@ def test_bad_workspace_signing_keys_name_the_key(tmp_path: Path, item: str, key:
     assert str(caught.value).startswith(f"{key}:")
 
 
+@pytest.mark.parametrize("path", ["webhooks", "/webhooks/{name}", "/hooks}"])
+def test_a_webhook_path_that_is_not_a_plain_absolute_path_is_refused(path: str) -> None:
+    """One line naming the setting, at start-up (exit 2), rather than a listener that never matches."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"CONNECTOR_WEBHOOK_PATH": path})
+    assert str(caught.value).startswith("CONNECTOR_WEBHOOK_PATH: must start with '/'")
+
+
 def test_event_names_preset() -> None:
     """rudderstack by default; customerio on request; anything else is refused naming the variable."""
     assert load_settings({}).webhook.event_names == "rudderstack"

@@ -319,7 +319,7 @@ def _check_consistency(settings: Settings) -> None:
             if name not in names:
                 raise ConfigError(f"topics.{topic.name}.header_workspaces", f"no workspace named {name!r}")
         _check_mapping(topic, settings.mapping.delete_events)
-    _check_webhook_workspaces(settings)
+    _check_webhook_paths(settings)
     _check_input_topics(settings.sink)
     _check_start_from(settings.sink)
     _check_bootstrap_servers(settings.kafka)
@@ -354,8 +354,12 @@ def _check_mapping(topic: TopicSettings, delete_events: tuple[str, ...]) -> None
         )
 
 
-def _check_webhook_workspaces(settings: Settings) -> None:
-    """A workspace with webhook keys is served at CONNECTOR_WEBHOOK_PATH/<name>: one path segment."""
+def _check_webhook_paths(settings: Settings) -> None:
+    """CONNECTOR_WEBHOOK_PATH is a plain absolute path, and a workspace with webhook keys is served at
+    CONNECTOR_WEBHOOK_PATH/<name>: one path segment. (The listener routes these paths itself.)"""
+    path = settings.webhook.path
+    if not path.startswith("/") or "{" in path or "}" in path:
+        raise ConfigError("CONNECTOR_WEBHOOK_PATH", f"must start with '/' and contain no '{{' or '}}' (got {path!r})")
     for i, ws in enumerate(settings.workspaces):
         if ws.webhook_signing_keys and "/" in ws.name:
             raise ConfigError(
