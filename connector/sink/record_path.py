@@ -92,11 +92,62 @@ class RecordPath:
 
         The sink's per-record loop, kept here so that the whole fetch is mapped inside compiled code
         (setup.py): one call per partition run from the interpreted runner instead of three per record.
+        The usual record (plain JSON, no headers, on a topic whose messages all go to one workspace's
+        Track API: ``Router.fixed``) is decoded and mapped right in this loop, with what ``map`` →
+        ``_map_messages`` → ``_decode`` → ``_map_fixed`` would do for it bound once per run; every other
+        record takes ``map``. Either way each record has the same safety net as ``map``.
         """
+        topic = partition.topic
+        fixed = self._fixed_for(topic) if topic not in self._shapes else None
+        if fixed is not None:
+            self._map_fixed_run(records, partition, generation, on_done, fixed)
+            return
         for record in records:
             ticket = Ticket(record, partition, generation, on_done)
             self.map(record, ticket)
             ticket.seal()
+
+    def _map_fixed_run(
+        self,
+        records: list[Record],
+        partition: Partition,
+        generation: int,
+        on_done: Callable[[Ticket], None],
+        fixed: tuple[Mapper, str, SubmitOperation],
+    ) -> None:
+        """``map_run`` on a topic with a fixed route and no declarative mapping: its usual records in line."""
+        mapper, workspace, submit = fixed
+        topic, number = partition.topic, partition.partition
+        max_bytes = self._max_bytes
+        for record in records:
+            ticket = Ticket(record, partition, generation, on_done)
+            value = record.value
+            if record.headers or not value or value[0] == MAGIC:
+                self.map(record, ticket)  # headers, a tombstone or an empty value, the registry's wire format
+            else:
+                try:
+                    decoded = decode_record(value)
+                    if isinstance(decoded, Rejection):
+                        ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
+                    else:
+                        offset, timestamp_ms = record.offset, record.timestamp_ms
+                        for index, message in enumerate(decoded):
+                            context = MessageContext(topic, number, offset, index, timestamp_ms)
+                            mapped = mapper.map(message, context, max_bytes)
+                            if isinstance(mapped, tuple):  # operations, the usual answer: one check
+                                for operation in mapped:
+                                    submit(operation, ticket)
+                            elif isinstance(mapped, Rejection):
+                                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, workspace))
+                            else:
+                                ticket.filtered += 1
+                                self._on_filtered(workspace, mapped.reason)
+                except Exception as exc:  # noqa: BLE001 - map's per-record safety net (see its docstring)
+                    _internal_error(record, ticket, exc)
+            pending = ticket.pending - 1  # Ticket.seal inlined (once per record)
+            ticket.pending = pending
+            if pending == 0:
+                on_done(ticket)
 
     def map(self, record: Record, ticket: Ticket) -> None:
         """Decode, route and map one record onto its ticket; whatever happens, the record gets an answer.
@@ -109,15 +160,7 @@ class RecordPath:
         try:
             self._map_messages(record, ticket)
         except Exception as exc:  # noqa: BLE001 - the per-record safety net (see the docstring)
-            name = type(exc).__name__
-            log.error(
-                "Record could not be processed (a bug); dead-lettering it.",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error=name,
-            )
-            ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
+            _internal_error(record, ticket, exc)
 
     def _map_messages(self, record: Record, ticket: Ticket) -> None:
         if record.value is None and (self._sink.tombstones == "skip" or record.topic in self._skip_tombstones):
@@ -130,11 +173,7 @@ class RecordPath:
             ticket.reject(DeadLetterReason(decoded.reason, decoded.message, schema_id=_schema_id(record.value)))
             return
         if not record.headers:
-            topic = record.topic
-            try:
-                fixed = self._fixed[topic]
-            except KeyError:
-                fixed = self._fixed[topic] = self._fixed_route(topic)
+            fixed = self._fixed_for(record.topic)
             if fixed is not None:
                 self._map_fixed(record, decoded, ticket, fixed)
                 return
@@ -176,6 +215,14 @@ class RecordPath:
                 for operation in mapped:
                     submit(operation, ticket)
 
+    def _fixed_for(self, topic: str) -> tuple[Mapper, str, SubmitOperation] | None:
+        """The topic's fixed route (``Router.fixed``) with its mapper and submit, looked up once per topic."""
+        try:
+            return self._fixed[topic]
+        except KeyError:
+            fixed = self._fixed[topic] = self._fixed_route(topic)
+            return fixed
+
     def _fixed_route(self, topic: str) -> tuple[Mapper, str, SubmitOperation] | None:
         target = self._router.fixed(topic)
         if target is None:
@@ -215,6 +262,19 @@ class RecordPath:
         # In the cache when the registry is configured: the runner held the record until it was.
         schema = None if self._schemas is None or schema_id is None else self._schemas(schema_id)
         return decode_framed(value, schema, decode_document if shape is None else shape.messages)
+
+
+def _internal_error(record: Record, ticket: Ticket, exc: Exception) -> None:
+    """A bug met one record: dead-letter it as ``internal_error``, naming the exception's class only."""
+    name = type(exc).__name__
+    log.error(
+        "Record could not be processed (a bug); dead-lettering it.",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        error=name,
+    )
+    ticket.reject(DeadLetterReason("internal_error", f"internal_error: {name}"))
 
 
 def _schema_id(value: bytes | None) -> int | None:

@@ -17,15 +17,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.config import MappingSettings
+from connector.config import MappingSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.kafka import Headers, Partition, Record
 from connector.sink.mapping.decode import decode_record
 from connector.sink.mapping.mapper import map_message
-from connector.sink.mapping.model import FILTER_REASONS, REASONS, Filtered, Message, MessageContext, Rejection
+from connector.sink.mapping.model import (
+    FILTER_REASONS,
+    REASONS,
+    Filtered,
+    Message,
+    MessageContext,
+    Operation,
+    Rejection,
+)
 from connector.sink.mapping.transactional import MAX_BODY_BYTES, build_send_email
 from connector.sink.mapping.ulid import record_ulid
+from connector.sink.record_path import RecordPath
 from connector.sink.routing import Router, Target
+from connector.sink.tickets import DeadLetterReason, Ticket
 from tests.sink.memory_sink import EVENTS, FAKE, TRANSACTIONAL, record, run_sink, sink_settings
 
 POISON = settings(
@@ -264,6 +274,40 @@ async def test_an_exception_from_a_record_is_dead_lettered_as_internal_error(fak
     )
     assert count == 1
     assert len(fake.state.operations_for(FAKE.name)) == 2
+
+
+def test_a_bug_met_by_a_record_of_a_fetched_run_dead_letters_that_record_only() -> None:
+    """The usual records (plain JSON, no headers, one workspace's topic) are mapped by ``map_run`` itself,
+    not through ``map``: a bug there (here in the workspace's intake) still answers only that record, as
+    ``internal_error`` naming the exception's class, and the records after it in the run are mapped."""
+    sink = load_settings({"CIO_SITE_ID": "site", "CIO_API_KEY": "key", "CONNECTOR_INPUT_TOPICS": EVENTS})
+    workspace = sink.workspaces[0].name
+    submitted: list[int] = []
+
+    def submit(operation: Operation, ticket: Ticket) -> None:
+        if b"boom" in operation.body:
+            raise ValueError("cannot take secret-user-7")
+        ticket.hold(workspace)
+        submitted.append(ticket.record.offset)
+
+    path = RecordPath(
+        sink.sink,
+        Router(sink),
+        {workspace: submit},
+        submit_transactional=None,
+        on_filtered=lambda _workspace, _reason: None,
+        on_skipped=lambda _topic: None,
+    )
+    good = {"type": "track", "event": "Order", "userId": "u-1"}
+    bad = {"type": "track", "event": "boom", "userId": "secret-user-7"}
+    records = [record(0, orjson.dumps(good)), record(1, orjson.dumps(bad)), record(2, orjson.dumps(good))]
+    done: list[Ticket] = []
+
+    path.map_run(records, Partition(EVENTS, 0), 1, done.append)
+
+    assert submitted == [0, 2]  # held by the workspace until delivered
+    assert [ticket.record.offset for ticket in done] == [1]  # answered at once: to be dead-lettered
+    assert done[0].dead_letter == DeadLetterReason("internal_error", "internal_error: ValueError")
 
 
 async def test_transactional_poison_records_are_dead_lettered_with_their_field(fake: FakeCustomerIO) -> None:
