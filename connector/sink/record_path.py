@@ -116,9 +116,6 @@ class RecordPath:
         fixed: tuple[Mapper, str, SubmitOperation],
     ) -> None:
         """``map_run`` on a topic with a fixed route and no declarative mapping: its usual records in line."""
-        mapper, workspace, submit = fixed
-        topic, number = partition.topic, partition.partition
-        max_bytes = self._max_bytes
         for record in records:
             ticket = Ticket(record, partition, generation, on_done)
             value = record.value
@@ -130,18 +127,7 @@ class RecordPath:
                     if isinstance(decoded, Rejection):
                         ticket.reject(DeadLetterReason(decoded.reason, decoded.message))
                     else:
-                        offset, timestamp_ms = record.offset, record.timestamp_ms
-                        for index, message in enumerate(decoded):
-                            context = MessageContext(topic, number, offset, index, timestamp_ms)
-                            mapped = mapper.map(message, context, max_bytes)
-                            if isinstance(mapped, tuple):  # operations, the usual answer: one check
-                                for operation in mapped:
-                                    submit(operation, ticket)
-                            elif isinstance(mapped, Rejection):
-                                ticket.reject(DeadLetterReason(mapped.reason, mapped.message, workspace))
-                            else:
-                                ticket.filtered += 1
-                                self._on_filtered(workspace, mapped.reason)
+                        self._map_fixed(record, decoded, ticket, fixed)
                 except Exception as exc:  # noqa: BLE001 - map's per-record safety net (see its docstring)
                     _internal_error(record, ticket, exc)
             pending = ticket.pending - 1  # Ticket.seal inlined (once per record)
