@@ -51,7 +51,7 @@ _Row = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # the same as aiokaf
 # aiokafka's (and Kafka's) default max_request_size; also the broker's message.max.bytes default, less
 # the 12 bytes of log overhead it allows on top.
 DEFAULT_MAX_REQUEST_SIZE = 1_048_576
-_DEFAULT_BATCH_SIZE = 16_384  # aiokafka's
+MAX_BATCH_BYTES = 262_144  # the largest Kafka batch of one partition the producer builds (see Producer)
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
@@ -716,7 +716,11 @@ class Producer:
             max_request_size=max_request_size,
             # A batch larger than the topic's max.message.bytes is refused whole, small records with it:
             # never batch beyond the limit (one larger record still goes alone, and is sized by the caller).
-            max_batch_size=min(_DEFAULT_BATCH_SIZE, max_request_size),
+            # 256 KiB, not aiokafka's 16 KiB: a webhook batch (what arrived during one broker round trip)
+            # split into two Kafka batches of a partition took two produce requests, one after the other's
+            # ack (aiokafka sends one request per broker at a time). Not the whole 1 MiB either: a topic
+            # whose max.message.bytes was lowered would refuse every full batch, records far below it too.
+            max_batch_size=min(MAX_BATCH_BYTES, max_request_size),
         )
         self._max_request_size = max_request_size
         self._started = False

@@ -168,3 +168,25 @@ async def test_a_batch_stuck_in_flight_holds_the_next_one_back_at_most_one_timeo
     assert [key for _, key, _, _ in producer.records] == [b"early", b"late"]
     assert await outcome(first) == "503"
     assert await events.settle(0.01) == 1
+
+
+async def test_the_next_batch_is_queued_before_the_acknowledged_webhooks_are_answered() -> None:
+    """When a batch is acknowledged, the batch collected behind it is already in the producer by the time the
+    first of the acknowledged webhooks is answered: the broker is not kept waiting for the answers (and the
+    loop turns they take) before it gets the next produce request."""
+    producer = FakeProducer()
+    producer.gate = asyncio.Event()
+    events = delivery(producer)
+
+    async def answered(e: NormalizedEvent) -> list[int]:
+        """What the producer had been handed when this webhook's answer was ready."""
+        await events.deliver(e)
+        return list(producer.batches)
+
+    first = asyncio.ensure_future(answered(event("e0")))
+    await until(lambda: producer.calls == 1)
+    rest = [asyncio.ensure_future(events.deliver(event(f"e{i}"))) for i in range(1, 4)]
+    await until(lambda: events.pending == 4)
+    producer.gate.set()
+    assert await first == [1, 3]
+    assert await asyncio.gather(*rest) == ["accepted"] * 3
