@@ -63,16 +63,31 @@ def cmd_service(args: argparse.Namespace) -> int:
     role = args.command
     settings = _settings(args, role)
     # Start-up objects (modules, settings, metrics) live forever: keep them out of every collection.
-    # The collection thresholds stay at their defaults: raising them was measured to let asyncio's and
-    # aiohttp's cyclic garbage pile up (RSS 285 MB instead of ~200 MB over a 1M-record backlog). A
-    # webhooks-only process has no backlog and gains ~10% CPU per webhook from a higher gen-0 threshold.
     gc.freeze()
+    tune_gc(role)
+    _run_until_signalled(lambda stop: run_service(settings, role, stop), settings.service.event_loop)
+    return 0
+
+
+# The sink's collection thresholds (the roles with a backlog: sink and run), measured over a 1M-record
+# backlog (docs/benchmarks.md, "#17 sink GC and allocations, round 5"). After start-up the collector finds
+# no garbage there; its cost is traversing what is buffered: a Ticket, a Record and an Operation per
+# in-flight record, which CPython never untracks. An operation waits ~10,000 records, longer than the
+# default 10 young collections between generation-1 collections, so gen 1 traversed nearly every one
+# again; after 100, most are delivered and freed first: the collector's CPU per 1M records 0.57-0.59 ->
+# 0.33-0.39 s, +1.7% events per CPU-second. Rarer full collections used to raise peak RSS (119 -> 178-189
+# MB) because aiokafka's dropped fetch batches waited for them; connector/kafka.py now frees those at once.
+SINK_GC_THRESHOLD = (700, 100, 10)
+
+
+def tune_gc(role: str) -> None:
+    """Set the collection thresholds of a service role: the webhooks-only role's, or the sink's."""
     if role == "webhooks":
         from connector.webhook.listener import tune_gc_for_webhooks
 
         tune_gc_for_webhooks()
-    _run_until_signalled(lambda stop: run_service(settings, role, stop), settings.service.event_loop)
-    return 0
+    else:
+        gc.set_threshold(*SINK_GC_THRESHOLD)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

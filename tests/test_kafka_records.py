@@ -9,7 +9,9 @@ These read aiokafka's internals (``PartitionRecords._consumer_record``, ``FetchR
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -115,3 +117,44 @@ async def test_a_started_consumer_fetches_records_built_by_the_fetcher(
     for r in records:
         by_partition.setdefault(r.partition, []).append(r.offset)
     assert all(offsets == list(range(len(offsets))) for offsets in by_partition.values())
+
+
+async def test_a_fetched_batch_dropped_for_a_paused_partition_is_freed_without_a_collection(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory
+) -> None:
+    """The sink pauses partitions for flow control: aiokafka then drops their unread fetched batch, which its
+    own reference cycle (records ↔ their generator) kept alive until a full collection. It goes at once now."""
+    topic = await topic_factory(partitions=1)
+    producer = Producer(kafka_settings)
+    await producer.start()
+    try:
+        await producer.send_many(topic, [(None, f"v{i}".encode(), ()) for i in range(50)])
+    finally:
+        await producer.stop()
+
+    async def ignore(_partitions: list[Partition]) -> None:
+        return None
+
+    consumer = Consumer(kafka_settings, f"group-{uuid.uuid4().hex[:8]}")
+    await consumer.start([topic], ignore, ignore)
+    fetched_results = consumer._consumer._fetcher._records
+    tp = TopicPartition(topic, 0)
+    try:
+        first: list[Record] = []
+        async with asyncio.timeout(60):
+            while not first:
+                first = await consumer.fetch(timeout_ms=500, max_records=1)
+        unread = fetched_results[tp]._partition_records  # the other 49 records, read no further
+        gone = weakref.ref(unread)
+        del unread
+        gc.disable()  # only reference counting may free it
+        try:
+            consumer.pause([Partition(topic, 0)])
+            assert await consumer.fetch(timeout_ms=100) == []  # drops the paused partition's fetched batch
+            assert tp not in fetched_results
+            assert gone() is None
+        finally:
+            gc.enable()
+    finally:
+        await consumer.stop()
+    assert first[0].value == b"v0"

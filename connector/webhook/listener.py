@@ -36,7 +36,7 @@ log = get_logger("webhook")
 # busy listener holds the in-flight requests, so the default threshold ran ~6 full collections per
 # 30,000 webhooks: 11-13 µs of GC per webhook with acks=all. At 10,000: 0.2-0.3 µs, listener CPU
 # 176-182 -> 159-160 µs per webhook, peak RSS unchanged (59-66 MB). Only for the webhooks-only role:
-# the sink's backlog was measured to pile up cyclic garbage with raised thresholds (connector/cli.py).
+# the sink's roles set their own (connector/cli.py: generation 1 collected less often, generation 0 not).
 WEBHOOKS_GC_THRESHOLD = (10_000, 10, 10)
 
 
