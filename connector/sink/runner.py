@@ -15,7 +15,8 @@ Invariants:
   A registry outage is backpressure: nothing is dead-lettered for it and nothing past it is committed.
 - Backpressure, not loss: partitions feeding a congested workspace (failing, credentials rejected, or
   holding for Retry-After) or one at its share of the process-wide buffer budget (``budget.py``) are
-  paused, and resumed when it recovers; at the process bound every partition is paused.
+  paused, and resumed when it recovers; at the process bound intake stops: for up to a second by not
+  fetching (what aiokafka prefetched stays), then by pausing every partition.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from connector.sink.transactional_sender import TransactionalSender, Transaction
 log = get_logger("sink.runner")
 
 FETCH_TIMEOUT_MS = 200
+# How long the buffer budget may stop every partition by holding intake rather than pausing them.
+HOLD_WITHOUT_PAUSE_SECONDS = 1.0
 LAG_INTERVAL_SECONDS = 5.0
 REVOKE_GRACE_SECONDS = 10.0
 FINAL_STEP_SECONDS = 5.0  # bound on each shutdown step that talks to Kafka
@@ -123,6 +126,7 @@ class Sink:
         # One bound for the whole process, shared by the workspaces (not multiplied by their number).
         self._budget = BufferBudget(self._sink.max_buffered_operations, self._sink.max_buffered_bytes)
         self._waiting_for_room = False  # only then does resolving a record set _progress
+        self._stopped_since: float | None = None  # since when the budget has stopped every partition
         # Records waiting for their schema, per partition, in offset order: (record, tracker generation).
         self._held: dict[Partition, deque[tuple[Record, int]]] = {}
 
@@ -186,18 +190,23 @@ class Sink:
         next_commit = next_lag = time.monotonic()
         while not stop.is_set():
             all_paused = self._apply_backpressure()
-            # Poll even when everything is paused (then without waiting): a member that stops polling
-            # for max.poll.interval is put out of the group, which a long credential outage must not do.
-            timeout_ms = 0 if all_paused else FETCH_TIMEOUT_MS
-            records = await self._consumer.fetch(timeout_ms, self._sink.max_poll_records)
-            if self._held:
-                self._release_held()
-            if records:
-                self._process(records)
-            elif all_paused:
-                # Wait for records to resolve rather than a fetch timeout, so intake resumes the moment
-                # there is room again.
+            if all_paused is None:
+                # Intake held for a moment without pausing: nothing is fetched, and what aiokafka has
+                # prefetched stays (a pause drops it, to be fetched again after the resume).
                 await self._wait_for_progress(FETCH_TIMEOUT_MS / 1000)
+            else:
+                # Poll even when everything is paused (then without waiting): a member that stops polling
+                # for max.poll.interval is put out of the group, which a long credential outage must not do.
+                timeout_ms = 0 if all_paused else FETCH_TIMEOUT_MS
+                records = await self._consumer.fetch(timeout_ms, self._sink.max_poll_records)
+                if self._held:
+                    self._release_held()
+                if records:
+                    self._process(records)
+                elif all_paused:
+                    # Wait for records to resolve rather than a fetch timeout, so intake resumes the moment
+                    # there is room again.
+                    await self._wait_for_progress(FETCH_TIMEOUT_MS / 1000)
             self._publish_counts()
             now = time.monotonic()
             if now >= next_commit:
@@ -208,6 +217,17 @@ class Sink:
             if now >= next_lag:
                 next_lag = now + LAG_INTERVAL_SECONDS
                 await self._publish_lag()
+
+    def _holds_without_pause(self, everything_stopped_by_the_budget: bool) -> bool:
+        """Whether intake is held without pausing now: the budget has stopped every partition for less
+        than ``HOLD_WITHOUT_PAUSE_SECONDS`` (see ``_apply_backpressure``)."""
+        if not everything_stopped_by_the_budget:
+            self._stopped_since = None
+            return False
+        now = time.monotonic()
+        if self._stopped_since is None:
+            self._stopped_since = now
+        return now - self._stopped_since < HOLD_WITHOUT_PAUSE_SECONDS
 
     async def _wait_for_progress(self, timeout: float) -> None:
         """Until a record resolves, at most ``timeout`` seconds."""
@@ -440,8 +460,16 @@ class Sink:
 
     # --- flow control, commits, lag ---------------------------------------------------------------
 
-    def _apply_backpressure(self) -> bool:
-        """Pause what must not be fetched now, resume the rest; True when the whole assignment is paused."""
+    def _apply_backpressure(self) -> bool | None:
+        """Pause what must not be fetched now, resume the rest; True when the whole assignment is paused.
+
+        None: intake is held without pausing anything. When the buffer budget stops every partition,
+        routinely under a backlog and for a fraction of a second, pausing would make aiokafka drop what
+        it has prefetched (up to a fetch per partition), to fetch it again after the resume while the
+        sink waits. So for up to ``HOLD_WITHOUT_PAUSE_SECONDS`` the sink just stops fetching; a bound
+        that lasts (a workspace failing) then pauses as before, and the loop polls again, which a group
+        member must do within max.poll.interval.
+        """
         assignment = self._consumer.assignment()
         deliveries = self._deliveries
         was_full = self._budget.full
@@ -463,8 +491,11 @@ class Sink:
             for name in plan.held_back:
                 wanted |= deliveries[name].partitions_buffered()
             wanted &= assignment
-        wanted |= self._halted.keys() & assignment
-        wanted |= self._held.keys() & assignment  # waiting for a schema: the records after them wait too
+        # Halted, or waiting for a schema (the records after them wait too): paused whatever the budget.
+        stopped = (self._halted.keys() | self._held.keys()) & assignment
+        wanted |= stopped
+        if self._holds_without_pause(bool(assignment) and wanted >= assignment and stopped <= self._paused):
+            return None
         pause = wanted - self._paused
         resume = (self._paused - wanted) & assignment
         # Pauses at the memory bound are routine under backlog (debug); a congested workspace's are news.

@@ -41,9 +41,13 @@ def track(n: int) -> bytes:
     return orjson.dumps({"type": "track", "userId": f"u{n}", "event": "Visited", "messageId": f"m{n}"})
 
 
-async def test_intake_pauses_at_the_bound_and_resumes_below_half_of_it(fake: FakeCustomerIO) -> None:
+async def test_intake_pauses_at_the_bound_and_resumes_below_half_of_it(
+    fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Records waiting for the dead-letter writer count against the bound: every partition pauses when
-    they reach CONNECTOR_MAX_BUFFERED_OPERATIONS, and stays paused until they are below half of it."""
+    they reach CONNECTOR_MAX_BUFFERED_OPERATIONS (a stop that lasts: here at once), and stays paused until
+    they are below half of it."""
+    monkeypatch.setattr(runner, "HOLD_WITHOUT_PAUSE_SECONDS", 0.0)
     records = [record(i, NOT_JSON, partition=i % 2) for i in range(150)]
     consumer, producer = MemoryConsumer(records), GatedProducer(gated=True)
     bound, per_fetch = 100, 10
@@ -66,6 +70,39 @@ async def test_intake_pauses_at_the_bound_and_resumes_below_half_of_it(fake: Fak
 
         producer.allow(1)  # 49 waiting: below half
         await wait_for(lambda: not consumer.paused, "intake resumed")
+        producer.allow(len(records))
+        await wait_for(consumer.all_committed.is_set, "every record committed")
+    assert len(producer.sent) == len(records)
+
+
+async def test_a_brief_stop_at_the_bound_fetches_nothing_and_pauses_nothing(
+    fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the bound the sink stops fetching without pausing (a pause makes aiokafka drop what it has
+    prefetched, to fetch it again after the resume), as long as the stop is brief; below half of the
+    bound it fetches again, and every record is delivered."""
+    monkeypatch.setattr(runner, "HOLD_WITHOUT_PAUSE_SECONDS", 3600.0)  # never long enough to pause here
+    records = [record(i, NOT_JSON, partition=i % 2) for i in range(150)]
+    consumer, producer = MemoryConsumer(records), GatedProducer(gated=True)
+    bound, per_fetch = 100, 10
+    async with started_sink(
+        fake,
+        consumer,
+        producer,
+        CONNECTOR_MAX_BUFFERED_OPERATIONS=str(bound),
+        CONNECTOR_MAX_POLL_RECORDS=str(per_fetch),
+    ):
+        await wait_for(lambda: consumer.handed_out == bound, "the bound reached")
+        fetches = consumer.fetches
+        producer.allow(bound // 2)  # 50 dead letters written, 50 still waiting: not below half
+        await wait_for(lambda: len(producer.sent) == bound // 2, "50 dead letters written")
+        assert consumer.paused == set()
+        assert consumer.fetches == fetches  # intake held: not even an empty poll
+        assert consumer.handed_out == bound
+
+        producer.allow(1)  # 49 waiting: below half
+        await wait_for(lambda: consumer.handed_out > bound, "intake resumed")
+        assert consumer.paused == set()
         producer.allow(len(records))
         await wait_for(consumer.all_committed.is_set, "every record committed")
     assert len(producer.sent) == len(records)
