@@ -87,15 +87,7 @@ async def test_later_waits_carry_on_in_the_task() -> None:
 async def test_cancelling_the_task_cancels_the_wait_inside_the_coroutine() -> None:
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cleaned: list[str] = []
-
-    async def work() -> None:
-        try:
-            await gate
-        except asyncio.CancelledError:
-            cleaned.append("cancelled")
-            raise
-
-    task = start_eagerly(work(), "work")
+    task = start_eagerly(_wait_for(gate, cleaned), "work")
     assert task is not None
     await asyncio.sleep(0)  # the task is waiting on the gate
     task.cancel()
@@ -108,16 +100,7 @@ async def test_cancelling_the_task_cancels_the_wait_inside_the_coroutine() -> No
 async def test_cancelling_the_task_after_its_future_finished_still_cancels_the_coroutine() -> None:
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cleaned: list[str] = []
-
-    async def work() -> None:
-        try:
-            await gate
-        except asyncio.CancelledError:
-            cleaned.append("cancelled")
-            raise
-        cleaned.append("went on")
-
-    task = start_eagerly(work(), "work")
+    task = start_eagerly(_wait_for(gate, cleaned), "work")
     assert task is not None
     await asyncio.sleep(0)
     gate.set_result(None)  # the task's wake-up is queued ...
@@ -147,3 +130,13 @@ def test_a_task_destroyed_while_waiting_closes_the_coroutine() -> None:
         loop.close()
     gc.collect()
     assert closed == ["closed"]
+
+
+async def _wait_for(gate: asyncio.Future[None], seen: list[str]) -> None:
+    """Await ``gate``; note in ``seen`` whether it was cancelled there or went on."""
+    try:
+        await gate
+    except asyncio.CancelledError:
+        seen.append("cancelled")
+        raise
+    seen.append("went on")

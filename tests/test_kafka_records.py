@@ -12,7 +12,7 @@ import asyncio
 import gc
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.config import KafkaSettings
-from connector.kafka import Consumer, Partition, Producer, Record, _RecordResults, build_records_directly
+from connector.kafka import Consumer, Headers, Partition, Producer, Record, _RecordResults, build_records_directly
 
 TopicFactory = Callable[..., Awaitable[str]]
 TP = TopicPartition("orders", 3)
@@ -88,18 +88,7 @@ async def test_a_started_consumer_fetches_records_built_by_the_fetcher(
     """A started consumer's fetcher is switched over, and ``fetch`` gives every field of what was produced."""
     topic = await topic_factory(partitions=2)
     sent = [(f"k{i}".encode(), None if i == 3 else f"v{i}".encode(), (("n", str(i).encode()),)) for i in range(8)]
-    producer = Producer(kafka_settings)
-    await producer.start()
-    try:
-        await producer.send_many(topic, sent)
-    finally:
-        await producer.stop()
-
-    async def ignore(_partitions: list[Partition]) -> None:
-        return None
-
-    consumer = Consumer(kafka_settings, f"group-{uuid.uuid4().hex[:8]}")
-    await consumer.start([topic], ignore, ignore)
+    consumer = await _consumer_after_producing(kafka_settings, topic, sent)
     try:
         # Installed at start (True again: already in place); False would mean aiokafka's fetcher changed.
         assert build_records_directly(consumer._consumer) is True
@@ -125,18 +114,7 @@ async def test_a_fetched_batch_dropped_for_a_paused_partition_is_freed_without_a
     """The sink pauses partitions for flow control: aiokafka then drops their unread fetched batch, which its
     own reference cycle (records ↔ their generator) kept alive until a full collection. It goes at once now."""
     topic = await topic_factory(partitions=1)
-    producer = Producer(kafka_settings)
-    await producer.start()
-    try:
-        await producer.send_many(topic, [(None, f"v{i}".encode(), ()) for i in range(50)])
-    finally:
-        await producer.stop()
-
-    async def ignore(_partitions: list[Partition]) -> None:
-        return None
-
-    consumer = Consumer(kafka_settings, f"group-{uuid.uuid4().hex[:8]}")
-    await consumer.start([topic], ignore, ignore)
+    consumer = await _consumer_after_producing(kafka_settings, topic, [(None, f"v{i}".encode(), ()) for i in range(50)])
     fetched_results = consumer._consumer._fetcher._records
     tp = TopicPartition(topic, 0)
     try:
@@ -158,3 +136,22 @@ async def test_a_fetched_batch_dropped_for_a_paused_partition_is_freed_without_a
     finally:
         await consumer.stop()
     assert first[0].value == b"v0"
+
+
+async def _consumer_after_producing(
+    kafka_settings: KafkaSettings, topic: str, rows: Sequence[tuple[bytes | None, bytes | None, Headers]]
+) -> Consumer:
+    """A started consumer of ``topic`` in a new group, after ``rows`` were produced to it."""
+    producer = Producer(kafka_settings)
+    await producer.start()
+    try:
+        await producer.send_many(topic, rows)
+    finally:
+        await producer.stop()
+
+    async def ignore(_partitions: list[Partition]) -> None:
+        return None
+
+    consumer = Consumer(kafka_settings, f"group-{uuid.uuid4().hex[:8]}")
+    await consumer.start([topic], ignore, ignore)
+    return consumer

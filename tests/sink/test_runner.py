@@ -6,6 +6,7 @@ real sockets. Every wait is on a condition (``wait_for``), never a sleep.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from connector.fake_cio.server import FakeCustomerIO
 from connector.kafka import Partition
 from connector.sink import runner
+from connector.sink.runner import Sink
 from tests.sink.memory_sink import (
     EVENTS,
     FAKE,
@@ -41,6 +43,15 @@ def track(n: int) -> bytes:
     return orjson.dumps({"type": "track", "userId": f"u{n}", "event": "Visited", "messageId": f"m{n}"})
 
 
+def _sink_at_a_bound_of(
+    bound: int, fake: FakeCustomerIO, consumer: MemoryConsumer, producer: GatedProducer
+) -> contextlib.AbstractAsyncContextManager[Sink]:
+    """The sink with CONNECTOR_MAX_BUFFERED_OPERATIONS=``bound``, fetching 10 records at a time."""
+    return started_sink(
+        fake, consumer, producer, CONNECTOR_MAX_BUFFERED_OPERATIONS=str(bound), CONNECTOR_MAX_POLL_RECORDS="10"
+    )
+
+
 async def test_intake_pauses_at_the_bound_and_resumes_below_half_of_it(
     fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,14 +61,8 @@ async def test_intake_pauses_at_the_bound_and_resumes_below_half_of_it(
     monkeypatch.setattr(runner, "HOLD_WITHOUT_PAUSE_SECONDS", 0.0)
     records = [record(i, NOT_JSON, partition=i % 2) for i in range(150)]
     consumer, producer = MemoryConsumer(records), GatedProducer(gated=True)
-    bound, per_fetch = 100, 10
-    async with started_sink(
-        fake,
-        consumer,
-        producer,
-        CONNECTOR_MAX_BUFFERED_OPERATIONS=str(bound),
-        CONNECTOR_MAX_POLL_RECORDS=str(per_fetch),
-    ):
+    bound = 100
+    async with _sink_at_a_bound_of(bound, fake, consumer, producer):
         await wait_for(lambda: consumer.paused == {P0, P1}, "every partition paused")
         assert consumer.handed_out == bound  # not one fetch more: the check runs before each fetch
 
@@ -84,14 +89,8 @@ async def test_a_brief_stop_at_the_bound_fetches_nothing_and_pauses_nothing(
     monkeypatch.setattr(runner, "HOLD_WITHOUT_PAUSE_SECONDS", 3600.0)  # never long enough to pause here
     records = [record(i, NOT_JSON, partition=i % 2) for i in range(150)]
     consumer, producer = MemoryConsumer(records), GatedProducer(gated=True)
-    bound, per_fetch = 100, 10
-    async with started_sink(
-        fake,
-        consumer,
-        producer,
-        CONNECTOR_MAX_BUFFERED_OPERATIONS=str(bound),
-        CONNECTOR_MAX_POLL_RECORDS=str(per_fetch),
-    ):
+    bound = 100
+    async with _sink_at_a_bound_of(bound, fake, consumer, producer):
         await wait_for(lambda: consumer.handed_out == bound, "the bound reached")
         fetches = consumer.fetches
         producer.allow(bound // 2)  # 50 dead letters written, 50 still waiting: not below half
