@@ -182,7 +182,7 @@ class EventDelivery:
         try:
             task = start_eagerly(self._produce(batch), "webhook-produce")
         except Exception as exc:  # noqa: BLE001 - a bug: _produce has answered its batch 503 already
-            log.error("Webhook produce task failed unexpectedly.", error=repr(exc))
+            _log_produce_bug(exc)
             return
         if task is not None:
             self._flushing.add(task)
@@ -311,4 +311,9 @@ def _observe_failure(task: asyncio.Task[None]) -> None:
         return
     exc = task.exception()
     if exc is not None and not isinstance(exc, BrokerUnavailableError):
-        log.error("Webhook produce task failed unexpectedly.", error=repr(exc))
+        _log_produce_bug(exc)
+
+
+def _log_produce_bug(exc: BaseException) -> None:
+    """A produce that failed otherwise than by an outage: a bug (its batch was answered 503)."""
+    log.error("Webhook produce task failed unexpectedly.", error=repr(exc))
