@@ -171,3 +171,52 @@ async def test_while_the_registry_is_down_records_wait_then_are_delivered_and_no
         }
     assert completed == {"delivered": 3, "dead_lettered": 0}
     assert [op["identifiers"]["id"] for op in operations(fake)] == ["u0", "u1", "u2"]
+
+
+GROUP_SCHEMA = orjson.dumps(
+    {
+        "type": "record",
+        "name": "AccountScored",
+        "fields": [
+            {"name": "type", "type": "string"},
+            {"name": "userId", "type": "string"},
+            {"name": "groupId", "type": "string"},
+            {
+                "name": "traits",
+                "type": {"type": "record", "name": "Score", "fields": [{"name": "ratio", "type": "double"}]},
+            },
+        ],
+    }
+).decode()
+
+
+@pytest.mark.timeout(180)
+async def test_an_avro_nan_is_dead_lettered_not_sent_as_a_null_that_erases_the_attribute(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory, fake: FakeCustomerIO, registry: FakeSchemaRegistry
+) -> None:
+    topic, dlq = await topic_factory(), await topic_factory()
+
+    def run() -> list[bytes]:
+        context = SerializationContext(topic, MessageField.VALUE)
+        with SchemaRegistryClient({"url": registry.url}) as client:
+            to_avro = AvroSerializer(client, GROUP_SCHEMA)
+            values = [
+                to_avro({"type": "group", "userId": "u1", "groupId": g, "traits": {"ratio": r}}, context)
+                for g, r in (("acme", 0.25), ("nan", float("nan")), ("inf", float("inf")))
+            ]
+        return [v for v in values if v is not None]
+
+    scored, nan, inf = await asyncio.to_thread(run)
+    await produce(kafka_settings, topic, [(b"acme", scored), (b"nan", nan), (b"inf", inf)])
+    async with running(load_settings(env_for(kafka_settings, fake, registry, topic, dlq), role="sink")):
+        await wait_fully_committed(kafka_settings, f"group-{dlq}", topic)
+        dead = {r.key: r for r in await read_all(kafka_settings, dlq, expect=2)}
+    (accepted,) = [r["operation"] for r in fake.state.operations_for("demo")]
+    assert accepted["identifiers"] == {"object_type_id": "1", "object_id": "acme"}
+    assert accepted["attributes"] == {"ratio": 0.25}
+    assert set(dead) == {b"nan", b"inf"}
+    assert dead[b"nan"].header("cio-dlq-reason") == b"invalid_field"
+    assert dead[b"nan"].header("cio-dlq-message") == (
+        b"schema id 1: traits.ratio: nan is a number JSON cannot carry (NaN or \xc2\xb1Infinity)"
+    )
+    assert dead[b"inf"].header("cio-dlq-message").startswith(b"schema id 1: traits.ratio: inf ")
