@@ -219,4 +219,4 @@ async def test_an_avro_nan_is_dead_lettered_not_sent_as_a_null_that_erases_the_a
     assert dead[b"nan"].header("cio-dlq-message") == (
         b"schema id 1: traits.ratio: nan is a number JSON cannot carry (NaN or \xc2\xb1Infinity)"
     )
-    assert dead[b"inf"].header("cio-dlq-message").startswith(b"schema id 1: traits.ratio: inf ")
+    assert (dead[b"inf"].header("cio-dlq-message") or b"").startswith(b"schema id 1: traits.ratio: inf ")
