@@ -4,8 +4,9 @@
 the schemas an Avro schema references (Confluent, Redpanda, Apicurio's
 ``/apis/ccompat/v7``, Karapace all serve it). Invariants:
 - an id is fetched by at most one request at a time, and not again while it stays cached;
-- a 404 is an answer (``schema_not_found``, cached like a schema: ids are never reused); every other
-  failure (unreachable, timeout, 5xx, 401/403, a body that is not JSON) is retried with the sink's retry
+- a 404 carrying the registry's own ``error_code`` (404xx: schema, subject or version not found) is an
+  answer (``schema_not_found``, cached like a schema: ids are never reused); a 404 without one is not the
+  registry speaking (a URL missing its path, a proxy) and is retried like an outage; every other failure (unreachable, timeout, 5xx, 401/403, a body that is not JSON) is retried with the sink's retry
   policy until it succeeds: the records needing that schema wait, they are never dead-lettered for it;
 - the password is sent only in the Authorization header; it never appears in logs or errors.
 
@@ -201,8 +202,13 @@ class SchemaRegistry:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RegistryUnavailableError(f"{type(exc).__name__} from {self._shown}") from None
-        if status == 404:
+        if status == 404 and _registry_not_found(body):
             return None
+        if status == 404:
+            raise RegistryUnavailableError(
+                f"HTTP 404 without a Schema Registry error code from {self._shown}: "
+                "is CONNECTOR_SCHEMA_REGISTRY_URL the registry's base URL?"
+            )
         if status != 200:
             raise RegistryUnavailableError(f"HTTP {status} from {self._shown}")
         try:
@@ -223,3 +229,14 @@ class SchemaRegistry:
             headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
         )
         return self._session
+
+
+def _registry_not_found(body: bytes) -> bool:
+    """Whether a 404's body is the registry's own "not found" (``{"error_code": 404xx, …}``, as Confluent,
+    Redpanda, Apicurio's ccompat API and Karapace answer), not a web server's page for an unknown path."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    code = answer.get("error_code") if isinstance(answer, dict) else None
+    return type(code) is int and 40400 <= code <= 40499

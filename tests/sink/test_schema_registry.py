@@ -16,7 +16,7 @@ from connector.fake_registry.server import FakeSchemaRegistry
 from connector.metrics import Metrics
 from connector.sink.framed import RegisteredSchema, UnusableSchema
 from connector.sink.retry import RetryPolicy
-from connector.sink.schema_registry import SchemaRegistry
+from connector.sink.schema_registry import RegistryUnavailableError, SchemaRegistry
 from tests.sink.memory_sink import wait_for
 
 AVRO = '{"type":"record","name":"E","fields":[{"name":"type","type":"string"}]}'
@@ -82,6 +82,27 @@ async def test_an_outage_is_retried_until_the_registry_answers(
     registry.state.unavailable = False
     await wait_for(lambda: client.cached(2) is not None, "schema 2 after the outage")
     assert isinstance(client.cached(2), RegisteredSchema)
+
+
+async def test_a_404_that_is_not_the_registrys_answer_is_waited_out_naming_the_url_setting(
+    registry: FakeSchemaRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A URL missing its path (Apicurio without /apis/ccompat/v7) answers 404 to every id, without the
+    registry's error code: the records wait with a warning naming the setting, never all dead-lettered."""
+    caplog.set_level("WARNING", logger="connector.sink.schema_registry")
+    client = SchemaRegistry(SchemaRegistrySettings(url=registry.url + "/wrong/prefix"), FAST)
+    try:
+        client.request(1)
+        await wait_for(lambda: len(caplog.records) >= 2, "two failed attempts")
+        assert client.cached(1) is None
+        assert client.fetching == 1
+        error = caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+        assert "HTTP 404" in error
+        assert "CONNECTOR_SCHEMA_REGISTRY_URL" in error
+        with pytest.raises(RegistryUnavailableError, match="CONNECTOR_SCHEMA_REGISTRY_URL"):
+            await client.fetch(2)  # what cio-connector map reports as registry_unavailable
+    finally:
+        await client.close()
 
 
 async def test_metrics_show_an_outage_while_it_lasts_and_count_each_lookup_by_outcome(
