@@ -24,6 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_registry.server import FakeSchemaRegistry
+from connector.sink.schema_registry import NOT_FOUND_LOOKUPS
 from tests.conftest import TopicFactory
 from tests.integration.harness import committed_and_end, connector_env, produce, read_all, running, wait_for
 from tests.integration.test_dead_letters import wait_fully_committed
@@ -146,7 +147,7 @@ async def test_avro_and_json_schema_records_are_delivered_and_bad_frames_dead_le
     assert dead[b"cut"].header("cio-dlq-reason") == b"invalid_frame"
     assert dead[b"bad"].header("cio-dlq-reason") == b"undecodable"
     assert dead[b"bad"].header("cio-dlq-schema-id") == b"1"
-    assert registry.state.lookups == {1: 1, 2: 1, 999: 1}  # each id fetched once
+    assert registry.state.lookups == {1: 1, 2: 1, 999: NOT_FOUND_LOOKUPS}  # each id fetched once, a 404 confirmed
 
 
 @pytest.mark.timeout(180)
