@@ -1148,3 +1148,33 @@ def test_a_device_in_properties_without_a_known_platform_is_refused_naming_it() 
     assert result == Rejection(
         "invalid_field", "properties.device.type: push platform must be ios or android (got 'windows')"
     )
+
+
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        ("2020-01-01T00:00:00Z", 1_577_836_800),
+        ("2020-01-01", 1_577_836_800),
+        (1_577_836_800_000, 1_577_836_800),  # milliseconds
+        (1_577_836_800, 1_577_836_800),
+        ("1577836800", 1_577_836_800),
+    ],
+)
+def test_a_v2_identifys_created_at_is_sent_as_unix_seconds(created_at: object, expected: int) -> None:
+    """Customer.io reads created_at as Unix seconds only: an ISO string or milliseconds passed through was
+    stored as given and silently broke segments and campaigns keyed on it (reference §3.3)."""
+    op = _only_operation(
+        {"type": "person", "action": "identify", "identifiers": {"id": "u1"}, "attributes": {"created_at": created_at}}
+    )
+    assert op["attributes"] == {"created_at": expected}
+
+
+def test_a_v2_identifys_unreadable_created_at_is_refused_naming_it() -> None:
+    result = map_message(
+        {"type": "person", "action": "identify", "identifiers": {"id": "u1"}, "attributes": {"created_at": "soon"}},
+        CTX,
+        SETTINGS,
+    )
+    assert result == Rejection(
+        "invalid_timestamp", "attributes.created_at: not an ISO-8601 date or Unix time (got 'soon')"
+    )
