@@ -310,12 +310,12 @@ class MappingSettings:
     device_add_events: tuple[str, ...] = setting(
         ("Application Installed", "Application Opened", "Device Created or Updated"),
         "CONNECTOR_DEVICE_ADD_EVENTS",
-        "Track events that register context.device.token.",
+        "Track events that register context.device.token (else properties.device.token).",
     )
     device_delete_events: tuple[str, ...] = setting(
         ("Application Uninstalled", "Device Deleted"),
         "CONNECTOR_DEVICE_DELETE_EVENTS",
-        "Track events that remove context.device.token.",
+        "Track events that remove context.device.token (else properties.device.token).",
     )
     delete_events: tuple[str, ...] = setting(
         ("User Deleted",), "CONNECTOR_DELETE_EVENTS", "Track events that delete the person."

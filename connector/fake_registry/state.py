@@ -9,7 +9,9 @@ Rules (those of Confluent's Schema Registry that its clients rely on):
 - an unknown id or subject is error 40403 or 40401 (HTTP 404); the answer for an id omits ``schemaType``
   for Avro, as Confluent's does;
 - with ``unavailable`` set, every request is answered 503 (error 50003), a registry outage on demand
-  (counted in ``refused``).
+  (counted in ``refused``);
+- ``replica_lag[id] = n``: the next n lookups of a registered id answer 40403, as a replica that has not
+  caught up with a new schema does.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class RegistryState:
     subjects: dict[str, list[int]] = field(default_factory=dict)
     lookups: Counter[int] = field(default_factory=Counter)  # GET /schemas/ids/{id} received, per id
     refused: int = 0  # requests answered 503 while unavailable
+    # Per id, lookups still answered 40403 although it is registered: a replica that has not caught up yet.
+    replica_lag: Counter[int] = field(default_factory=Counter)
 
     def register(self, subject: str, body: Any) -> int:
         """Register ``body`` (a POST /subjects/{subject}/versions request) under ``subject``: its id."""
@@ -76,6 +80,9 @@ class RegistryState:
         """The schema of an id, or error 40403."""
         self.lookups[schema_id] += 1
         stored = self.schemas.get(schema_id)
+        if self.replica_lag[schema_id] > 0:
+            self.replica_lag[schema_id] -= 1
+            stored = None
         if stored is None:
             raise RegistryError(404, 40403, f"Schema {schema_id} not found")
         return stored

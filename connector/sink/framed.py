@@ -10,6 +10,8 @@ Invariants:
 - Avro values come out as JSON types only: timestamps as ISO-8601 strings in UTC (what the mapping takes
   as a time), dates and times as ISO strings, decimals as numbers, UUIDs as strings, bytes and fixed as
   base64 strings;
+- a float or double that JSON cannot carry (NaN, ±Infinity) is refused (``invalid_field``, naming the field),
+  never passed on: orjson would write it as null, which erases an object's attribute;
 - an Avro payload must be read exactly: bytes left over mean it does not match its schema (``undecodable``).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,9 +35,19 @@ from connector.sink.mapping.model import Message, Rejection
 
 MAGIC: Final = 0
 HEADER_BYTES: Final = 5
-_JSON_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "enum"})
+_JSON_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "string", "enum"})
+_FLOATS: Final = frozenset({"float", "double"})
 
 Convert = Callable[[Any], Any]
+
+
+class NonFiniteNumberError(ValueError):
+    """A decoded float JSON has no form for; ``path``: the record fields leading to it."""
+
+    def __init__(self, value: float, path: tuple[str, ...] = ()) -> None:
+        super().__init__(value, path)
+        self.value = value
+        self.path = path
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,12 @@ def _decode_avro(
         doc = schemaless_reader(stream, schema.avro, None)
         if schema.convert is not None:
             doc = schema.convert(doc)
+    except NonFiniteNumberError as exc:
+        return Rejection(
+            "invalid_field",
+            f"schema id {schema.schema_id}: {'.'.join(exc.path) or 'value'}: {exc.value!r} is a number JSON "
+            "cannot carry (NaN or ±Infinity)",
+        )
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types on bytes that do not match; one answer
         return Rejection(
             "undecodable",
@@ -171,13 +190,23 @@ def converter(schema: Any, named: dict[str, Any], seen: frozenset[str] = frozens
         return to_json_types
     if kind == "record":
         return _record_converter(schema, named, seen | {str(schema.get("name"))})
+    if kind in ("array", "map"):
+        return _container_converter(kind, schema, named, seen)
+    return converter(kind, named, seen)
+
+
+def _container_converter(
+    kind: str, schema: dict[str, Any], named: dict[str, Any], seen: frozenset[str]
+) -> Convert | None:
     if kind == "array":
         items = converter(schema.get("items"), named, seen)
+        if items is _finite:
+            return _finite_list
         return None if items is None else lambda value: [items(item) for item in value]
-    if kind == "map":
-        values = converter(schema.get("values"), named, seen)
-        return None if values is None else lambda value: {key: values(item) for key, item in value.items()}
-    return converter(kind, named, seen)
+    values = converter(schema.get("values"), named, seen)
+    if values is _finite:
+        return _finite_map
+    return None if values is None else lambda value: {key: values(item) for key, item in value.items()}
 
 
 def _type_name_or_union_converter(schema: Any, named: dict[str, Any], seen: frozenset[str]) -> Convert | None:
@@ -185,6 +214,8 @@ def _type_name_or_union_converter(schema: Any, named: dict[str, Any], seen: froz
         return to_json_types if any(converter(branch, named, seen) for branch in schema) else None
     if schema in _JSON_PRIMITIVES:
         return None
+    if schema in _FLOATS:
+        return _finite
     if isinstance(schema, str) and schema in named and schema not in seen:
         return converter(named[schema], named, seen | {schema})
     return to_json_types  # bytes, fixed, a recursive or unknown name: convert whatever comes
@@ -194,10 +225,20 @@ def _record_converter(schema: dict[str, Any], named: dict[str, Any], seen: froze
     fields = [(f["name"], c) for f in schema.get("fields", ()) if (c := converter(f["type"], named, seen)) is not None]
     if not fields:
         return None
+    # Plain float/double fields are checked inline, without a call: ``x - x`` is 0.0 exactly when x is finite.
+    floats = tuple(name for name, convert_field in fields if convert_field is _finite)
+    fields = [(name, convert_field) for name, convert_field in fields if convert_field is not _finite]
 
     def convert(value: dict[str, Any]) -> dict[str, Any]:
+        for name in floats:
+            number = value[name]
+            if number - number:
+                raise NonFiniteNumberError(number, (name,))
         for name, convert_field in fields:
-            value[name] = convert_field(value[name])  # fastavro's fresh dict: ours to change
+            try:
+                value[name] = convert_field(value[name])  # fastavro's fresh dict: ours to change
+            except NonFiniteNumberError as exc:
+                raise NonFiniteNumberError(exc.value, (name, *exc.path)) from None
         return value
 
     return convert
@@ -209,10 +250,32 @@ def to_json_types(value: Any) -> Any:
         return {key: to_json_types(item) for key, item in value.items()}
     if isinstance(value, list):
         return [to_json_types(item) for item in value]
-    if isinstance(value, str | int | float) or value is None:
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, str | int) or value is None:
         return value
     convert = _CONVERTERS.get(type(value))
     return str(value) if convert is None else convert(value)
+
+
+def _finite(value: float) -> float:
+    if math.isfinite(value):
+        return value
+    raise NonFiniteNumberError(value)
+
+
+def _finite_list(values: Any) -> Any:
+    """``values`` (floats), checked in one C-level sum: a NaN or an infinity makes the sum non-finite."""
+    total = sum(values)
+    if total - total:  # or finite floats overflowed: find the culprit, if any
+        for value in values:
+            _finite(value)
+    return values
+
+
+def _finite_map(value: dict[str, Any]) -> dict[str, Any]:
+    _finite_list(value.values())
+    return value
 
 
 def _number(value: Decimal) -> int | float:

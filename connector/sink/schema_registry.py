@@ -4,8 +4,11 @@
 the schemas an Avro schema references (Confluent, Redpanda, Apicurio's
 ``/apis/ccompat/v7``, Karapace all serve it). Invariants:
 - an id is fetched by at most one request at a time, and not again while it stays cached;
-- a 404 is an answer (``schema_not_found``, cached like a schema: ids are never reused); every other
-  failure (unreachable, timeout, 5xx, 401/403, a body that is not JSON) is retried with the sink's retry
+- a 404 carrying the registry's own ``error_code`` (404xx: schema, subject or version not found) is an
+  answer (``schema_not_found``, cached like a schema: ids are never reused) once ``NOT_FOUND_LOOKUPS``
+  lookups in a row, spaced by the retry backoff, gave it: a new id may not have reached the replica that
+  answers yet (its records wait meanwhile, like in an outage); a 404 without one is not the
+  registry speaking (a URL missing its path, a proxy) and is retried like an outage; every other failure (unreachable, timeout, 5xx, 401/403, a body that is not JSON) is retried with the sink's retry
   policy until it succeeds: the records needing that schema wait, they are never dead-lettered for it;
 - the password is sent only in the Authorization header; it never appears in logs or errors.
 
@@ -34,6 +37,10 @@ from connector.sink.retry import RetryPolicy, with_retries
 log = get_logger("sink.schema_registry")
 
 REQUEST_TIMEOUT_SECONDS: Final = 10.0
+# Lookups answering "not found" before it is believed: a schema registered a moment ago (a new version
+# being rolled out) may not have reached the replica the connector asks; ids are immutable, so once
+# believed, the answer is cached.
+NOT_FOUND_LOOKUPS: Final = 3
 MAX_REFERENCE_DEPTH: Final = 16  # references of references…: a cycle or a runaway chain stops here
 ACCEPT: Final = "application/vnd.schemaregistry.v1+json, application/json"
 
@@ -123,9 +130,21 @@ class SchemaRegistry:
                 error=str(exc),
             )
 
-        schema = await with_retries(
-            lambda: self._fetch(schema_id), RegistryUnavailableError, self._policy, on_retry=on_retry
-        )
+        not_found = 0
+
+        async def lookup() -> Schema:
+            nonlocal not_found
+            schema = await self._fetch(schema_id)
+            if isinstance(schema, UnusableSchema) and schema.reason == "schema_not_found":
+                not_found += 1
+                if not_found < NOT_FOUND_LOOKUPS:
+                    raise RegistryUnavailableError(
+                        f"schema id {schema_id} not found (lookup {not_found} of {NOT_FOUND_LOOKUPS}: asked again "
+                        "in case the registry has not caught up with a new schema)"
+                    )
+            return schema
+
+        schema = await with_retries(lookup, RegistryUnavailableError, self._policy, on_retry=on_retry)
         self._remember(schema_id, schema)
         if isinstance(schema, UnusableSchema):
             log.warning(
@@ -201,8 +220,13 @@ class SchemaRegistry:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RegistryUnavailableError(f"{type(exc).__name__} from {self._shown}") from None
-        if status == 404:
+        if status == 404 and _registry_not_found(body):
             return None
+        if status == 404:
+            raise RegistryUnavailableError(
+                f"HTTP 404 without a Schema Registry error code from {self._shown}: "
+                "is CONNECTOR_SCHEMA_REGISTRY_URL the registry's base URL?"
+            )
         if status != 200:
             raise RegistryUnavailableError(f"HTTP {status} from {self._shown}")
         try:
@@ -223,3 +247,14 @@ class SchemaRegistry:
             headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
         )
         return self._session
+
+
+def _registry_not_found(body: bytes) -> bool:
+    """Whether a 404's body is the registry's own "not found" (``{"error_code": 404xx, …}``, as Confluent,
+    Redpanda, Apicurio's ccompat API and Karapace answer), not a web server's page for an unknown path."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    code = answer.get("error_code") if isinstance(answer, dict) else None
+    return type(code) is int and 40400 <= code <= 40499

@@ -24,6 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.config import KafkaSettings, load_settings
 from connector.fake_cio.server import FakeCustomerIO
 from connector.fake_registry.server import FakeSchemaRegistry
+from connector.sink.schema_registry import NOT_FOUND_LOOKUPS
 from tests.conftest import TopicFactory
 from tests.integration.harness import committed_and_end, connector_env, produce, read_all, running, wait_for
 from tests.integration.test_dead_letters import wait_fully_committed
@@ -146,7 +147,7 @@ async def test_avro_and_json_schema_records_are_delivered_and_bad_frames_dead_le
     assert dead[b"cut"].header("cio-dlq-reason") == b"invalid_frame"
     assert dead[b"bad"].header("cio-dlq-reason") == b"undecodable"
     assert dead[b"bad"].header("cio-dlq-schema-id") == b"1"
-    assert registry.state.lookups == {1: 1, 2: 1, 999: 1}  # each id fetched once
+    assert registry.state.lookups == {1: 1, 2: 1, 999: NOT_FOUND_LOOKUPS}  # each id fetched once, a 404 confirmed
 
 
 @pytest.mark.timeout(180)
@@ -171,3 +172,52 @@ async def test_while_the_registry_is_down_records_wait_then_are_delivered_and_no
         }
     assert completed == {"delivered": 3, "dead_lettered": 0}
     assert [op["identifiers"]["id"] for op in operations(fake)] == ["u0", "u1", "u2"]
+
+
+GROUP_SCHEMA = orjson.dumps(
+    {
+        "type": "record",
+        "name": "AccountScored",
+        "fields": [
+            {"name": "type", "type": "string"},
+            {"name": "userId", "type": "string"},
+            {"name": "groupId", "type": "string"},
+            {
+                "name": "traits",
+                "type": {"type": "record", "name": "Score", "fields": [{"name": "ratio", "type": "double"}]},
+            },
+        ],
+    }
+).decode()
+
+
+@pytest.mark.timeout(180)
+async def test_an_avro_nan_is_dead_lettered_not_sent_as_a_null_that_erases_the_attribute(
+    kafka_settings: KafkaSettings, topic_factory: TopicFactory, fake: FakeCustomerIO, registry: FakeSchemaRegistry
+) -> None:
+    topic, dlq = await topic_factory(), await topic_factory()
+
+    def run() -> list[bytes]:
+        context = SerializationContext(topic, MessageField.VALUE)
+        with SchemaRegistryClient({"url": registry.url}) as client:
+            to_avro = AvroSerializer(client, GROUP_SCHEMA)
+            values = [
+                to_avro({"type": "group", "userId": "u1", "groupId": g, "traits": {"ratio": r}}, context)
+                for g, r in (("acme", 0.25), ("nan", float("nan")), ("inf", float("inf")))
+            ]
+        return [v for v in values if v is not None]
+
+    scored, nan, inf = await asyncio.to_thread(run)
+    await produce(kafka_settings, topic, [(b"acme", scored), (b"nan", nan), (b"inf", inf)])
+    async with running(load_settings(env_for(kafka_settings, fake, registry, topic, dlq), role="sink")):
+        await wait_fully_committed(kafka_settings, f"group-{dlq}", topic)
+        dead = {r.key: r for r in await read_all(kafka_settings, dlq, expect=2)}
+    (accepted,) = [r["operation"] for r in fake.state.operations_for("demo")]
+    assert accepted["identifiers"] == {"object_type_id": "1", "object_id": "acme"}
+    assert accepted["attributes"] == {"ratio": 0.25}
+    assert set(dead) == {b"nan", b"inf"}
+    assert dead[b"nan"].header("cio-dlq-reason") == b"invalid_field"
+    assert dead[b"nan"].header("cio-dlq-message") == (
+        b"schema id 1: traits.ratio: nan is a number JSON cannot carry (NaN or \xc2\xb1Infinity)"
+    )
+    assert (dead[b"inf"].header("cio-dlq-message") or b"").startswith(b"schema id 1: traits.ratio: inf ")

@@ -4,6 +4,7 @@ way a frame can be wrong (pure: schemas are given, not fetched)."""
 from __future__ import annotations
 
 import io
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -369,3 +370,64 @@ def test_a_topics_declarative_mapping_builds_the_message_from_an_avro_record() -
     assert message["event"] == "Order Completed"
     assert message["properties"] == {"total": 99.9}
     assert message["timestamp"] == "2026-11-28T05:00:00.000Z"  # the mapping checks it is ISO 8601
+
+
+MEASURES = {
+    "type": "record",
+    "name": "Measures",
+    "fields": [
+        {"name": "type", "type": "string"},
+        {"name": "userId", "type": "string"},
+        {"name": "event", "type": "string"},
+        {
+            "name": "properties",
+            "type": {
+                "type": "record",
+                "name": "MeasureProps",
+                "fields": [
+                    {"name": "ratio", "type": "double"},
+                    {"name": "score", "type": ["null", "float"]},
+                    {"name": "series", "type": {"type": "array", "items": "double"}},
+                    {"name": "by_day", "type": {"type": "map", "values": "double"}},
+                ],
+            },
+        },
+    ],
+}
+
+
+@given(
+    ratio=st.floats(),
+    score=st.none() | st.floats(width=32),
+    series=st.lists(st.floats(), max_size=3),
+    by_day=st.dictionaries(st.text(max_size=3), st.floats(), max_size=3),
+)
+def test_an_avro_double_json_cannot_carry_is_dead_lettered_never_sent_as_null(
+    ratio: float, score: float | None, series: list[float], by_day: dict[str, float]
+) -> None:
+    """NaN and ±Infinity have no JSON form: orjson would write them as null, which erases an object's attribute."""
+    props = {"ratio": ratio, "score": score, "series": series, "by_day": by_day}
+    value = {"type": "track", "userId": "u1", "event": "Measured", "properties": props}
+    decoded = decode_framed(frame(9, avro_payload(MEASURES, value)), avro_schema(9, MEASURES))
+    finite = [ratio, *series, *by_day.values(), *([] if score is None else [score])]
+    if all(math.isfinite(number) for number in finite):
+        assert isinstance(decoded, list)
+        assert orjson.loads(orjson.dumps(decoded[0])) == decoded[0]  # sent as decoded
+        return
+    assert isinstance(decoded, Rejection)
+    assert decoded.reason == "invalid_field"
+    assert decoded.message.startswith("schema id 9: properties.")
+    assert "JSON" in decoded.message
+
+
+def test_a_nan_field_is_named_in_the_dead_letter() -> None:
+    value = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Measured",
+        "properties": {"ratio": math.nan, "score": None, "series": [], "by_day": {}},
+    }
+    decoded = decode_framed(frame(9, avro_payload(MEASURES, value)), avro_schema(9, MEASURES))
+    assert decoded == Rejection(
+        "invalid_field", "schema id 9: properties.ratio: nan is a number JSON cannot carry (NaN or ±Infinity)"
+    )

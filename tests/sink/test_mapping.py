@@ -1073,3 +1073,108 @@ def test_an_operation_holds_about_its_serialized_size() -> None:
     # Each body's bytes plus the objects around it (the operation, its key, the tuple): under 2 KiB each,
     # where orjson's buffer alone is 4 KiB.
     assert held < bodies + 500 * 1_500, f"{held} bytes held for {bodies} bytes of bodies"
+
+
+def _only_operation(message: Message) -> Any:
+    result = map_message(message, CTX, SETTINGS)
+    assert isinstance(result, tuple), result
+    (operation,) = result
+    return orjson.loads(operation.body)
+
+
+def test_a_device_event_with_its_token_in_properties_registers_the_device() -> None:
+    """Customer.io's own JavaScript example sends ``track("Device Created or Updated", {device: {token,
+    type}})``: the device is under properties. It was sent as a plain custom event, the device never added."""
+    added = _only_operation(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Device Created or Updated",
+            "properties": {"device": {"token": "fcm-tok", "type": "android"}, "plan": "pro"},
+        }
+    )
+    assert added == {
+        "type": "person",
+        "action": "add_device",
+        "identifiers": {"id": "u1"},
+        "device": {"token": "fcm-tok", "platform": "android", "last_used": REC_S, "attributes": {"plan": "pro"}},
+    }
+    deleted = _only_operation(
+        {"type": "track", "userId": "u1", "event": "Device Deleted", "properties": {"device": {"token": "fcm-tok"}}}
+    )
+    assert deleted == {
+        "type": "person",
+        "action": "delete_device",
+        "identifiers": {"id": "u1"},
+        "device": {"token": "fcm-tok"},
+    }
+
+
+def test_the_context_device_wins_over_a_device_in_properties() -> None:
+    added = _only_operation(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Device Created or Updated",
+            "context": {"device": {"token": "ctx-tok", "type": "ios"}},
+            "properties": {"device": {"token": "prop-tok", "type": "android"}},
+        }
+    )
+    assert added["device"]["token"] == "ctx-tok"
+    assert added["device"]["platform"] == "ios"
+    assert added["device"]["attributes"] == {"device": '{"token":"prop-tok","type":"android"}'}
+
+
+def test_a_device_in_properties_with_a_token_of_the_wrong_type_is_refused_naming_it() -> None:
+    result = map_message(
+        {"type": "track", "userId": "u1", "event": "Device Deleted", "properties": {"device": {"token": 5}}},
+        CTX,
+        SETTINGS,
+    )
+    assert result == Rejection("invalid_field", "properties.device.token: must be a string (got number)")
+
+
+def test_a_device_in_properties_without_a_known_platform_is_refused_naming_it() -> None:
+    result = map_message(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Device Created or Updated",
+            "properties": {"device": {"token": "t", "type": "windows"}},
+        },
+        CTX,
+        SETTINGS,
+    )
+    assert result == Rejection(
+        "invalid_field", "properties.device.type: push platform must be ios or android (got 'windows')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        ("2020-01-01T00:00:00Z", 1_577_836_800),
+        ("2020-01-01", 1_577_836_800),
+        (1_577_836_800_000, 1_577_836_800),  # milliseconds
+        (1_577_836_800, 1_577_836_800),
+        ("1577836800", 1_577_836_800),
+    ],
+)
+def test_a_v2_identifys_created_at_is_sent_as_unix_seconds(created_at: object, expected: int) -> None:
+    """Customer.io reads created_at as Unix seconds only: an ISO string or milliseconds passed through was
+    stored as given and silently broke segments and campaigns keyed on it (reference §3.3)."""
+    op = _only_operation(
+        {"type": "person", "action": "identify", "identifiers": {"id": "u1"}, "attributes": {"created_at": created_at}}
+    )
+    assert op["attributes"] == {"created_at": expected}
+
+
+def test_a_v2_identifys_unreadable_created_at_is_refused_naming_it() -> None:
+    result = map_message(
+        {"type": "person", "action": "identify", "identifiers": {"id": "u1"}, "attributes": {"created_at": "soon"}},
+        CTX,
+        SETTINGS,
+    )
+    assert result == Rejection(
+        "invalid_timestamp", "attributes.created_at: not an ISO-8601 date or Unix time (got 'soon')"
+    )

@@ -16,7 +16,7 @@ from connector.fake_registry.server import FakeSchemaRegistry
 from connector.metrics import Metrics
 from connector.sink.framed import RegisteredSchema, UnusableSchema
 from connector.sink.retry import RetryPolicy
-from connector.sink.schema_registry import SchemaRegistry
+from connector.sink.schema_registry import NOT_FOUND_LOOKUPS, RegistryUnavailableError, SchemaRegistry
 from tests.sink.memory_sink import wait_for
 
 AVRO = '{"type":"record","name":"E","fields":[{"name":"type","type":"string"}]}'
@@ -66,7 +66,20 @@ async def test_an_unknown_id_is_answered_schema_not_found_and_cached(
     await wait_for(lambda: client.cached(99) is not None, "the 404 cached")
     assert client.cached(99) == UnusableSchema(99, "schema_not_found", "schema id 99: not found in the registry")
     client.request(99)
-    assert registry.state.lookups[99] == 1
+    assert registry.state.lookups[99] == NOT_FOUND_LOOKUPS  # believed after a few lookups, then never asked again
+
+
+async def test_a_new_schema_the_registry_replica_has_not_caught_up_with_is_found_on_a_later_lookup(
+    registry: FakeSchemaRegistry, client: SchemaRegistry
+) -> None:
+    """A new schema version: its first records arrive while the replica asked still answers 40403. They
+    wait and decode; before, the first 404 was cached and every record of the new version dead-lettered."""
+    schema_id = registry.state.register("s-value", {"schema": AVRO.replace('"E"', '"Fresh"')})
+    registry.state.replica_lag[schema_id] = NOT_FOUND_LOOKUPS - 1
+    client.request(schema_id)
+    await wait_for(lambda: client.cached(schema_id) is not None, "the new schema answered")
+    assert isinstance(client.cached(schema_id), RegisteredSchema)
+    assert registry.state.lookups[schema_id] == NOT_FOUND_LOOKUPS
 
 
 async def test_an_outage_is_retried_until_the_registry_answers(
@@ -82,6 +95,27 @@ async def test_an_outage_is_retried_until_the_registry_answers(
     registry.state.unavailable = False
     await wait_for(lambda: client.cached(2) is not None, "schema 2 after the outage")
     assert isinstance(client.cached(2), RegisteredSchema)
+
+
+async def test_a_404_that_is_not_the_registrys_answer_is_waited_out_naming_the_url_setting(
+    registry: FakeSchemaRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A URL missing its path (Apicurio without /apis/ccompat/v7) answers 404 to every id, without the
+    registry's error code: the records wait with a warning naming the setting, never all dead-lettered."""
+    caplog.set_level("WARNING", logger="connector.sink.schema_registry")
+    client = SchemaRegistry(SchemaRegistrySettings(url=registry.url + "/wrong/prefix"), FAST)
+    try:
+        client.request(1)
+        await wait_for(lambda: len(caplog.records) >= 2, "two failed attempts")
+        assert client.cached(1) is None
+        assert client.fetching == 1
+        error = caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+        assert "HTTP 404" in error
+        assert "CONNECTOR_SCHEMA_REGISTRY_URL" in error
+        with pytest.raises(RegistryUnavailableError, match="CONNECTOR_SCHEMA_REGISTRY_URL"):
+            await client.fetch(2)  # what cio-connector map reports as registry_unavailable
+    finally:
+        await client.close()
 
 
 async def test_metrics_show_an_outage_while_it_lasts_and_count_each_lookup_by_outcome(
@@ -104,7 +138,7 @@ async def test_metrics_show_an_outage_while_it_lasts_and_count_each_lookup_by_ou
         registry.state.unavailable = False
         client.request(99)
         await wait_for(lambda: client.cached(1) is not None and client.cached(99) is not None, "both answered")
-        assert (lookups("ok"), lookups("schema_not_found")) == (1, 1)
+        assert (lookups("ok"), lookups("schema_not_found")) == (1, NOT_FOUND_LOOKUPS)
         assert sample("connector_schema_fetches_in_progress") == 0
     finally:
         await client.close()

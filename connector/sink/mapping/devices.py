@@ -1,8 +1,9 @@
 """Device track events → person ``add_device`` / ``delete_device`` (Customer.io's Track API device
 operations; devices as the Segment destination sends them) (pure).
 
-The push token is ``context.device.token``; the platform comes from ``context.device.type``, else
-``context.os.name``: ``android``, or any Apple system (iOS, iPadOS, tvOS, watchOS, macOS…) as ``ios``
+The push token is ``context.device.token``, else ``properties.device.token`` (where Customer.io's own
+JavaScript example puts the device: ``track("Device Created or Updated", {device: {token, type}})``); the
+platform comes from that device's ``type``, else ``context.os.name``: ``android``, or any Apple system (iOS, iPadOS, tvOS, watchOS, macOS…) as ``ios``
 — the only two Customer.io knows. ``last_used`` is the message time. Device attributes are strings:
 the event's properties (JSON text for non-strings) and ``device_os``, ``device_model``, ``app_version``
 and ``device_locale`` from the context, which win over same-named properties.
@@ -37,6 +38,13 @@ def plan_device(
     context = get_object(message, "context", "context") or _EMPTY
     device = get_object(context, "device", "context.device") or _EMPTY
     token = get_string(device, "token", "context.device.token")
+    where = "context.device"
+    if not token and "device" in props:
+        where = "properties.device"
+        device = get_object(props, "device", "properties.device") or _EMPTY
+        token = get_string(device, "token", "properties.device.token")
+        if token:
+            props = {key: value for key, value in props.items() if key != "device"}  # not a device attribute
     if not token:
         return None
     if action == "delete_device":
@@ -57,7 +65,7 @@ def plan_device(
         text = _as_string(sections[section].get(key), f"context.{section}.{key}" if section else "context." + key)
         if text:
             strings[name] = text
-    entry: dict[str, Any] = {"token": token, "platform": _platform(device, sections["os"])}
+    entry: dict[str, Any] = {"token": token, "platform": _platform(device, sections["os"], where)}
     ms = message_ms(message, ctx)
     if ms is not None:
         entry["last_used"] = ms // 1000
@@ -76,7 +84,7 @@ def _as_string(value: Any, field: str) -> str | None:
     return serialize(value, field).decode()
 
 
-def _platform(device: dict[str, Any], os: dict[str, Any]) -> str:
+def _platform(device: dict[str, Any], os: dict[str, Any], where: str) -> str:
     for raw in (device.get("type"), os.get("name")):
         if isinstance(raw, str):
             name = raw.strip().lower()
@@ -85,4 +93,4 @@ def _platform(device: dict[str, Any], os: dict[str, Any]) -> str:
             if name in _APPLE:
                 return "ios"
     shown = show(device.get("type") if device.get("type") is not None else os.get("name"))
-    raise Invalid("invalid_field", f"context.device.type: push platform must be ios or android (got {shown})")
+    raise Invalid("invalid_field", f"{where}.type: push platform must be ios or android (got {shown})")

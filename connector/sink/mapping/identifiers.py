@@ -26,6 +26,10 @@ Identity = tuple[dict[str, str], str]  # (v2 ``identifiers`` object, order key)
 
 _INT64_MIN: Final = -(2**63)
 _UINT64_END: Final = 2**64
+# Doubles are exact integers only below 2**53. Past it a JSON decoder has already rounded the digits the
+# producer wrote (orjson reads integers beyond 64 bits as doubles: 18446744073709551617 → …616), so the
+# string sent would name another person.
+_EXACT_FLOAT_END: Final = 2.0**53
 
 
 def looks_like_email(value: str) -> bool:
@@ -42,7 +46,7 @@ def identifier_value(raw: Any, field: str) -> str | None:
     """A string or number identifier as a string; None when absent, empty or blank.
 
     Numbers become strings as Segment does (``42`` and ``42.0`` → ``"42"``). Raises ``Invalid`` for any
-    other type and for values over 150 bytes.
+    other type, for values over 150 bytes and for floats of 2**53 or more (their digits may be rounded).
     """
     if type(raw) is str:  # the hot path: one type check, no further calls for short ids
         value = raw
@@ -69,7 +73,12 @@ def _number(raw: Any, field: str) -> str:
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise Invalid("invalid_identifier", f"{field}: must be a finite number")
-        return str(int(raw)) if raw.is_integer() and abs(raw) < 1e21 else repr(raw)
+        if abs(raw) >= _EXACT_FLOAT_END:
+            raise Invalid(
+                "invalid_identifier",
+                f"{field}: number too large to read exactly ({raw!r}, 2^53 or more): send it as a string",
+            )
+        return str(int(raw)) if raw.is_integer() else repr(raw)
     raise Invalid("invalid_identifier", f"{field}: must be a string or number (got {json_type(raw)})")
 
 

@@ -3,8 +3,9 @@
 A record ``{"type": "person"|"object"|"delivery", "action": …}`` is sent as it is after the checks every
 mapped operation gets: a known action for its type, exactly one valid identifier (``primary`` and
 ``secondary`` for ``merge``), a name within 100 bytes for events, stored attributes within the limits
-(neither empties dropped nor ISO strings converted: the producer chose them), ``timestamp`` normalized
-to Unix seconds, and a deterministic ULID ``id`` added to event/page/screen operations without one.
+(neither empties dropped nor ISO strings converted: the producer chose them), ``timestamp`` and a person
+identify's ``attributes.created_at`` normalized to Unix seconds (the only form Customer.io reads them in),
+and a deterministic ULID ``id`` added to event/page/screen operations without one.
 The track-event allow/deny lists apply to person ``event`` operations; the message-type lists do not.
 """
 
@@ -71,11 +72,7 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
         op["identifiers"], key = {"id": delivery_id}, "delivery:" + delivery_id
     ms = None
     if raw.get("timestamp") is not None:
-        ms = to_unix_ms(raw["timestamp"])
-        if ms is None:
-            raise Invalid(
-                "invalid_timestamp", f"timestamp: not an ISO-8601 date or Unix time (got {show(raw['timestamp'])})"
-            )
+        ms = _unix_ms(raw["timestamp"], "timestamp")
         op["timestamp"] = ms // 1000
     if tag in _NAMED:
         name = raw.get("name")
@@ -97,6 +94,9 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
         _mapping(attributes, "attributes", reason="invalid_field")
         if tag in _WITH_ATTRIBUTES:
             op["attributes"] = _stored(rules, attributes, "attributes")
+            created = op["attributes"].get("created_at")
+            if tag == "person.identify" and created is not None and created != "":  # "" / null: left as sent
+                op["attributes"]["created_at"] = _unix_ms(created, "attributes.created_at") // 1000
         elif tag in _NAMED:
             op["attributes"] = rules.attributes.event(attributes, "attributes", convert=False)
     if tag in {"person.add_device", "person.delete_device"}:
@@ -113,6 +113,13 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
     elif relationships is not None:  # Customer.io answers 400 to anything but a list: say so here, per record
         raise Invalid("invalid_field", f"cio_relationships: must be a list (got {json_type(relationships)})")
     return op, key, tag, "attributes"
+
+
+def _unix_ms(value: Any, field: str) -> int:
+    ms = to_unix_ms(value)
+    if ms is None:
+        raise Invalid("invalid_timestamp", f"{field}: not an ISO-8601 date or Unix time (got {show(value)})")
+    return ms
 
 
 def _stored(rules: Rules, attributes: dict[str, Any], path: str) -> dict[str, Any]:
