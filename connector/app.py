@@ -121,7 +121,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         except BrokerUnavailableError as exc:
             raise StartupError(_kafka_failure(exc)) from None
         stack.push_async_callback(producer.stop)
-        readiness.add("kafka_producer", lambda: (producer.started, "connected" if producer.started else "stopped"))
+        readiness.add("kafka_producer", _producer_check(producer))
         await _ensure_output_topics(settings, wants_sink, wants_webhooks)
 
         sink: Sink | None = None
@@ -130,7 +130,11 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
             starts = await pin_workspaces(settings, client)
             dlq_producer = await _start_dlq_producer(settings)
             stack.push_async_callback(dlq_producer.stop)
-            sink = _build_sink(settings, starts, client, producer, metrics, dlq_producer=dlq_producer)
+            consumer = _sink_consumer(settings)
+            sink = _build_sink(
+                settings, starts, client, producer, metrics, dlq_producer=dlq_producer, consumer=consumer
+            )
+            readiness.add("kafka_consumer", _consumer_check(consumer))
             for name, delivery in sink.deliveries.items():
                 readiness.add(f"workspace:{name}", _workspace_check(delivery))
             if settings.sink.errors_tolerance == "none":
@@ -196,16 +200,9 @@ def _build_sink(
     metrics: Metrics,
     *,
     dlq_producer: Producer,
+    consumer: Consumer,
 ) -> Sink:
     policy = RetryPolicy.from_settings(settings.sink)
-    consumer = Consumer(
-        settings.kafka,
-        settings.sink.group_id,
-        max_poll_records=settings.sink.max_poll_records,
-        fetch_max_bytes=settings.sink.fetch_max_bytes,
-        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
-        max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
-    )
     # One tracker shared by the runner (which commits) and the lanes (which skip revoked records).
     offsets = OffsetTracker()
     deliveries: dict[str, WorkspaceDelivery] = {}
@@ -249,6 +246,37 @@ def _build_sink(
             consumer, settings.kafka, settings.sink.group_id, parse_start_from(settings.sink.start_from)
         ),
     )
+
+
+def _sink_consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        settings.kafka,
+        settings.sink.group_id,
+        max_poll_records=settings.sink.max_poll_records,
+        fetch_max_bytes=settings.sink.fetch_max_bytes,
+        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
+        max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
+    )
+
+
+def _producer_check(producer: Producer) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        if not producer.started:
+            return False, "stopped"
+        if not producer.reachable:
+            return False, "the brokers do not answer (KAFKA_BOOTSTRAP_SERVERS)"
+        return True, "connected"
+
+    return check
+
+
+def _consumer_check(consumer: Consumer) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        if not consumer.reachable:
+            return False, "the brokers do not answer (KAFKA_BOOTSTRAP_SERVERS)"
+        return True, "connected"
+
+    return check
 
 
 async def _start_dlq_producer(settings: Settings) -> Producer:

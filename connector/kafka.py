@@ -376,6 +376,21 @@ def _partition(tp: Any) -> Partition:
     return Partition(tp.topic, tp.partition)
 
 
+def brokers_reachable(client: Any) -> bool:
+    """Whether an aiokafka client's last cluster-metadata request was answered (for /readyz).
+
+    Every client refreshes metadata when a request to a broker fails, so a broker that went away shows
+    here within a request's time; an idle client notices at its periodic refresh. While unanswered, a
+    new refresh is started in the background, so that each readiness probe also retries: a pod taken out
+    of its Service gets no traffic that would, and would otherwise wait for the periodic refresh.
+    """
+    cluster = client.cluster
+    if cluster._last_successful_refresh_ms >= cluster._last_refresh_ms:
+        return True
+    client.force_metadata_update()
+    return False
+
+
 RebalanceCallback = Callable[[list[Partition]], Awaitable[None]]
 
 
@@ -560,6 +575,11 @@ class Consumer:
         if fetcher is None:  # not started: what it was built with
             return int(self._consumer._max_partition_fetch_bytes)
         return int(fetcher._max_partition_fetch_bytes)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the brokers answer this consumer (``brokers_reachable``)."""
+        return brokers_reachable(self._consumer._client)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
@@ -790,6 +810,11 @@ class Producer:
     def started(self) -> bool:
         """Whether start() succeeded and stop() has not been called."""
         return self._started
+
+    @property
+    def reachable(self) -> bool:
+        """Whether started and the brokers answer this producer (``brokers_reachable``)."""
+        return self._started and brokers_reachable(self._producer.client)
 
     async def send(
         self,
