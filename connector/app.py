@@ -21,7 +21,14 @@ from typing import Literal
 from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, diagnose_rejection, pin, resolve_workspace
 from connector.config import Settings
-from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
+from connector.errors import (
+    AuthError,
+    BrokerUnavailableError,
+    ConnectorError,
+    DeliveryError,
+    KafkaConnectError,
+    TopicNotCreatedError,
+)
 from connector.kafka import (
     DEFAULT_MAX_REQUEST_SIZE,
     Consumer,
@@ -344,7 +351,8 @@ def _halted_check(sink: Sink) -> Callable[[], tuple[bool, str]]:
 
 
 async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) -> None:
-    """Create the dead-letter and webhook topics if missing (clusters that forbid it log a warning)."""
+    """Create the dead-letter and webhook topics if missing; StartupError naming the topic's setting when
+    the cluster refuses (nothing could be written to a topic that these credentials cannot see)."""
     topics: dict[str, int] = {}
     if sink:
         topics[settings.sink.dlq_topic] = 1
@@ -352,5 +360,8 @@ async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) 
         topics[settings.webhook.topic] = 1
     try:
         await ensure_topics(settings.kafka, topics)
+    except TopicNotCreatedError as exc:
+        setting = "CONNECTOR_DLQ_TOPIC" if sink and exc.topic == settings.sink.dlq_topic else "CONNECTOR_WEBHOOK_TOPIC"
+        raise StartupError(f"{setting}: {exc}; create it, or allow these credentials to (Create ACL)") from None
     except BrokerUnavailableError as exc:
         log.warning("Could not create output topics; assuming they exist.", topics=list(topics), error=str(exc))

@@ -40,7 +40,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
-from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError
+from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError, TopicNotCreatedError
 from connector.kafka_auth import TokenError, TokenSource, token_source
 from connector.readahead import partition_fetch_bytes
 
@@ -929,9 +929,10 @@ async def ensure_topics(
     settings: KafkaSettings, topics: dict[str, int], replication: int = 1, configs: dict[str, str] | None = None
 ) -> None:
     """Create the topics that do not exist yet (name → partition count, with topic ``configs``); existing
-    ones are left alone."""
+    ones are left alone. Raises TopicNotCreatedError for a topic the cluster refused to create (aiokafka
+    returns those refusals, e.g. TopicAuthorizationFailedError without a Create ACL, instead of raising)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     options = client_options(settings)
     admin = AIOKafkaAdminClient(**options)
@@ -944,8 +945,11 @@ async def ensure_topics(
             if name not in existing
         ]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
-                await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            for topic, error_code, *rest in response.topic_errors:
+                if error_code not in (0, TopicAlreadyExistsError.errno):  # exists: another replica created it
+                    message = f": {rest[0]}" if rest and rest[0] else ""
+                    raise TopicNotCreatedError(topic, f"{for_code(error_code).__name__}{message}")
     except KafkaError as exc:
         raise BrokerUnavailableError(f"cannot create topics: {exc}") from exc
     finally:

@@ -29,7 +29,7 @@ from connector.check import run_check
 from connector.config import load_settings
 from connector.devtools.fake_oidc import FakeOidc
 from connector.devtools.kafka_local import LocalKafka
-from connector.devtools.kafka_security import BrokerSecurity, Pki
+from connector.devtools.kafka_security import BrokerSecurity, Pki, grant
 from connector.dlq_replay import replay
 from connector.fake_cio.server import FakeCustomerIO
 from connector.kafka import ensure_topics
@@ -38,6 +38,7 @@ from tests.integration.harness import DEMO, ROOT, connector_env, free_port, prod
 from tests.webhook.cio_payloads import SIGNING_KEY, signed, webhook
 
 PASSWORD = "alice-secret"
+BOB_PASSWORD = "bob-secret"  # a user without any ACL
 CLIENT_SECRET = "oidc-client-secret-42"
 MODES = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "mTLS", "OAUTHBEARER")
 
@@ -87,7 +88,13 @@ def secured() -> Iterator[Secured]:
     with tempfile.TemporaryDirectory(prefix="kafka-security-") as tmp:
         pki = Pki.create(Path(tmp) / "pki")
         with FakeOidc(Path(tmp) / "oidc", {"connector": CLIENT_SECRET}) as idp:
-            kafka = LocalKafka(security=BrokerSecurity(pki, users={"alice": PASSWORD}, jwks_url=idp.jwks_url))
+            security = BrokerSecurity(
+                pki,
+                users={"alice": PASSWORD, "bob": BOB_PASSWORD},
+                jwks_url=idp.jwks_url,
+                super_users=("alice", "CN=cio-connector-client", "connector"),  # bob: no ACLs
+            )
+            kafka = LocalKafka(security=security)
             try:
                 kafka.start()
                 yield Secured(kafka, pki, idp)
@@ -223,3 +230,24 @@ def test_bad_credentials_exit_1_naming_the_setting(
     assert last.startswith(f"cio-connector: error: {last_line}"), output
     for secret in (PASSWORD, CLIENT_SECRET, "wrong-password-1", "wrong-secret-77"):
         assert secret not in output
+
+
+def bob_env(secured: Secured, **changes: str) -> dict[str, str]:
+    """SCRAM-SHA-512 as bob, who has only the ACLs a test grants him."""
+    return webhook_env(secured, "SCRAM-SHA-512", KAFKA_SASL_USERNAME="bob", KAFKA_SASL_PASSWORD=BOB_PASSWORD, **changes)
+
+
+@pytest.mark.integration
+async def test_an_output_topic_the_credentials_cannot_create_stops_the_start_naming_it(secured: Secured) -> None:
+    """bob may write to the webhook topic but not create it, and it does not exist: exit 1 naming
+    CONNECTOR_WEBHOOK_TOPIC. (Before: "Service started", ready, and every webhook answered 503 while
+    aiokafka logged "Topic ... not found in cluster metadata" ten times a second.)"""
+    topic = f"hooks-{uuid.uuid4().hex[:8]}"
+    for operation in ("write", "describe"):
+        await grant(secured.kafka.bootstrap, "bob", "topic", topic, operation)
+    code, output = run_cli(bob_env(secured, CONNECTOR_WEBHOOK_TOPIC=topic))
+    assert code == 1, output
+    assert output.strip().splitlines()[-1] == (
+        f"cio-connector: error: CONNECTOR_WEBHOOK_TOPIC: topic {topic} does not exist and could not be created "
+        "(TopicAuthorizationFailedError: Authorization failed.); create it, or allow these credentials to (Create ACL)"
+    ), output
