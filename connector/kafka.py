@@ -27,12 +27,15 @@ import aiokafka.conn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
     IllegalStateError,
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -260,6 +263,9 @@ async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: Ba
     provider = options.get("sasl_oauth_token_provider")
     if isinstance(failure, TokenError):
         return KafkaConnectError(failure.setting, failure.reason)
+    refused = _not_authorized(settings, failure)
+    if refused is not None:
+        return refused
     reasons: list[KafkaConnectError] = []
     for server in settings.bootstrap_servers.split(","):
         host, _, port_text = server.strip().rpartition(":")
@@ -276,6 +282,37 @@ async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: Ba
     if reasons:
         return reasons[0]
     return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to Kafka: {failure}")
+
+
+def _not_authorized(settings: KafkaSettings, failure: BaseException) -> KafkaConnectError | None:
+    """The connection worked but the credentials lack an ACL: say which, naming the setting of what is refused."""
+    name = " ".join(map(str, getattr(failure, "args", ()))) or "?"
+    kind = type(failure).__name__
+    if isinstance(failure, GroupAuthorizationFailedError):
+        return KafkaConnectError(
+            "CONNECTOR_GROUP_ID", f"these credentials may not use consumer group {name} ({kind}): allow them Read on it"
+        )
+    if isinstance(failure, TopicAuthorizationFailedError):
+        return KafkaConnectError(
+            "CONNECTOR_INPUT_TOPICS",
+            f"these credentials may not read topic {name} ({kind}): allow them Describe and Read",
+        )
+    if isinstance(failure, ClusterAuthorizationFailedError):
+        return KafkaConnectError(
+            _principal_setting(settings),
+            f"these credentials may not produce ({kind}): allow them Write on the output topics "
+            "(or IdempotentWrite on the cluster)",
+        )
+    return None
+
+
+def _principal_setting(settings: KafkaSettings) -> str:
+    """The setting that says who the client is to the broker's ACLs."""
+    if settings.security_protocol.startswith("SASL_"):
+        return {"OAUTHBEARER": "KAFKA_SASL_OAUTH_CLIENT_ID", "AWS_MSK_IAM": "KAFKA_SASL_MECHANISM"}.get(
+            str(settings.sasl_mechanism), "KAFKA_SASL_USERNAME"
+        )
+    return "KAFKA_SSL_CERTFILE" if settings.ssl_certfile else "KAFKA_SECURITY_PROTOCOL"
 
 
 _API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 8) + b"diagnose"

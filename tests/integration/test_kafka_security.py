@@ -10,6 +10,7 @@ reason, never the secret.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
 import subprocess
@@ -90,9 +91,9 @@ def secured() -> Iterator[Secured]:
         with FakeOidc(Path(tmp) / "oidc", {"connector": CLIENT_SECRET}) as idp:
             security = BrokerSecurity(
                 pki,
-                users={"alice": PASSWORD, "bob": BOB_PASSWORD},
+                users={"alice": PASSWORD, "bob": BOB_PASSWORD, "carol": BOB_PASSWORD},
                 jwks_url=idp.jwks_url,
-                super_users=("alice", "CN=cio-connector-client", "connector"),  # bob: no ACLs
+                super_users=("alice", "CN=cio-connector-client", "connector"),  # bob, carol: no ACLs
             )
             kafka = LocalKafka(security=security)
             try:
@@ -251,3 +252,62 @@ async def test_an_output_topic_the_credentials_cannot_create_stops_the_start_nam
         f"cio-connector: error: CONNECTOR_WEBHOOK_TOPIC: topic {topic} does not exist and could not be created "
         "(TopicAuthorizationFailedError: Authorization failed.); create it, or allow these credentials to (Create ACL)"
     ), output
+
+
+@pytest.mark.integration
+def test_credentials_without_any_acl_are_told_what_to_allow(secured: Secured) -> None:
+    """carol has no ACL at all, so the idempotent producer cannot start: exit 1 naming the user's setting and
+    the ACL to add. (Before: "KAFKA_BOOTSTRAP_SERVERS: cannot connect to Kafka: [Error 31] ...".)"""
+    code, output = run_cli(
+        webhook_env(secured, "SCRAM-SHA-512", KAFKA_SASL_USERNAME="carol", KAFKA_SASL_PASSWORD=BOB_PASSWORD)
+    )
+    assert code == 1, output
+    assert output.strip().splitlines()[-1] == (
+        "cio-connector: error: KAFKA_SASL_USERNAME: these credentials may not produce "
+        "(ClusterAuthorizationFailedError): allow them Write on the output topics (or IdempotentWrite on the cluster)"
+    ), output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("granted", "last_line"),
+    [
+        (
+            ("topic", "read"),
+            "CONNECTOR_GROUP_ID: these credentials may not use consumer group {group} "
+            "(GroupAuthorizationFailedError): allow them Read on it",
+        ),
+        (
+            ("group", "read"),
+            "CONNECTOR_INPUT_TOPICS: these credentials may not read topic {topic} "
+            "(TopicAuthorizationFailedError): allow them Describe and Read",
+        ),
+    ],
+)
+async def test_a_missing_read_acl_names_the_group_or_topic(
+    secured: Secured, granted: tuple[str, str], last_line: str
+) -> None:
+    """The sink as bob, allowed to write its dead-letter topic but lacking Read on the group or on the input
+    topic: exit 1 naming CONNECTOR_GROUP_ID or CONNECTOR_INPUT_TOPICS."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, dlq, group = f"events-{suffix}", f"dlq-{suffix}", f"group-{suffix}"
+    admin = load_settings({"KAFKA_BOOTSTRAP_SERVERS": secured.kafka.bootstrap})
+    await ensure_topics(admin.kafka, {topic: 1, dlq: 1})
+    for operation in ("write", "describe"):
+        await grant(secured.kafka.bootstrap, "bob", "topic", dlq, operation)
+    resource, operation = granted
+    await grant(secured.kafka.bootstrap, "bob", resource, topic if resource == "topic" else group, operation)
+    async with FakeCustomerIO([DEMO]) as fake:
+        env = connector_env(
+            "unused",
+            fake,
+            [topic],
+            dlq,
+            **{**secured.env("SCRAM-SHA-512"), "KAFKA_SASL_USERNAME": "bob", "KAFKA_SASL_PASSWORD": BOB_PASSWORD},
+        )
+        env["CONNECTOR_GROUP_ID"] = group
+        code, output = await asyncio.to_thread(run_cli, env, "sink")
+    assert code == 1, output
+    assert output.strip().splitlines()[-1] == "cio-connector: error: " + last_line.format(group=group, topic=topic), (
+        output
+    )
