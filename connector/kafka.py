@@ -1056,10 +1056,7 @@ async def probe_cluster(
         for topic in read_topics:
             problem = topic_state(topic)
             if problem is None and group:
-                try:
-                    await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
-                except KafkaError as exc:
-                    problem = f"group {group} cannot read its offsets ({type(exc).__name__})"
+                problem = await _group_offsets_problem(admin, group, topic)
             rows.append((f"read {topic} (group {group})", problem is None, problem or "ok"))
         for topic in write_topics:
             problem = topic_state(topic)
@@ -1072,6 +1069,24 @@ async def probe_cluster(
     finally:
         await admin.close()
     return rows
+
+
+async def _group_offsets_problem(admin: Any, group: str, topic: str, attempts: int = 20) -> str | None:
+    """Why ``group``'s committed offsets of ``topic`` cannot be read, or None.
+
+    A retriable error (the group coordinator still loading, or not elected yet on a new cluster, whose
+    first group use creates ``__consumer_offsets``) is asked again for up to ~10 s before it is reported.
+    """
+    for attempt in range(attempts):
+        try:
+            await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+        except KafkaError as exc:
+            if not exc.retriable or attempt == attempts - 1:
+                return f"group {group} cannot read its offsets ({type(exc).__name__})"
+        else:
+            return None
+        await asyncio.sleep(0.5)
+    return None  # pragma: no cover - the loop returns
 
 
 if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape

@@ -311,3 +311,17 @@ async def test_a_missing_read_acl_names_the_group_or_topic(
     assert output.strip().splitlines()[-1] == "cio-connector: error: " + last_line.format(group=group, topic=topic), (
         output
     )
+
+
+@pytest.mark.integration
+async def test_check_says_a_missing_output_topic_is_created_at_start_up(secured: Secured) -> None:
+    """docs/kafka.md: 'A missing output topic is reported as "created at start-up"' (it read plain "ok")."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, dlq = f"events-{suffix}", f"dlq-{suffix}"
+    async with FakeCustomerIO([DEMO]) as fake:
+        settings = load_settings(connector_env("unused", fake, [topic], dlq, **secured.env("PLAIN")), role="check")
+        await ensure_topics(settings.kafka, {topic: 1})
+        out = io.StringIO()
+        assert await run_check(settings, Metrics(), out, kafka=True) == 0, out.getvalue()
+    rows = dict(row.split(maxsplit=2)[1:] for row in out.getvalue().splitlines() if row.startswith("write "))
+    assert rows[dlq] == "ok (missing; created at start-up)", out.getvalue()
