@@ -351,6 +351,11 @@ async def _diagnose_server(  # noqa: C901 - one diagnosis per way a connection f
                     "KAFKA_SSL_CERTFILE", f"TLS: the broker refused the client certificate ({alert})"
                 )
             return KafkaConnectError("KAFKA_SECURITY_PROTOCOL", f"TLS handshake with {where} failed ({alert})")
+        except ConnectionResetError:  # connected, then dropped on the ClientHello: a listener without TLS
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL",
+                f"{where} closed the connection during the TLS handshake (does it expect no TLS?)",
+            )
         except (OSError, TimeoutError) as exc:
             return _network(where, exc)
         if not answered:
@@ -393,6 +398,10 @@ async def _diagnose_server(  # noqa: C901 - one diagnosis per way a connection f
         if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
             return KafkaConnectError(
                 "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect TLS?): {exc}"
+            )
+        if protocol == "SSL":  # TLS was fine (checked above): the listener wants a SASL exchange first
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect SASL_SSL?): {exc}"
             )
         return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where}: {exc}")
     return None

@@ -325,3 +325,23 @@ async def test_check_says_a_missing_output_topic_is_created_at_start_up(secured:
         assert await run_check(settings, Metrics(), out, kafka=True) == 0, out.getvalue()
     rows = dict(row.split(maxsplit=2)[1:] for row in out.getvalue().splitlines() if row.startswith("write "))
     assert rows[dlq] == "ok (missing; created at start-up)", out.getvalue()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("mode", "listener", "last_line"),
+    [
+        ("mTLS", "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL: {where} closed the connection during the TLS handshake"),
+        ("SCRAM-SHA-512", "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL: {where} closed the connection during the TLS"),
+        ("mTLS", "SASL_SSL", "KAFKA_SECURITY_PROTOCOL: {where} closed the connection (does it expect SASL_SSL?)"),
+    ],
+)
+def test_a_security_protocol_the_listener_does_not_speak_is_named(
+    secured: Secured, mode: str, listener: str, last_line: str
+) -> None:
+    """TLS to a PLAINTEXT listener, or SSL to a SASL_SSL one: exit 1 naming KAFKA_SECURITY_PROTOCOL
+    (before: 'KAFKA_BOOTSTRAP_SERVERS: cannot connect to ... (connectionreseterror)')."""
+    where = secured.kafka.bootstrap if listener == "PLAINTEXT" else secured.kafka.listener_bootstrap(listener)
+    code, output = run_cli(webhook_env(secured, mode, KAFKA_BOOTSTRAP_SERVERS=where))
+    assert code == 1, output
+    assert output.strip().splitlines()[-1].startswith("cio-connector: error: " + last_line.format(where=where)), output
