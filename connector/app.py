@@ -31,6 +31,7 @@ from connector.errors import (
 )
 from connector.kafka import (
     DEFAULT_MAX_REQUEST_SIZE,
+    MAX_BATCH_BYTES,
     Consumer,
     Producer,
     ProducerLike,
@@ -350,6 +351,25 @@ def _halted_check(sink: Sink) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+async def _warn_if_webhook_batches_too_large(settings: Settings) -> None:
+    """One warning at start-up when the webhook topic refuses the producer's batches (docs/operations.md:
+    its max.message.bytes must accept 256 KiB); otherwise the only sign is 503s naming
+    MessageSizeTooLargeError, for every webhook of a refused batch."""
+    topic = settings.webhook.topic
+    try:
+        limit = await topic_max_message_bytes(settings.kafka, topic)
+    except BrokerUnavailableError:
+        return  # DescribeConfigs not allowed: nothing to say
+    if limit is not None and limit < MAX_BATCH_BYTES:
+        log.warning(
+            "CONNECTOR_WEBHOOK_TOPIC: the topic's max.message.bytes is below the webhook producer's batch size: "
+            "batches above it are refused whole and their webhooks answered 503. Raise it.",
+            topic=topic,
+            max_message_bytes=limit,
+            needed=MAX_BATCH_BYTES,
+        )
+
+
 async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) -> None:
     """Create the dead-letter and webhook topics if missing; StartupError naming the topic's setting when
     the cluster refuses (nothing could be written to a topic that these credentials cannot see)."""
@@ -365,3 +385,5 @@ async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) 
         raise StartupError(f"{setting}: {exc}; create it, or allow these credentials to (Create ACL)") from None
     except BrokerUnavailableError as exc:
         log.warning("Could not create output topics; assuming they exist.", topics=list(topics), error=str(exc))
+    if webhooks:
+        await _warn_if_webhook_batches_too_large(settings)
