@@ -147,6 +147,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
                 readiness.add(f"workspace:{name}", _workspace_check(delivery))
             if settings.sink.errors_tolerance == "none":
                 readiness.add("partitions", _halted_check(sink))
+            readiness.add("dead_letters", _dead_letter_check(sink, settings.sink.dlq_topic))
 
         listener = None
         if wants_webhooks:
@@ -335,6 +336,18 @@ def _workspace_check(delivery: WorkspaceDelivery) -> Callable[[], tuple[bool, st
         if delivery.stopped_reason is not None:
             return False, delivery.stopped_reason
         return True, "failing, retrying" if delivery.failing else "ok"
+
+    return check
+
+
+def _dead_letter_check(sink: Sink, topic: str) -> Callable[[], tuple[bool, str]]:
+    """Not ready while dead letters cannot be written (their partitions wait, uncommitted, and are retried)."""
+
+    def check() -> tuple[bool, str]:
+        failure = sink.dead_letter_failure
+        if failure is not None:
+            return False, f"cannot write to {topic} (CONNECTOR_DLQ_TOPIC), retrying: {failure}"
+        return True, "ok"
 
     return check
 

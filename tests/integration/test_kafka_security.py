@@ -345,3 +345,44 @@ def test_a_security_protocol_the_listener_does_not_speak_is_named(
     code, output = run_cli(webhook_env(secured, mode, KAFKA_BOOTSTRAP_SERVERS=where))
     assert code == 1, output
     assert output.strip().splitlines()[-1].startswith("cio-connector: error: " + last_line.format(where=where)), output
+
+
+@pytest.mark.integration
+async def test_dead_letters_the_credentials_may_not_write_make_the_sink_not_ready_until_allowed(
+    secured: Secured,
+) -> None:
+    """bob may read the input but not write the dead-letter topic: the bad record is retried (not committed,
+    not dropped) and /readyz names the topic; once Write is granted it is written and /readyz is ready."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, dlq, group = f"events-{suffix}", f"dlq-{suffix}", f"group-dlq-{suffix}"
+    admin = load_settings({"KAFKA_BOOTSTRAP_SERVERS": secured.kafka.bootstrap})
+    await ensure_topics(admin.kafka, {topic: 1, dlq: 1})
+    bootstrap = secured.kafka.bootstrap
+    await grant(bootstrap, "bob", "topic", dlq, "describe")
+    await grant(bootstrap, "bob", "topic", f"unused-{suffix}", "write")  # the idempotent producer needs one Write
+    for resource, name in (("topic", topic), ("group", group)):
+        await grant(bootstrap, "bob", resource, name, "read")
+    async with FakeCustomerIO([DEMO]) as fake:
+        kafka_env = {**secured.env("SCRAM-SHA-512"), "KAFKA_SASL_USERNAME": "bob", "KAFKA_SASL_PASSWORD": BOB_PASSWORD}
+        settings = load_settings(connector_env("unused", fake, [topic], dlq, **kafka_env), role="sink")
+        async with running(settings, role="sink") as connector:
+            await produce(admin.kafka, topic, [(b"u1", b"{not json")])
+            deadline = time.monotonic() + 120
+            while True:
+                status, body = await connector.readyz()
+                if status == 503:
+                    break
+                assert time.monotonic() < deadline, body
+                await asyncio.sleep(0.5)
+            check = body["checks"]["dead_letters"]
+            assert check["ready"] is False
+            assert check["detail"].startswith(f"cannot write to {dlq} (CONNECTOR_DLQ_TOPIC), retrying: "), check
+            assert "TopicAuthorizationFailedError" in check["detail"], check
+
+            await grant(bootstrap, "bob", "topic", dlq, "write")
+            [letter] = await read_all(admin.kafka, dlq, expect=1, timeout=120)
+            assert letter.value == b"{not json"
+            deadline = time.monotonic() + 60
+            while (await connector.readyz())[0] != 200:
+                assert time.monotonic() < deadline, await connector.readyz()
+                await asyncio.sleep(0.5)
