@@ -21,9 +21,17 @@ from typing import Literal
 from connector.cio.client import CustomerIOClient
 from connector.cio.region import ResolvedWorkspace, diagnose_rejection, pin, resolve_workspace
 from connector.config import Settings
-from connector.errors import AuthError, BrokerUnavailableError, ConnectorError, DeliveryError, KafkaConnectError
+from connector.errors import (
+    AuthError,
+    BrokerUnavailableError,
+    ConnectorError,
+    DeliveryError,
+    KafkaConnectError,
+    TopicNotCreatedError,
+)
 from connector.kafka import (
     DEFAULT_MAX_REQUEST_SIZE,
+    MAX_BATCH_BYTES,
     Consumer,
     Producer,
     ProducerLike,
@@ -121,7 +129,7 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
         except BrokerUnavailableError as exc:
             raise StartupError(_kafka_failure(exc)) from None
         stack.push_async_callback(producer.stop)
-        readiness.add("kafka_producer", lambda: (producer.started, "connected" if producer.started else "stopped"))
+        readiness.add("kafka_producer", _producer_check(producer))
         await _ensure_output_topics(settings, wants_sink, wants_webhooks)
 
         sink: Sink | None = None
@@ -130,11 +138,16 @@ async def run_service(settings: Settings, role: Role, stop: asyncio.Event, metri
             starts = await pin_workspaces(settings, client)
             dlq_producer = await _start_dlq_producer(settings)
             stack.push_async_callback(dlq_producer.stop)
-            sink = _build_sink(settings, starts, client, producer, metrics, dlq_producer=dlq_producer)
+            consumer = _sink_consumer(settings)
+            sink = _build_sink(
+                settings, starts, client, producer, metrics, dlq_producer=dlq_producer, consumer=consumer
+            )
+            readiness.add("kafka_consumer", _consumer_check(consumer))
             for name, delivery in sink.deliveries.items():
                 readiness.add(f"workspace:{name}", _workspace_check(delivery))
             if settings.sink.errors_tolerance == "none":
                 readiness.add("partitions", _halted_check(sink))
+            readiness.add("dead_letters", _dead_letter_check(sink, settings.sink.dlq_topic))
 
         listener = None
         if wants_webhooks:
@@ -196,16 +209,9 @@ def _build_sink(
     metrics: Metrics,
     *,
     dlq_producer: Producer,
+    consumer: Consumer,
 ) -> Sink:
     policy = RetryPolicy.from_settings(settings.sink)
-    consumer = Consumer(
-        settings.kafka,
-        settings.sink.group_id,
-        max_poll_records=settings.sink.max_poll_records,
-        fetch_max_bytes=settings.sink.fetch_max_bytes,
-        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
-        max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
-    )
     # One tracker shared by the runner (which commits) and the lanes (which skip revoked records).
     offsets = OffsetTracker()
     deliveries: dict[str, WorkspaceDelivery] = {}
@@ -249,6 +255,37 @@ def _build_sink(
             consumer, settings.kafka, settings.sink.group_id, parse_start_from(settings.sink.start_from)
         ),
     )
+
+
+def _sink_consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        settings.kafka,
+        settings.sink.group_id,
+        max_poll_records=settings.sink.max_poll_records,
+        fetch_max_bytes=settings.sink.fetch_max_bytes,
+        fetch_budget_bytes=settings.sink.fetch_budget_bytes,
+        max_poll_interval_ms=int(settings.sink.max_poll_interval_seconds * 1000),
+    )
+
+
+def _producer_check(producer: Producer) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        if not producer.started:
+            return False, "stopped"
+        if not producer.reachable:
+            return False, "the brokers do not answer (KAFKA_BOOTSTRAP_SERVERS)"
+        return True, "connected"
+
+    return check
+
+
+def _consumer_check(consumer: Consumer) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        if not consumer.reachable:
+            return False, "the brokers do not answer (KAFKA_BOOTSTRAP_SERVERS)"
+        return True, "connected"
+
+    return check
 
 
 async def _start_dlq_producer(settings: Settings) -> Producer:
@@ -303,6 +340,18 @@ def _workspace_check(delivery: WorkspaceDelivery) -> Callable[[], tuple[bool, st
     return check
 
 
+def _dead_letter_check(sink: Sink, topic: str) -> Callable[[], tuple[bool, str]]:
+    """Not ready while dead letters cannot be written (their partitions wait, uncommitted, and are retried)."""
+
+    def check() -> tuple[bool, str]:
+        failure = sink.dead_letter_failure
+        if failure is not None:
+            return False, f"cannot write to {topic} (CONNECTOR_DLQ_TOPIC), retrying: {failure}"
+        return True, "ok"
+
+    return check
+
+
 def _halted_check(sink: Sink) -> Callable[[], tuple[bool, str]]:
     """Not ready while a partition is stopped at a rejected record (CONNECTOR_ERRORS_TOLERANCE=none)."""
 
@@ -315,8 +364,28 @@ def _halted_check(sink: Sink) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+async def _warn_if_webhook_batches_too_large(settings: Settings) -> None:
+    """One warning at start-up when the webhook topic refuses the producer's batches (docs/operations.md:
+    its max.message.bytes must accept 256 KiB); otherwise the only sign is 503s naming
+    MessageSizeTooLargeError, for every webhook of a refused batch."""
+    topic = settings.webhook.topic
+    try:
+        limit = await topic_max_message_bytes(settings.kafka, topic)
+    except BrokerUnavailableError:
+        return  # DescribeConfigs not allowed: nothing to say
+    if limit is not None and limit < MAX_BATCH_BYTES:
+        log.warning(
+            "CONNECTOR_WEBHOOK_TOPIC: the topic's max.message.bytes is below the webhook producer's batch size: "
+            "batches above it are refused whole and their webhooks answered 503. Raise it.",
+            topic=topic,
+            max_message_bytes=limit,
+            needed=MAX_BATCH_BYTES,
+        )
+
+
 async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) -> None:
-    """Create the dead-letter and webhook topics if missing (clusters that forbid it log a warning)."""
+    """Create the dead-letter and webhook topics if missing; StartupError naming the topic's setting when
+    the cluster refuses (nothing could be written to a topic that these credentials cannot see)."""
     topics: dict[str, int] = {}
     if sink:
         topics[settings.sink.dlq_topic] = 1
@@ -324,5 +393,10 @@ async def _ensure_output_topics(settings: Settings, sink: bool, webhooks: bool) 
         topics[settings.webhook.topic] = 1
     try:
         await ensure_topics(settings.kafka, topics)
+    except TopicNotCreatedError as exc:
+        setting = "CONNECTOR_DLQ_TOPIC" if sink and exc.topic == settings.sink.dlq_topic else "CONNECTOR_WEBHOOK_TOPIC"
+        raise StartupError(f"{setting}: {exc}; create it, or allow these credentials to (Create ACL)") from None
     except BrokerUnavailableError as exc:
         log.warning("Could not create output topics; assuming they exist.", topics=list(topics), error=str(exc))
+    if webhooks:
+        await _warn_if_webhook_batches_too_large(settings)

@@ -110,9 +110,16 @@ async def check_kafka(settings: Settings) -> list[tuple[str, bool, str]]:
 
 def format_kafka_table(rows: list[tuple[str, bool, str]]) -> str:
     """An aligned table: KAFKA (what was checked), STATUS; no trailing newline."""
-    lines = [("KAFKA", "STATUS"), *((what, "ok" if ok else f"FAILED: {why}") for what, ok, why in rows)]
+    lines = [("KAFKA", "STATUS"), *((what, _kafka_status(ok, why)) for what, ok, why in rows)]
     width = max(len(what) for what, _ in lines)
     return "\n".join(f"{what:<{width}}  {status}" for what, status in lines)
+
+
+def _kafka_status(ok: bool, why: str) -> str:
+    """``ok``, ``ok (missing; created at start-up)`` for an ok row with a remark, or ``FAILED: <reason>``."""
+    if not ok:
+        return f"FAILED: {why}"
+    return "ok" if why == "ok" else f"ok ({why})"
 
 
 async def run_check(settings: Settings, metrics: Metrics, out: TextIO, *, kafka: bool = False) -> int:

@@ -9,6 +9,7 @@
     │   └── AuthError               401/403: the workspace is misconfigured; stop it, never dead-letter
     ├── BrokerUnavailableError      Kafka did not acknowledge in time (webhooks answer 503)
     │   ├── KafkaConnectError       a client cannot start: names the setting to fix and the reason
+    │   ├── TopicNotCreatedError    the cluster refused to create a missing topic (e.g. no Create ACL)
     │   └── RecordTooLargeError     the producer or the broker refuses the record's size: resending it
     │                               unchanged cannot succeed
     └── SignatureError              webhook signature missing or wrong (401)
@@ -79,6 +80,17 @@ class KafkaConnectError(BrokerUnavailableError):
     def __init__(self, setting: str, reason: str) -> None:
         super().__init__(f"{setting}: {reason}")
         self.setting = setting
+        self.reason = reason
+
+
+class TopicNotCreatedError(BrokerUnavailableError):
+    """A topic that does not exist (as these credentials see it) could not be created."""
+
+    retriable = False
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"topic {topic} does not exist and could not be created ({reason})")
+        self.topic = topic
         self.reason = reason
 
 

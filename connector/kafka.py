@@ -27,12 +27,15 @@ import aiokafka.conn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
     IllegalStateError,
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -40,7 +43,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connector.config import KafkaSettings
-from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError
+from connector.errors import BrokerUnavailableError, KafkaConnectError, RecordTooLargeError, TopicNotCreatedError
 from connector.kafka_auth import TokenError, TokenSource, token_source
 from connector.readahead import partition_fetch_bytes
 
@@ -260,6 +263,9 @@ async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: Ba
     provider = options.get("sasl_oauth_token_provider")
     if isinstance(failure, TokenError):
         return KafkaConnectError(failure.setting, failure.reason)
+    refused = _not_authorized(settings, failure)
+    if refused is not None:
+        return refused
     reasons: list[KafkaConnectError] = []
     for server in settings.bootstrap_servers.split(","):
         host, _, port_text = server.strip().rpartition(":")
@@ -276,6 +282,37 @@ async def diagnose(settings: KafkaSettings, options: dict[str, Any], failure: Ba
     if reasons:
         return reasons[0]
     return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to Kafka: {failure}")
+
+
+def _not_authorized(settings: KafkaSettings, failure: BaseException) -> KafkaConnectError | None:
+    """The connection worked but the credentials lack an ACL: say which, naming the setting of what is refused."""
+    name = " ".join(map(str, getattr(failure, "args", ()))) or "?"
+    kind = type(failure).__name__
+    if isinstance(failure, GroupAuthorizationFailedError):
+        return KafkaConnectError(
+            "CONNECTOR_GROUP_ID", f"these credentials may not use consumer group {name} ({kind}): allow them Read on it"
+        )
+    if isinstance(failure, TopicAuthorizationFailedError):
+        return KafkaConnectError(
+            "CONNECTOR_INPUT_TOPICS",
+            f"these credentials may not read topic {name} ({kind}): allow them Describe and Read",
+        )
+    if isinstance(failure, ClusterAuthorizationFailedError):
+        return KafkaConnectError(
+            _principal_setting(settings),
+            f"these credentials may not produce ({kind}): allow them Write on the output topics "
+            "(or IdempotentWrite on the cluster)",
+        )
+    return None
+
+
+def _principal_setting(settings: KafkaSettings) -> str:
+    """The setting that says who the client is to the broker's ACLs."""
+    if settings.security_protocol.startswith("SASL_"):
+        return {"OAUTHBEARER": "KAFKA_SASL_OAUTH_CLIENT_ID", "AWS_MSK_IAM": "KAFKA_SASL_MECHANISM"}.get(
+            str(settings.sasl_mechanism), "KAFKA_SASL_USERNAME"
+        )
+    return "KAFKA_SSL_CERTFILE" if settings.ssl_certfile else "KAFKA_SECURITY_PROTOCOL"
 
 
 _API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 8) + b"diagnose"
@@ -314,6 +351,11 @@ async def _diagnose_server(  # noqa: C901 - one diagnosis per way a connection f
                     "KAFKA_SSL_CERTFILE", f"TLS: the broker refused the client certificate ({alert})"
                 )
             return KafkaConnectError("KAFKA_SECURITY_PROTOCOL", f"TLS handshake with {where} failed ({alert})")
+        except ConnectionResetError:  # connected, then dropped on the ClientHello: a listener without TLS
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL",
+                f"{where} closed the connection during the TLS handshake (does it expect no TLS?)",
+            )
         except (OSError, TimeoutError) as exc:
             return _network(where, exc)
         if not answered:
@@ -357,6 +399,10 @@ async def _diagnose_server(  # noqa: C901 - one diagnosis per way a connection f
             return KafkaConnectError(
                 "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect TLS?): {exc}"
             )
+        if protocol == "SSL":  # TLS was fine (checked above): the listener wants a SASL exchange first
+            return KafkaConnectError(
+                "KAFKA_SECURITY_PROTOCOL", f"{where} closed the connection (does it expect SASL_SSL?): {exc}"
+            )
         return KafkaConnectError("KAFKA_BOOTSTRAP_SERVERS", f"cannot connect to {where}: {exc}")
     return None
 
@@ -374,6 +420,21 @@ def _tp(partition: Partition) -> Any:
 
 def _partition(tp: Any) -> Partition:
     return Partition(tp.topic, tp.partition)
+
+
+def brokers_reachable(client: Any) -> bool:
+    """Whether an aiokafka client's last cluster-metadata request was answered (for /readyz).
+
+    Every client refreshes metadata when a request to a broker fails, so a broker that went away shows
+    here within a request's time; an idle client notices at its periodic refresh. While unanswered, a
+    new refresh is started in the background, so that each readiness probe also retries: a pod taken out
+    of its Service gets no traffic that would, and would otherwise wait for the periodic refresh.
+    """
+    cluster = client.cluster
+    if cluster._last_successful_refresh_ms >= cluster._last_refresh_ms:
+        return True
+    client.force_metadata_update()
+    return False
 
 
 RebalanceCallback = Callable[[list[Partition]], Awaitable[None]]
@@ -560,6 +621,11 @@ class Consumer:
         if fetcher is None:  # not started: what it was built with
             return int(self._consumer._max_partition_fetch_bytes)
         return int(fetcher._max_partition_fetch_bytes)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the brokers answer this consumer (``brokers_reachable``)."""
+        return brokers_reachable(self._consumer._client)
 
     async def connect(self) -> None:
         """Connect without subscribing (offset and end-offset queries only)."""
@@ -791,6 +857,11 @@ class Producer:
         """Whether start() succeeded and stop() has not been called."""
         return self._started
 
+    @property
+    def reachable(self) -> bool:
+        """Whether started and the brokers answer this producer (``brokers_reachable``)."""
+        return self._started and brokers_reachable(self._producer.client)
+
     async def send(
         self,
         topic: str,
@@ -904,9 +975,10 @@ async def ensure_topics(
     settings: KafkaSettings, topics: dict[str, int], replication: int = 1, configs: dict[str, str] | None = None
 ) -> None:
     """Create the topics that do not exist yet (name → partition count, with topic ``configs``); existing
-    ones are left alone."""
+    ones are left alone. Raises TopicNotCreatedError for a topic the cluster refused to create (aiokafka
+    returns those refusals, e.g. TopicAuthorizationFailedError without a Create ACL, instead of raising)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     options = client_options(settings)
     admin = AIOKafkaAdminClient(**options)
@@ -919,8 +991,11 @@ async def ensure_topics(
             if name not in existing
         ]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
-                await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            for topic, error_code, *rest in response.topic_errors:
+                if error_code not in (0, TopicAlreadyExistsError.errno):  # exists: another replica created it
+                    message = f": {rest[0]}" if rest and rest[0] else ""
+                    raise TopicNotCreatedError(topic, f"{for_code(error_code).__name__}{message}")
     except KafkaError as exc:
         raise BrokerUnavailableError(f"cannot create topics: {exc}") from exc
     finally:
@@ -990,10 +1065,7 @@ async def probe_cluster(
         for topic in read_topics:
             problem = topic_state(topic)
             if problem is None and group:
-                try:
-                    await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
-                except KafkaError as exc:
-                    problem = f"group {group} cannot read its offsets ({type(exc).__name__})"
+                problem = await _group_offsets_problem(admin, group, topic)
             rows.append((f"read {topic} (group {group})", problem is None, problem or "ok"))
         for topic in write_topics:
             problem = topic_state(topic)
@@ -1006,6 +1078,24 @@ async def probe_cluster(
     finally:
         await admin.close()
     return rows
+
+
+async def _group_offsets_problem(admin: Any, group: str, topic: str, attempts: int = 20) -> str | None:
+    """Why ``group``'s committed offsets of ``topic`` cannot be read, or None.
+
+    A retriable error (the group coordinator still loading, or not elected yet on a new cluster, whose
+    first group use creates ``__consumer_offsets``) is asked again for up to ~10 s before it is reported.
+    """
+    for attempt in range(attempts):
+        try:
+            await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+        except KafkaError as exc:
+            if not exc.retriable or attempt == attempts - 1:
+                return f"group {group} cannot read its offsets ({type(exc).__name__})"
+        else:
+            return None
+        await asyncio.sleep(0.5)
+    return None  # pragma: no cover - the loop returns
 
 
 if TYPE_CHECKING:  # mypy proves the real classes keep the Protocols' shape

@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import os
 import re
+import ssl
 import sys
 import types
 import typing
@@ -380,6 +381,8 @@ def _check_kafka_security(kafka: KafkaSettings) -> None:  # noqa: C901 - one che
             raise ConfigError(_env_of(KafkaSettings, name), f"cannot read {path}")
     if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
         raise ConfigError("KAFKA_SSL_CERTFILE", "required with KAFKA_SSL_KEYFILE (the client certificate)")
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        _check_tls_files(kafka)
     if not kafka.security_protocol.startswith("SASL_"):
         return
     mechanism = kafka.sasl_mechanism
@@ -425,6 +428,49 @@ def _check_kafka_security(kafka: KafkaSettings) -> None:  # noqa: C901 - one che
                 "KAFKA_SASL_MECHANISM",
                 "AWS_MSK_IAM needs the optional extra msk: pip install 'cio-connector[msk]' (the Docker image has it)",
             )
+
+
+class _EncryptedKeyError(Exception):
+    """Raised by the passphrase callback: OpenSSL would otherwise prompt on the terminal for one."""
+
+
+def _no_passphrase() -> str:
+    raise _EncryptedKeyError
+
+
+def _check_tls_files(kafka: KafkaSettings) -> None:
+    """The CA bundle, client certificate and key load as the Kafka clients will load them.
+
+    OpenSSL's own errors ("PEM lib (_ssl.c:3926)") name no file and would surface as a traceback when the
+    first client starts; here each problem is one line naming the setting.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for name, path in (("KAFKA_SSL_CAFILE", kafka.ssl_cafile), ("KAFKA_SSL_CERTFILE", kafka.ssl_certfile)):
+        if path is not None:
+            try:
+                context.load_verify_locations(cafile=path)
+            except (ssl.SSLError, OSError):
+                raise ConfigError(name, f"{path} holds no PEM certificate") from None
+    if kafka.ssl_certfile is None:
+        return
+    try:
+        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile, password=_no_passphrase)
+    except _EncryptedKeyError:
+        raise ConfigError(
+            "KAFKA_SSL_KEYFILE",
+            "the private key is encrypted (has a passphrase), which is not supported: "
+            "decrypt it (openssl pkey -in KEY -out KEY.plain)",
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                "KAFKA_SSL_KEYFILE", "the private key does not belong to the certificate in KAFKA_SSL_CERTFILE"
+            ) from None
+        if kafka.ssl_keyfile is None:
+            raise ConfigError(
+                "KAFKA_SSL_KEYFILE", f"required: {kafka.ssl_certfile} holds no private key next to the certificate"
+            ) from None
+        raise ConfigError("KAFKA_SSL_KEYFILE", f"{kafka.ssl_keyfile} holds no PEM private key") from None
 
 
 def _env_of(cls: type[Any], name: str) -> str:

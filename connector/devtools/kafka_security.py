@@ -112,6 +112,10 @@ class BrokerSecurity:
     users: Mapping[str, str] = field(default_factory=lambda: {"alice": "alice-secret"})
     jwks_url: str | None = None
     audience: str = "kafka"
+    # With these principals (``alice``, ``CN=...`` of a certificate, an OAuth ``sub``), the broker runs
+    # Kafka's StandardAuthorizer: they and the PLAINTEXT listener's ANONYMOUS may do anything, every other
+    # principal nothing (no ACLs), for "not authorized" tests.
+    super_users: tuple[str, ...] | None = None
 
     @property
     def listener_names(self) -> tuple[str, ...]:
@@ -140,6 +144,9 @@ class BrokerSecurity:
             props[f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+        if self.super_users is not None:
+            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            props["super.users"] = ";".join(f"User:{name}" for name in ("ANONYMOUS", *self.super_users))
         if self.jwks_url:
             props |= {
                 "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
@@ -163,3 +170,28 @@ class BrokerSecurity:
     def jvm_options(self) -> list[str]:
         """System properties the broker's JVM needs (the JWKS URL must be allowed explicitly)."""
         return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.jwks_url}"] if self.jwks_url else []
+
+
+_RESOURCE_TYPES = {"topic": 2, "group": 3, "cluster": 4}
+_OPERATIONS = {"read": 3, "write": 4, "create": 5, "describe": 8, "idempotent_write": 12}
+
+
+async def grant(bootstrap: str, principal: str, resource: str, name: str, operation: str) -> None:
+    """Allow ``User:principal`` one operation on one resource (literal name), through ``bootstrap`` (the
+    PLAINTEXT listener, whose ANONYMOUS is a super user): the CreateAcls request, as ``kafka-acls`` sends it."""
+    import aiokafka.conn
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    host, _, port = bootstrap.rpartition(":")
+    conn = await aiokafka.conn.create_conn(host, int(port))
+    try:
+        literal, allow = 3, 3
+        request = CreateAclsRequest(
+            _RESOURCE_TYPES[resource], name, literal, f"User:{principal}", "*", _OPERATIONS[operation], allow
+        )
+        response = await conn.send(request)
+    finally:
+        conn.close()
+    [(error_code, message)] = response.creation_responses
+    if error_code:
+        raise RuntimeError(f"CreateAcls failed: {error_code} {message}")

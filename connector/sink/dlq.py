@@ -220,11 +220,17 @@ class DeadLetterWriter:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._writes: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
+        self._retrying: dict[int, str] = {}  # id of a ticket whose write is being retried → the last error
         self._log_sampler = LogSampler(LOG_BURST, LOG_WINDOW_SECONDS, time.monotonic())
 
     def submit(self, ticket: Ticket) -> None:
         """Queue a ticket whose ``dead_letter`` is set."""
         self._queue.put_nowait(ticket)
+
+    @property
+    def failing(self) -> str | None:
+        """The last error of a write being retried (the topic refuses or Kafka is away), or None."""
+        return next(iter(self._retrying.values()), None)
 
     @property
     def pending(self) -> int:
@@ -298,6 +304,7 @@ class DeadLetterWriter:
             return copy
 
         def on_retry(attempt: int, exc: BrokerUnavailableError, _delay: float) -> None:
+            self._retrying[id(ticket)] = str(exc)
             log.error(
                 "Dead-letter write failed; retrying.",
                 topic=self._topic,
@@ -308,7 +315,10 @@ class DeadLetterWriter:
                 error=str(exc),
             )
 
-        copy = await with_retries(write_once, BrokerUnavailableError, self._policy, on_retry=on_retry)
+        try:
+            copy = await with_retries(write_once, BrokerUnavailableError, self._policy, on_retry=on_retry)
+        finally:
+            self._retrying.pop(id(ticket), None)
         if copy is None:
             self._metrics.dead_letters_unwritable.labels(reason.workspace or "none", reason.reason).inc()
             log.error(

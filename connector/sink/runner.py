@@ -142,6 +142,11 @@ class Sink:
         """Partitions stopped at a rejected record (CONNECTOR_ERRORS_TOLERANCE=none), with the reason."""
         return self._halted
 
+    @property
+    def dead_letter_failure(self) -> str | None:
+        """Why dead letters cannot be written right now (they are being retried), or None."""
+        return self._dlq.failing
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then flush, wait for in-flight work (bounded) and commit."""
         for delivery in self._deliveries.values():
