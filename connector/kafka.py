@@ -971,12 +971,31 @@ def _fail(outcomes: list[BrokerUnavailableError | None], indexes: list[int], exc
         outcomes[index] = error
 
 
+# The replication factor of the topics the connector creates (dead letters, webhook events): that of any
+# production topic, capped by the brokers there are. Kafka's "broker default" (-1) needs CreateTopics v4,
+# which aiokafka does not send.
+MAX_CREATED_REPLICATION = 3
+
+
+def created_replication(brokers: int) -> int:
+    """The replication factor for a topic created on a cluster of ``brokers`` brokers: 3, or fewer when the
+    cluster has fewer (a one-broker development cluster gets 1)."""
+    return max(1, min(MAX_CREATED_REPLICATION, brokers))
+
+
 async def ensure_topics(
-    settings: KafkaSettings, topics: dict[str, int], replication: int = 1, configs: dict[str, str] | None = None
+    settings: KafkaSettings,
+    topics: dict[str, int],
+    replication: int | None = None,
+    configs: dict[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (name → partition count, with topic ``configs``); existing
     ones are left alone. Raises TopicNotCreatedError for a topic the cluster refused to create (aiokafka
-    returns those refusals, e.g. TopicAuthorizationFailedError without a Create ACL, instead of raising)."""
+    returns those refusals, e.g. TopicAuthorizationFailedError without a Create ACL, instead of raising).
+
+    ``replication`` None: ``created_replication`` of the cluster's broker count. A dead letter or a
+    webhook acknowledged on one replica would be lost with that broker.
+    """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -985,13 +1004,12 @@ async def ensure_topics(
     await start_client(admin, settings, options)
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, n, replication, topic_configs=configs or {})
-            for name, n in topics.items()
-            if name not in existing
-        ]
+        missing = {name: partitions for name, partitions in topics.items() if name not in existing}
         if missing:
-            response = await admin.create_topics(missing)
+            if replication is None:
+                replication = created_replication(len((await admin.describe_cluster())["brokers"]))
+            new = [NewTopic(name, n, replication, topic_configs=configs or {}) for name, n in missing.items()]
+            response = await admin.create_topics(new)
             for topic, error_code, *rest in response.topic_errors:
                 if error_code not in (0, TopicAlreadyExistsError.errno):  # exists: another replica created it
                     message = f": {rest[0]}" if rest and rest[0] else ""
