@@ -80,7 +80,7 @@ class Pki:
         for name in ("ca", "other-ca"):
             _openssl(
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", _DAYS, "-subj", f"/CN=cio-connector test {name}",
-                "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=pki.directory,
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=pki.directory,
             )  # fmt: skip
         pki._issue("broker", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost")
         pki._issue("client", "/CN=cio-connector-client", "extendedKeyUsage=clientAuth")
@@ -96,7 +96,10 @@ class Pki:
             "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}.key", "-out", f"{name}.csr",
             cwd=self.directory,
         )  # fmt: skip
-        (self.directory / f"{name}.ext").write_text(extension + "\n")
+        # RFC 5280's leaf extensions, which Python 3.13's default VERIFY_X509_STRICT requires (an authority key
+        # identifier above all): without them every TLS test fails there with "Missing Authority Key Identifier".
+        leaf = "basicConstraints=critical,CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+        (self.directory / f"{name}.ext").write_text(leaf + extension + "\n")
         _openssl(
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", _DAYS, "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=self.directory,
