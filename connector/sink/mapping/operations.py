@@ -4,7 +4,8 @@ A record ``{"type": "person"|"object"|"delivery", "action": …}`` is sent as it
 mapped operation gets: a known action for its type, exactly one valid identifier (``primary`` and
 ``secondary`` for ``merge``), a name within 100 bytes for events, stored attributes within the limits
 (neither empties dropped nor ISO strings converted: the producer chose them), ``timestamp`` and a person
-identify's ``attributes.created_at`` normalized to Unix seconds (the only form Customer.io reads them in),
+identify's (person or object) ``attributes.created_at`` and an ``add_device``'s ``device.last_used``
+normalized to Unix seconds (the only form Customer.io reads them in),
 and a deterministic ULID ``id`` added to event/page/screen operations without one.
 The track-event allow/deny lists apply to person ``event`` operations; the message-type lists do not.
 """
@@ -95,7 +96,7 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
         if tag in _WITH_ATTRIBUTES:
             op["attributes"] = _stored(rules, attributes, "attributes")
             created = op["attributes"].get("created_at")
-            if tag == "person.identify" and created is not None and created != "":  # "" / null: left as sent
+            if created is not None and created != "":  # "" / null: left as sent
                 op["attributes"]["created_at"] = _unix_ms(created, "attributes.created_at") // 1000
         elif tag in _NAMED:
             op["attributes"] = rules.attributes.event(attributes, "attributes", convert=False)
@@ -107,6 +108,9 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
     if isinstance(device, dict) and device.get("attributes") is not None:
         device_attributes = _mapping(device["attributes"], "device.attributes", reason="invalid_field")
         op["device"] = {**device, "attributes": _stored(rules, device_attributes, "device.attributes")}
+    if isinstance(device, dict) and device.get("last_used") is not None:
+        last_used = _unix_ms(device["last_used"], "device.last_used") // 1000
+        op["device"] = {**op["device"], "last_used": last_used}
     relationships = raw.get("cio_relationships")
     if isinstance(relationships, list):
         op["cio_relationships"] = [_relationship(rules, item, i) for i, item in enumerate(relationships)]
