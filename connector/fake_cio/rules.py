@@ -156,6 +156,18 @@ def check_attributes(attributes: object, field: str = "attributes") -> RuleError
     return None
 
 
+def check_device_attributes(attributes: object, field: str = "device.attributes") -> RuleError | None:
+    """A device's attributes: the attribute limits, and every value a string (``push_enabled`` is
+    ``"true"``/``"false"``) [spec, Track API device schema]."""
+    if problem := check_attributes(attributes, field):
+        return problem
+    if type(attributes) is dict:
+        for name, value in attributes.items():
+            if type(value) is not str:
+                return error("invalid_field", f"{field}.{name}", "device attribute values must be strings")
+    return None
+
+
 def check_event_name(name: object, field: str = "name") -> RuleError | None:
     """Required, non-blank, at most 100 bytes."""
     if type(name) is not str or not name.strip():
@@ -237,7 +249,7 @@ def _person_device(op: dict[str, Any]) -> RuleError | None:
         return error("invalid_field", "device.platform", "must be ios or android")
     if "last_used" in device and (problem := check_timestamp(device["last_used"], "device.last_used")):
         return problem
-    return check_attributes(device.get("attributes"), "device.attributes")
+    return check_device_attributes(device.get("attributes"))
 
 
 def _person_relationships(op: dict[str, Any]) -> RuleError | None:

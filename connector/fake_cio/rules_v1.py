@@ -14,6 +14,7 @@ from connector.fake_cio.rules import (
     PROFILE_IDENTIFIERS,
     RuleError,
     check_attributes,
+    check_device_attributes,
     check_event_data,
     check_event_name,
     check_identifier,
@@ -81,7 +82,7 @@ def check_v1_device(identifier: str, body: object) -> RuleError | None:
         return error("invalid_field", "device.platform", "must be ios or android")
     if "last_used" in device and (problem := check_timestamp(device["last_used"], "device.last_used")):
         return problem
-    return check_attributes(device.get("attributes"), "device.attributes")
+    return check_device_attributes(device.get("attributes"))
 
 
 def check_v1_delete_device(identifier: str, token: str) -> RuleError | None:
