@@ -163,7 +163,7 @@ def check_device_attributes(attributes: object, field: str = "device.attributes"
         return problem
     if type(attributes) is dict:
         for name, value in attributes.items():
-            if type(value) is not str:
+            if type(value) is not str and value is not None:  # null: removal, as for other attributes (unconfirmed)
                 return error("invalid_field", f"{field}.{name}", "device attribute values must be strings")
     return None
 

@@ -58,6 +58,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("suppress", person("suppress")),
     ("unsuppress", person("unsuppress")),
     ("add_device", person("add_device", device={"token": "t", "platform": "ios", "last_used": TS})),
+    ("add_device, null attribute (removal)", person("add_device", device={"token": "t", "platform": "ios", "attributes": {"x": None}})),
     ("add_device android with attributes", person("add_device", device={"token": "t", "platform": "android", "attributes": {"app_version": "3"}})),
     ("delete_device", person("delete_device", device={"token": "t"})),
     ("add_relationships", person("add_relationships", cio_relationships=[{"identifiers": {"cio_object_id": "o1"}}])),

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from connector.config import MappingSettings
+from connector.fake_cio.rules import check_operation
 from connector.sink.mapping.mapper import Mapper, is_v2_operation, map_message, message_event_name
 from connector.sink.mapping.model import REASONS, Filtered, Message, MessageContext, Rejection
 
@@ -1209,3 +1210,18 @@ def test_a_v2_add_devices_unreadable_last_used_is_refused_naming_it() -> None:
     assert result == Rejection(
         "invalid_timestamp", "device.last_used: not an ISO-8601 date or Unix time (got 'yesterday')"
     )
+
+
+def test_a_v2_add_devices_attribute_values_are_sent_as_strings() -> None:
+    """Customer.io types device attributes as strings: a boolean push_enabled passed through was refused."""
+    attributes = {"push_enabled": True, "retries": 3, "meta": {"a": 1}, "gone": None, "os": "17.2"}
+    device = {"token": "t", "platform": "ios", "attributes": attributes}
+    op = _only_operation({"type": "person", "action": "add_device", "identifiers": {"id": "u1"}, "device": device})
+    assert op["device"]["attributes"] == {
+        "push_enabled": "true",
+        "retries": "3",
+        "meta": '{"a":1}',
+        "gone": None,
+        "os": "17.2",
+    }
+    assert check_operation(op) is None  # and the fake Customer.io accepts it
