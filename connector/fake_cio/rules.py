@@ -40,8 +40,11 @@ MAX_ATTRIBUTE_NAME_BYTES: Final = 150
 MAX_ATTRIBUTE_VALUE_BYTES: Final = 1000
 MAX_EVENT_NAME_BYTES: Final = 100
 MAX_EVENT_DATA_BYTES: Final = 100_000
-MIN_TIMESTAMP_EXCLUSIVE: Final = 999_999_999  # [lib] ruby client's sanity check: 10-digit seconds
-MAX_TIMESTAMP_EXCLUSIVE: Final = 100_000_000_000
+# ASSUMED: the ruby client's sanity check (10-digit seconds) [lib]; Customer.io documents no lower bound
+# (backfills are a documented use), so a timestamp before 2001-09-09 is refused here only. Set the lower
+# bound to -1 to accept every non-negative second.
+MIN_TIMESTAMP_EXCLUSIVE: Final = 999_999_999
+MAX_TIMESTAMP_EXCLUSIVE: Final = 100_000_000_000  # ASSUMED: [lib] same check; 10^11 s would be the year 5138
 ACCEPT_ANONYMOUS_ID: Final = True  # ASSUMED: v2 {"anonymous_id"} identifiers on event/page/screen (Segment)
 ATTRIBUTE_TIMESTAMPS: Final = ("created_at", "_timestamp")  # attributes that must be Unix seconds
 
