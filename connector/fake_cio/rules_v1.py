@@ -34,6 +34,7 @@ METRICS: Final = frozenset({"bounced", "clicked", "converted", "deferred", "deli
 MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
 MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
 MAX_ATTACHMENTS_BYTES: Final = 2 * 1024 * 1024  # "attachments … total < 2 MB" (of the base64 text)
+MAX_SEND_AHEAD_SECONDS: Final = 90 * 86_400  # send_at "up to 90 days ahead" [spec]; the 400 past it is ASSUMED
 
 _NOT_AN_OBJECT: Final = error("invalid_json", "", "body must be a JSON object")
 
@@ -158,8 +159,9 @@ def count_recipients(addresses: str) -> int:
     return count + seen
 
 
-def check_transactional_email(body: object, size: int) -> RuleError | None:
-    """``POST /v1/send/email``: recipients, one identifier, and a template id or an inline message."""
+def check_transactional_email(body: object, size: int, now: float | None = None) -> RuleError | None:
+    """``POST /v1/send/email``: recipients, one identifier, and a template id or an inline message;
+    ``send_at`` at most 90 days after ``now`` (not checked without ``now``; a past one sends at once)."""
     if size > MAX_TRANSACTIONAL_BYTES:
         return error("too_large", "", f"request larger than {MAX_TRANSACTIONAL_BYTES} bytes")
     if not isinstance(body, dict):
@@ -184,6 +186,8 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
         return error("invalid_field", "message_data", "must be an object")
     if "send_at" in body and (problem := check_timestamp(body["send_at"], "send_at")):
         return problem
+    if now is not None and "send_at" in body and body["send_at"] > now + MAX_SEND_AHEAD_SECONDS:
+        return error("invalid_field", "send_at", "must be at most 90 days ahead")
     return check_attachments(body.get("attachments"))
 
 

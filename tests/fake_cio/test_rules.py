@@ -362,6 +362,15 @@ def test_transactional_email(_label: str, body: Any, reason: str | None) -> None
     assert (problem and problem["reason"]) == reason
 
 
+@pytest.mark.parametrize(
+    ("ahead", "reason"), [(90 * 86_400, None), (90 * 86_400 + 1, "invalid_field"), (-86_400, None)]
+)
+def test_transactional_send_at_at_most_90_days_ahead(ahead: int, reason: str | None) -> None:
+    """send_at may be up to 90 days ahead; a past one sends now (App API docs)."""
+    problem = check_transactional_email({**EMAIL, "send_at": TS + ahead}, 1000, now=TS)
+    assert (problem and (problem["reason"], problem["field"])) == (reason and (reason, "send_at"))
+
+
 def test_transactional_email_size() -> None:
     """A request over 2048 KB is rejected before anything else."""
     problem = check_transactional_email(EMAIL, 2048 * 1024 + 1)
