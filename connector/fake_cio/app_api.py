@@ -35,7 +35,7 @@ async def send_email(request: web.Request) -> web.Response:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             problem = error("invalid_json", "", "body is not valid JSON")
-    problem = problem or check_transactional_email(body, len(raw))
+    problem = problem or check_transactional_email(body, len(raw), request.app[LISTENER].state.clock())
     if problem is not None:
         message = f"{problem['field']}: {problem['message']}" if problem["field"] else problem["message"]
         return json_response({"meta": {"error": message}}, 400)

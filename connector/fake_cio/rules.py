@@ -40,8 +40,11 @@ MAX_ATTRIBUTE_NAME_BYTES: Final = 150
 MAX_ATTRIBUTE_VALUE_BYTES: Final = 1000
 MAX_EVENT_NAME_BYTES: Final = 100
 MAX_EVENT_DATA_BYTES: Final = 100_000
-MIN_TIMESTAMP_EXCLUSIVE: Final = 999_999_999  # [lib] ruby client's sanity check: 10-digit seconds
-MAX_TIMESTAMP_EXCLUSIVE: Final = 100_000_000_000
+# ASSUMED: the ruby client's sanity check (10-digit seconds) [lib]; Customer.io documents no lower bound
+# (backfills are a documented use), so a timestamp before 2001-09-09 is refused here only. Set the lower
+# bound to -1 to accept every non-negative second.
+MIN_TIMESTAMP_EXCLUSIVE: Final = 999_999_999
+MAX_TIMESTAMP_EXCLUSIVE: Final = 100_000_000_000  # ASSUMED: [lib] same check; 10^11 s would be the year 5138
 ACCEPT_ANONYMOUS_ID: Final = True  # ASSUMED: v2 {"anonymous_id"} identifiers on event/page/screen (Segment)
 ATTRIBUTE_TIMESTAMPS: Final = ("created_at", "_timestamp")  # attributes that must be Unix seconds
 
@@ -156,6 +159,18 @@ def check_attributes(attributes: object, field: str = "attributes") -> RuleError
     return None
 
 
+def check_device_attributes(attributes: object, field: str = "device.attributes") -> RuleError | None:
+    """A device's attributes: the attribute limits, and every value a string (``push_enabled`` is
+    ``"true"``/``"false"``) [spec, Track API device schema]."""
+    if problem := check_attributes(attributes, field):
+        return problem
+    if type(attributes) is dict:
+        for name, value in attributes.items():
+            if type(value) is not str and value is not None:  # null: removal, as for other attributes (unconfirmed)
+                return error("invalid_field", f"{field}.{name}", "device attribute values must be strings")
+    return None
+
+
 def check_event_name(name: object, field: str = "name") -> RuleError | None:
     """Required, non-blank, at most 100 bytes."""
     if type(name) is not str or not name.strip():
@@ -237,7 +252,7 @@ def _person_device(op: dict[str, Any]) -> RuleError | None:
         return error("invalid_field", "device.platform", "must be ios or android")
     if "last_used" in device and (problem := check_timestamp(device["last_used"], "device.last_used")):
         return problem
-    return check_attributes(device.get("attributes"), "device.attributes")
+    return check_device_attributes(device.get("attributes"))
 
 
 def _person_relationships(op: dict[str, Any]) -> RuleError | None:

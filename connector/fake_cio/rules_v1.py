@@ -14,6 +14,7 @@ from connector.fake_cio.rules import (
     PROFILE_IDENTIFIERS,
     RuleError,
     check_attributes,
+    check_device_attributes,
     check_event_data,
     check_event_name,
     check_identifier,
@@ -33,6 +34,7 @@ METRICS: Final = frozenset({"bounced", "clicked", "converted", "deferred", "deli
 MAX_TRANSACTIONAL_RECIPIENTS: Final = 15
 MAX_TRANSACTIONAL_BYTES: Final = 2048 * 1024
 MAX_ATTACHMENTS_BYTES: Final = 2 * 1024 * 1024  # "attachments … total < 2 MB" (of the base64 text)
+MAX_SEND_AHEAD_SECONDS: Final = 90 * 86_400  # send_at "up to 90 days ahead" [spec]; the 400 past it is ASSUMED
 
 _NOT_AN_OBJECT: Final = error("invalid_json", "", "body must be a JSON object")
 
@@ -81,7 +83,7 @@ def check_v1_device(identifier: str, body: object) -> RuleError | None:
         return error("invalid_field", "device.platform", "must be ios or android")
     if "last_used" in device and (problem := check_timestamp(device["last_used"], "device.last_used")):
         return problem
-    return check_attributes(device.get("attributes"), "device.attributes")
+    return check_device_attributes(device.get("attributes"))
 
 
 def check_v1_delete_device(identifier: str, token: str) -> RuleError | None:
@@ -157,8 +159,9 @@ def count_recipients(addresses: str) -> int:
     return count + seen
 
 
-def check_transactional_email(body: object, size: int) -> RuleError | None:
-    """``POST /v1/send/email``: recipients, one identifier, and a template id or an inline message."""
+def check_transactional_email(body: object, size: int, now: float | None = None) -> RuleError | None:
+    """``POST /v1/send/email``: recipients, one identifier, and a template id or an inline message;
+    ``send_at`` at most 90 days after ``now`` (not checked without ``now``; a past one sends at once)."""
     if size > MAX_TRANSACTIONAL_BYTES:
         return error("too_large", "", f"request larger than {MAX_TRANSACTIONAL_BYTES} bytes")
     if not isinstance(body, dict):
@@ -183,6 +186,8 @@ def check_transactional_email(body: object, size: int) -> RuleError | None:
         return error("invalid_field", "message_data", "must be an object")
     if "send_at" in body and (problem := check_timestamp(body["send_at"], "send_at")):
         return problem
+    if now is not None and "send_at" in body and body["send_at"] > now + MAX_SEND_AHEAD_SECONDS:
+        return error("invalid_field", "send_at", "must be at most 90 days ahead")
     return check_attachments(body.get("attachments"))
 
 

@@ -58,6 +58,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("suppress", person("suppress")),
     ("unsuppress", person("unsuppress")),
     ("add_device", person("add_device", device={"token": "t", "platform": "ios", "last_used": TS})),
+    ("add_device, null attribute (removal)", person("add_device", device={"token": "t", "platform": "ios", "attributes": {"x": None}})),
     ("add_device android with attributes", person("add_device", device={"token": "t", "platform": "android", "attributes": {"app_version": "3"}})),
     ("delete_device", person("delete_device", device={"token": "t"})),
     ("add_relationships", person("add_relationships", cio_relationships=[{"identifiers": {"cio_object_id": "o1"}}])),
@@ -135,6 +136,8 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("add_device without device", person("add_device"), "missing_field", "device"),
     ("add_device without token", person("add_device", device={"platform": "ios"}), "missing_field", "device.token"),
     ("add_device on the web", person("add_device", device={"token": "t", "platform": "web"}), "invalid_field", "device.platform"),
+    ("add_device boolean attribute", person("add_device", device={"token": "t", "platform": "ios", "attributes": {"push_enabled": True}}), "invalid_field", "device.attributes.push_enabled"),
+    ("add_device numeric attribute", person("add_device", device={"token": "t", "platform": "ios", "attributes": {"app_version": 3}}), "invalid_field", "device.attributes.app_version"),
     ("add_device last_used in ms", person("add_device", device={"token": "t", "platform": "ios", "last_used": TS * 1000}), "invalid_timestamp", "device.last_used"),
     ("delete_device without token", person("delete_device", device={}), "missing_field", "device.token"),
     ("relationships empty", person("add_relationships", cio_relationships=[]), "invalid_field", "cio_relationships"),
@@ -311,6 +314,7 @@ V1_CASES: list[tuple[str, Any, str | None]] = [
     ("device v2 token spelling", check_v1_device("42", {"device": {"token": "t", "platform": "ios"}}), "missing_field"),
     ("device platform web", check_v1_device("42", {"device": {"id": "t", "platform": "web"}}), "invalid_field"),
     ("device body not an object", check_v1_device("42", "x"), "invalid_json"),
+    ("device boolean attribute", check_v1_device("42", {"device": {"id": "t", "platform": "ios", "attributes": {"push_enabled": False}}}), "invalid_field"),
     ("delete device ok", check_v1_delete_device("42", "tok"), None),
     ("delete device blank token", check_v1_delete_device("42", " "), "missing_field"),
     ("merge ok", check_v1_merge({"primary": {"id": "1"}, "secondary": {"cio_id": "c"}}), None),
@@ -356,6 +360,15 @@ def test_transactional_email(_label: str, body: Any, reason: str | None) -> None
     """Transactional sends need to, one identifier and a template or an inline message (App API docs)."""
     problem = check_transactional_email(body, len(orjson.dumps(body)))
     assert (problem and problem["reason"]) == reason
+
+
+@pytest.mark.parametrize(
+    ("ahead", "reason"), [(90 * 86_400, None), (90 * 86_400 + 1, "invalid_field"), (-86_400, None)]
+)
+def test_transactional_send_at_at_most_90_days_ahead(ahead: int, reason: str | None) -> None:
+    """send_at may be up to 90 days ahead; a past one sends now (App API docs)."""
+    problem = check_transactional_email({**EMAIL, "send_at": TS + ahead}, 1000, now=TS)
+    assert (problem and (problem["reason"], problem["field"])) == (reason and (reason, "send_at"))
 
 
 def test_transactional_email_size() -> None:

@@ -327,6 +327,19 @@ async def test_transactional_send_400(fake: FakeCustomerIO, http: aiohttp.Client
     assert fake.state.emails == []
 
 
+async def test_transactional_send_at_past_90_days_is_400(fake: FakeCustomerIO, http: aiohttp.ClientSession) -> None:
+    """send_at more than 90 days after the fake's clock answers 400 naming send_at; 89 days is sent."""
+    now = int(fake.state.clock())
+    late = {**EMAIL, "send_at": now + 91 * 86_400}
+    async with http.post(f"{fake.us_url}/v1/send/email", json=late, headers=bearer("us-app")) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["meta"]["error"].startswith("send_at:")
+    assert fake.state.emails == []
+    soon = {**EMAIL, "send_at": now + 89 * 86_400}
+    async with http.post(f"{fake.us_url}/v1/send/email", json=soon, headers=bearer("us-app")) as resp:
+        assert resp.status == 200
+
+
 async def test_transactional_send_401(fake: FakeCustomerIO, http: aiohttp.ClientSession) -> None:
     """A wrong app key answers 401; so does a US key on the EU host."""
     async with http.post(f"{fake.us_url}/v1/send/email", json=EMAIL, headers=bearer("nope")) as resp:

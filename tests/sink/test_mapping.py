@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from connector.config import MappingSettings
+from connector.fake_cio.rules import check_operation
 from connector.sink.mapping.mapper import Mapper, is_v2_operation, map_message, message_event_name
 from connector.sink.mapping.model import REASONS, Filtered, Message, MessageContext, Rejection
 
@@ -1178,3 +1179,49 @@ def test_a_v2_identifys_unreadable_created_at_is_refused_naming_it() -> None:
     assert result == Rejection(
         "invalid_timestamp", "attributes.created_at: not an ISO-8601 date or Unix time (got 'soon')"
     )
+
+
+_ACME = {"object_type_id": "1", "object_id": "acme"}
+
+
+@pytest.mark.parametrize("created_at", ["2020-01-01T00:00:00Z", 1_577_836_800_000, "1577836800"])
+@pytest.mark.parametrize("action", ["identify", "identify_anonymous"])
+def test_a_v2_object_identifys_created_at_is_sent_as_unix_seconds(action: str, created_at: object) -> None:
+    """As for a person: an object's created_at in milliseconds or ISO was passed through unchanged."""
+    op = _only_operation(
+        {"type": "object", "action": action, "identifiers": _ACME, "attributes": {"created_at": created_at}}
+    )
+    assert op["attributes"] == {"created_at": 1_577_836_800}
+
+
+@pytest.mark.parametrize("last_used", ["2020-01-01T00:00:00Z", 1_577_836_800_000, 1_577_836_800, "1577836800"])
+def test_a_v2_add_devices_last_used_is_sent_as_unix_seconds(last_used: object) -> None:
+    """device.last_used is Unix seconds (reference §3.3); milliseconds passed through read as year ~52,000."""
+    device = {"token": "t", "platform": "ios", "last_used": last_used, "attributes": {"app_version": "1"}}
+    op = _only_operation({"type": "person", "action": "add_device", "identifiers": {"id": "u1"}, "device": device})
+    assert op["device"] == {**device, "last_used": 1_577_836_800}
+
+
+def test_a_v2_add_devices_unreadable_last_used_is_refused_naming_it() -> None:
+    device = {"token": "t", "platform": "ios", "last_used": "yesterday"}
+    result = map_message(
+        {"type": "person", "action": "add_device", "identifiers": {"id": "u1"}, "device": device}, CTX, SETTINGS
+    )
+    assert result == Rejection(
+        "invalid_timestamp", "device.last_used: not an ISO-8601 date or Unix time (got 'yesterday')"
+    )
+
+
+def test_a_v2_add_devices_attribute_values_are_sent_as_strings() -> None:
+    """Customer.io types device attributes as strings: a boolean push_enabled passed through was refused."""
+    attributes = {"push_enabled": True, "retries": 3, "meta": {"a": 1}, "gone": None, "os": "17.2"}
+    device = {"token": "t", "platform": "ios", "attributes": attributes}
+    op = _only_operation({"type": "person", "action": "add_device", "identifiers": {"id": "u1"}, "device": device})
+    assert op["device"]["attributes"] == {
+        "push_enabled": "true",
+        "retries": "3",
+        "meta": '{"a":1}',
+        "gone": None,
+        "os": "17.2",
+    }
+    assert check_operation(op) is None  # and the fake Customer.io accepts it

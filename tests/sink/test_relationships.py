@@ -244,6 +244,35 @@ def test_bad_nested_group_attributes_are_refused(traits: dict[str, Any], reason:
     assert result.message.startswith(field), result.message
 
 
+@pytest.mark.parametrize(
+    "traits",
+    [
+        pytest.param({"createdAt": TS}, id="createdAt ISO → created_at, not a custom createdAt attribute"),
+        pytest.param({"created_at": TS_S * 1000}, id="created_at in milliseconds → seconds"),
+        pytest.param({"created_at": str(TS_S)}, id="numeric string → integer seconds"),
+        pytest.param({"objectAttributes": {"createdAt": TS}}, id="inside objectAttributes"),
+        pytest.param({"created_at": TS_S, "relationshipAttributes": {"role": "x"}}, id="with relationship attributes"),
+    ],
+)
+def test_group_created_at_is_unix_seconds(traits: dict[str, Any]) -> None:
+    """Customer.io reads an object's creation time only as ``created_at`` in Unix seconds (Segment B.5)."""
+    [(op, _, _)] = mapped({"type": "group", "userId": "42", "groupId": "acme", "traits": traits})
+    assert op["attributes"] == {"created_at": TS_S}
+
+
+@given(ms=st.integers(min_value=100_000_000_000, max_value=253_402_300_799_999))
+@PROPERTY_SETTINGS
+def test_group_created_at_milliseconds_become_floor_seconds(ms: int) -> None:
+    [(op, _, _)] = mapped({"type": "group", "userId": "42", "groupId": "acme", "traits": {"createdAt": ms}})
+    assert op["attributes"]["created_at"] == ms // 1000
+
+
+def test_group_unreadable_created_at_is_refused_naming_the_field() -> None:
+    result = rejected({"type": "group", "userId": "42", "groupId": "acme", "traits": {"createdAt": "soon"}})
+    assert result.reason == "invalid_timestamp"
+    assert result.message.startswith("traits.createdAt:"), result.message
+
+
 def test_relationship_attributes_without_a_person_are_refused() -> None:
     """A group with no user has no relationship to hold them: refused, not silently dropped."""
     result = rejected({"type": "group", "groupId": "acme", "traits": {"relationshipAttributes": {"role": "x"}}})

@@ -58,11 +58,11 @@ def plan_device(
     }
     strings: dict[str, Any] = {}
     for key, value in props.items():
-        text = _as_string(value, "properties." + label(str(key)))
+        text = as_device_string(value, "properties." + label(str(key)))
         if text is not None:
             strings[key] = text
     for name, section, key in _FROM_CONTEXT:
-        text = _as_string(sections[section].get(key), f"context.{section}.{key}" if section else "context." + key)
+        text = as_device_string(sections[section].get(key), f"context.{section}.{key}" if section else "context." + key)
         if text:
             strings[name] = text
     entry: dict[str, Any] = {"token": token, "platform": _platform(device, sections["os"], where)}
@@ -76,7 +76,9 @@ def plan_device(
     return op, who[1], "person.add_device", "properties"
 
 
-def _as_string(value: Any, field: str) -> str | None:
+def as_device_string(value: Any, field: str) -> str | None:
+    """A device attribute value as Customer.io types it: a string (booleans ``"true"``/``"false"``,
+    anything else its JSON text); None stays None."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):

@@ -50,6 +50,7 @@ from connector.sink.mapping.model import (
 )
 from connector.sink.mapping.operations import ACTIONS, is_v2_operation, message_event_name, plan_operation
 from connector.sink.mapping.relationships import (
+    CREATED_AT_TRAITS,
     RELATIONSHIP_TRAITS,
     group_attributes,
     identify_relationship,
@@ -98,7 +99,7 @@ class Mapper:
         )
         self.identify_timestamp = settings.identify_timestamp
         self.clock = clock
-        self.object_names = Names("", frozenset({"objectTypeId", "object_type_id"}), self.truncate)
+        self.object_names = Names("", frozenset({"objectTypeId", "object_type_id"}) | CREATED_AT_TRAITS, self.truncate)
         self.plain_names = Names("", frozenset(), self.truncate)
         self.default_object_type_id = settings.default_object_type_id
         self.semantic: dict[str, str] = {}

@@ -4,7 +4,9 @@ A record ``{"type": "person"|"object"|"delivery", "action": …}`` is sent as it
 mapped operation gets: a known action for its type, exactly one valid identifier (``primary`` and
 ``secondary`` for ``merge``), a name within 100 bytes for events, stored attributes within the limits
 (neither empties dropped nor ISO strings converted: the producer chose them), ``timestamp`` and a person
-identify's ``attributes.created_at`` normalized to Unix seconds (the only form Customer.io reads them in),
+identify's (person or object) ``attributes.created_at`` and an ``add_device``'s ``device.last_used``
+normalized to Unix seconds (the only form Customer.io reads them in), device attribute values as strings
+(the only type Customer.io's device schema has: ``true`` → ``"true"``),
 and a deterministic ULID ``id`` added to event/page/screen operations without one.
 The track-event allow/deny lists apply to person ``event`` operations; the message-type lists do not.
 """
@@ -15,6 +17,7 @@ import contextlib
 from typing import Any, Final
 
 from connector.sink.mapping import identifiers as ids
+from connector.sink.mapping.devices import as_device_string
 from connector.sink.mapping.model import Filtered, Message, MessageContext, Planned
 from connector.sink.mapping.rules import Rules
 from connector.sink.mapping.timestamps import to_unix_ms
@@ -95,7 +98,7 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
         if tag in _WITH_ATTRIBUTES:
             op["attributes"] = _stored(rules, attributes, "attributes")
             created = op["attributes"].get("created_at")
-            if tag == "person.identify" and created is not None and created != "":  # "" / null: left as sent
+            if created is not None and created != "":  # "" / null: left as sent
                 op["attributes"]["created_at"] = _unix_ms(created, "attributes.created_at") // 1000
         elif tag in _NAMED:
             op["attributes"] = rules.attributes.event(attributes, "attributes", convert=False)
@@ -106,7 +109,14 @@ def plan_operation(rules: Rules, raw: Message, ctx: MessageContext) -> Planned |
     device = raw.get("device")
     if isinstance(device, dict) and device.get("attributes") is not None:
         device_attributes = _mapping(device["attributes"], "device.attributes", reason="invalid_field")
-        op["device"] = {**device, "attributes": _stored(rules, device_attributes, "device.attributes")}
+        strings = {
+            key: as_device_string(value, "device.attributes." + label(str(key)))
+            for key, value in device_attributes.items()
+        }
+        op["device"] = {**device, "attributes": _stored(rules, strings, "device.attributes")}
+    if isinstance(device, dict) and device.get("last_used") is not None:
+        last_used = _unix_ms(device["last_used"], "device.last_used") // 1000
+        op["device"] = {**op["device"], "last_used": last_used}
     relationships = raw.get("cio_relationships")
     if isinstance(relationships, list):
         op["cio_relationships"] = [_relationship(rules, item, i) for i, item in enumerate(relationships)]

@@ -10,7 +10,8 @@ an identify's ``traits.objectId`` (pure; conventions of Customer.io's semantic e
   and ignore.
 - group: ``traits.relationshipAttributes`` go on the relationship, ``traits.objectAttributes`` are the
   object's attributes (over any other top-level traits, which stay object attributes as before). A group
-  with neither key maps as it always did.
+  with neither key maps as it always did. ``createdAt``/``created_at`` become the object's ``created_at`` in
+  Unix seconds, as for a person (Segment's ``createUpdateObject``): Customer.io reads no other name or unit.
 - identify with ``traits.objectId`` adds a relationship to that object (type ``traits.object_type_id`` /
   ``objectTypeId``), with ``traits.relationshipAttributes``. ``objectId`` stays a person attribute (as
   Segment sends it); the type and the relationship attributes do not. Relationship attributes without an
@@ -24,13 +25,15 @@ from typing import Any, Final
 from connector.sink.mapping import identifiers as ids
 from connector.sink.mapping.attributes import Attributes, Names
 from connector.sink.mapping.model import Message, Planned
-from connector.sink.mapping.validation import Invalid, get_object, label
+from connector.sink.mapping.timestamps import to_unix_ms
+from connector.sink.mapping.validation import Invalid, get_object, label, show
 
 OBJECT_ATTRIBUTES: Final = "objectAttributes"
 RELATIONSHIP_ATTRIBUTES: Final = "relationshipAttributes"
 # Trait keys that describe the relationship, not the person (identify with objectId).
 _OBJECT_TYPE_TRAITS: Final = frozenset({"objectTypeId", "object_type_id"})
 RELATIONSHIP_TRAITS: Final = _OBJECT_TYPE_TRAITS | {RELATIONSHIP_ATTRIBUTES}
+CREATED_AT_TRAITS: Final = frozenset({"createdAt", "created_at"})
 
 
 def object_identity(props: dict[str, Any], path: str, default_type_id: str) -> dict[str, str] | None:
@@ -73,9 +76,12 @@ def plan_object_event(
 def group_attributes(
     attributes: Attributes, traits: dict[str, Any], names: Names, plain: Names
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A group's object attributes and relationship attributes (None: the traits name none)."""
+    """A group's object attributes and relationship attributes (None: the traits name none).
+
+    ``names`` must skip ``CREATED_AT_TRAITS``: the creation time is added here, normalized.
+    """
     if OBJECT_ATTRIBUTES not in traits and RELATIONSHIP_ATTRIBUTES not in traits:
-        return attributes.stored(traits, "traits", names), None
+        return attributes.stored(traits, "traits", names, extra=created_at(traits, "traits")), None
     own = get_object(traits, OBJECT_ATTRIBUTES, "traits." + OBJECT_ATTRIBUTES)
     related = get_object(traits, RELATIONSHIP_ATTRIBUTES, "traits." + RELATIONSHIP_ATTRIBUTES)
     rest = {k: v for k, v in traits.items() if k not in (OBJECT_ATTRIBUTES, RELATIONSHIP_ATTRIBUTES)}
@@ -83,10 +89,23 @@ def group_attributes(
     path = "traits." + OBJECT_ATTRIBUTES if own and rest.keys() <= _OBJECT_TYPE_TRAITS else "traits"
     if own:
         rest.update(own)  # objectAttributes win over same-named top-level traits
-    object_attributes = attributes.stored(rest, path, names)
+    object_attributes = attributes.stored(rest, path, names, extra=created_at(rest, path))
     if related is None:
         return object_attributes, None
     return object_attributes, attributes.stored(related, "traits." + RELATIONSHIP_ATTRIBUTES, plain)
+
+
+def created_at(traits: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """``{"created_at": <Unix s>}`` from ``createdAt`` (else ``created_at``); None when neither is set."""
+    raw, field = traits.get("createdAt"), path + ".createdAt"
+    if raw is None:
+        raw, field = traits.get("created_at"), path + ".created_at"
+    if raw is None or raw == "":
+        return None
+    ms = to_unix_ms(raw)
+    if ms is None:
+        raise Invalid("invalid_timestamp", f"{field}: not an ISO-8601 date or Unix time (got {show(raw)})")
+    return {"created_at": ms // 1000}
 
 
 def identify_relationship(
