@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -145,6 +146,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         raise ConfigError("--topic", "must be a topic name")
     settings = load_settings(config_path=args.config, role="none")
     logs.setup("WARNING", log_format=settings.service.log_format)  # the JSON lines are the output
+    if sys.stdin is None:
+        raise ConnectorError("stdin is closed: pipe the records in, e.g. cio-connector map < records.jsonl")
     return run_map(settings, args.topic, sys.stdin.buffer, sys.stdout)
 
 
@@ -561,6 +564,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a shell tool killed by SIGPIPE would (128 + 13).
+        # stdout is pointed at /dev/null so that Python's flush at exit does not raise (and print) again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 

@@ -31,6 +31,9 @@ BASE = {"CIO_SITE_ID": "site", "CIO_API_KEY": "track-secret-123", "CONNECTOR_INP
         ({"CIO_API_KEY": ""}, "CIO_API_KEY", "required"),
         ({"CONNECTOR_FETCH_BUDGET_BYTES": "65536"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be ≥ 1048576"),
         ({"CONNECTOR_FETCH_BUDGET_BYTES": "16MiB"}, "CONNECTOR_FETCH_BUDGET_BYTES", "must be an integer"),
+        ({"CIO_TRACK_URL_US": "http://u:hunter2@127.0.0.1:1"}, "CIO_TRACK_URL_US", "must not hold credentials"),
+        ({"CIO_APP_URL_EU": "https://u:hunter2@api"}, "CIO_APP_URL_EU", "must not hold credentials"),
+        ({"CIO_APP_URL_US": "u:hunter2@api"}, "CIO_APP_URL_US", "http(s) URL"),
         ({"CONNECTOR_SCHEMA_REGISTRY_URL": "registry:8081"}, "CONNECTOR_SCHEMA_REGISTRY_URL", "http(s) URL"),
         (
             {"CONNECTOR_SCHEMA_REGISTRY_URL": "https://u:hunter2@registry"},
@@ -54,6 +57,7 @@ def test_invalid_setting_names_the_key(env: dict[str, str], key: str, words: str
     assert message.startswith(f"{key}: ")
     assert words in message
     assert "\n" not in message
+    assert "hunter2" not in message
 
 
 def test_region_error_wins_over_missing_credentials() -> None:

@@ -300,10 +300,7 @@ def _check_range(number: int | float, key: str, rules: Mapping[str, Any]) -> int
 
 
 def _check_consistency(settings: Settings) -> None:
-    for url_field in dataclasses.fields(EndpointSettings):
-        url = getattr(settings.endpoints, url_field.name)
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(str(url_field.metadata["env"]), f"must be an http(s) URL (got {url!r})")
+    _check_endpoints(settings.endpoints)
     names = [ws.name for ws in settings.workspaces]
     for i, name in enumerate(names):
         if not name or name != name.strip():
@@ -326,6 +323,20 @@ def _check_consistency(settings: Settings) -> None:
     _check_bootstrap_servers(settings.kafka)
     _check_kafka_security(settings.kafka)
     _check_schema_registry(settings.schema_registry)
+
+
+def _check_endpoints(endpoints: EndpointSettings) -> None:
+    """Each Customer.io base URL is http(s) without user:password@ (aiohttp refuses to combine those with
+    the API key's Authorization header, and the password would show in --print-config)."""
+    for url_field in dataclasses.fields(EndpointSettings):
+        url = getattr(endpoints, url_field.name)
+        if not url.startswith(("http://", "https://")):
+            shown = repr(url) if "@" not in url else "a value with credentials"
+            raise ConfigError(str(url_field.metadata["env"]), f"must be an http(s) URL (got {shown})")
+        if "@" in url.split("/", 3)[2]:  # not quoted back: it holds a password
+            raise ConfigError(
+                str(url_field.metadata["env"]), "must not hold credentials; the workspace's API keys authenticate"
+            )
 
 
 def _check_schema_registry(registry: SchemaRegistrySettings) -> None:
