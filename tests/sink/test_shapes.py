@@ -350,6 +350,83 @@ def test_the_debezium_messages_map_to_identify_and_delete_operations() -> None:
     assert actions == ["person.identify", "person.delete"]
 
 
+def _users_envelope(columns: list[dict[str, Any]], after: dict[str, Any]) -> dict[str, Any]:
+    """A change event as Debezium's JSON converter writes it with ``schemas.enable=true``."""
+    row_schema = {"type": "struct", "field": "after", "fields": [{"type": "int32", "field": "id"}, *columns]}
+    return {
+        "schema": {"type": "struct", "fields": [{"type": "struct", "field": "before", "fields": []}, row_schema]},
+        "payload": {"op": "c", "before": None, "after": {"id": 42, **after}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("semantic_type", "value", "iso"),
+    [
+        ("io.debezium.time.MicroTimestamp", 1_735_689_600_123_456, "2025-01-01T00:00:00.123456Z"),
+        ("io.debezium.time.NanoTimestamp", 1_735_689_600_000_000_000, "2025-01-01T00:00:00Z"),
+        ("io.debezium.time.Timestamp", 1_735_689_600_500, "2025-01-01T00:00:00.500000Z"),
+        ("org.apache.kafka.connect.data.Timestamp", 1_735_689_600_000, "2025-01-01T00:00:00Z"),
+        ("io.debezium.time.Date", 20_089, "2025-01-01"),
+        ("org.apache.kafka.connect.data.Date", -1, "1969-12-31"),
+        ("io.debezium.time.MicroTimestamp", None, None),  # a null column stays null
+        ("io.debezium.time.ZonedTimestamp", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),  # already ISO
+        ("io.debezium.time.MicroTime", 3_600_000_000, 3_600_000_000),  # a time of day: left alone
+    ],
+)
+def test_debezium_temporal_columns_named_by_the_envelope_become_iso_strings(
+    semantic_type: str, value: Any, iso: Any
+) -> None:
+    # PostgreSQL `timestamp` arrives in microseconds by default: as a number it was no Unix time at all.
+    record = _users_envelope([{"type": "int64", "name": semantic_type, "field": "created_at"}], {"created_at": value})
+    assert one(USERS.messages(record))["traits"]["created_at"] == iso
+
+
+def test_a_debezium_users_row_created_in_microseconds_is_sent_with_created_at_in_unix_seconds() -> None:
+    # Once dead-lettered as invalid_timestamp: every row of a users table with a `timestamp` created_at.
+    record = _users_envelope(
+        [{"type": "int64", "name": "io.debezium.time.MicroTimestamp", "field": "created_at"}],
+        {"created_at": 1_735_689_600_123_456},
+    )
+    result = Mapper(MappingSettings()).map(one(USERS.messages(record)), CTX)
+    assert isinstance(result, tuple), result
+    assert orjson.loads(result[0].body)["attributes"]["created_at"] == 1_735_689_600
+
+
+def test_without_the_envelope_debezium_numbers_are_left_as_they_are() -> None:
+    # No schema names the unit: a size-based guess could misread a millisecond sentinel date.
+    assert one(USERS.messages({"op": "c", "after": {"id": 1, "created_at": 1_735_689_600_123_456}}))["traits"] == {
+        "id": 1,
+        "created_at": 1_735_689_600_123_456,
+    }
+
+
+column_schemas = st.fixed_dictionaries(
+    {
+        "field": st.sampled_from(["a", "b", "id"]) | json_values,
+        "name": st.sampled_from(
+            [
+                "io.debezium.time.Date",
+                "io.debezium.time.MicroTimestamp",
+                "io.debezium.time.NanoTimestamp",
+                "io.debezium.time.Timestamp",
+            ]
+        )
+        | json_values,
+    }
+)
+
+
+@given(
+    st.lists(column_schemas | json_values, max_size=4),
+    st.dictionaries(st.sampled_from(["a", "b"]), json_values | st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+)
+def test_any_envelope_schema_and_row_convert_without_raising(columns: list[Any], after: dict[str, Any]) -> None:
+    record = _users_envelope([], after)
+    record["schema"]["fields"][1]["fields"] = columns
+    result = USERS.messages(record)
+    assert isinstance(result, list | Rejection)
+
+
 # ---- compiling -------------------------------------------------------------------------------------
 
 

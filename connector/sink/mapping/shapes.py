@@ -32,6 +32,7 @@ from typing import Any, Final
 import orjson
 
 from connector.errors import ConfigError
+from connector.sink.mapping.debezium_time import convert_temporal_columns
 from connector.sink.mapping.model import Message, Rejection
 from connector.sink.mapping.paths import MISSING, PathError, Step, get, getter, parse_path, show_path
 from connector.sink.mapping.timestamps import MAX_MS, iso_ms
@@ -439,6 +440,8 @@ def _debezium_shape(
         row = event.get(side)
         if type(row) is not dict:
             return Rejection("missing_field", f"{side}: required (an object) for op {op!r}")
+        if event is payload:  # the envelope names each column's type: temporal numbers become ISO strings
+            convert_temporal_columns(doc["schema"], side, row)
         for rule in rules:
             rule(row)
         row_id = get(row, key)
