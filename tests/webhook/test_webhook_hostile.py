@@ -245,6 +245,37 @@ async def test_an_unknown_expectation_is_417(make_client: MakeClient, fake_produ
     assert fake_producer.records == []
 
 
+async def test_an_unknown_expectation_gets_a_json_message(make_client: MakeClient) -> None:
+    """The 417 body is a JSON object naming the expectation, like every other answer of the listener."""
+    client = await make_client()
+    body, headers = signed(webhook("email", "sent"))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, "Expect": "something-else"}, len(body)) + body)
+        response = await read_response(reader)
+    assert (response.status, response.body) == (417, {"message": "unknown Expect: something-else"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "extra_headers", "status"),
+    [
+        ({"max_body_bytes": 2048}, {}, 413),
+        ({}, {"X-CIO-Signature": "not-hex"}, 401),
+    ],
+    ids=["too-large", "bad-signature-header"],
+)
+async def test_a_webhook_refused_from_its_headers_is_refused_instead_of_inviting_the_body(
+    make_client: MakeClient, settings: dict[str, Any], extra_headers: dict[str, str], status: int
+) -> None:
+    """curl sends ``Expect: 100-continue`` for bodies over 1 KiB: a refusal comes instead of ``100 Continue``."""
+    client = await make_client(read_timeout_seconds=600.0, **settings)
+    body, headers = signed(webhook("email", "sent", padding="x" * 3000))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, **extra_headers, "Expect": "100-continue"}, len(body)))
+        await writer.drain()
+        response = await read_response(reader)  # the body is never sent: only the refusal can come
+    assert response.status == status
+
+
 @pytest.mark.parametrize(
     "body",
     [nested(1000), b'{"event_id":"x","object_type":' + b"[" * 300 + b"]" * 300 + b"}"],
