@@ -43,6 +43,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import Counter
 
 from connector.config import Secret, WebhookSettings
@@ -295,6 +296,15 @@ async def _receive_on(state: WebhookState, path: WebhookPath, request: web.BaseR
     state.idle.clear()
     try:
         return await _handle(state, path, request)
+    except RequestPayloadError as exc:
+        # The body cannot be decoded as sent (a Content-Encoding it does not match, a broken chunk): the
+        # client's fault, answered as such rather than as a 500 with a traceback; the rest of the stream
+        # cannot be parsed either, so the connection is closed after the answer.
+        path.outcomes["bad_request"].inc()
+        cause = exc.__cause__ or exc
+        reason = " ".join(str(getattr(cause, "message", cause)).split())
+        log.warning("Webhook body could not be read.", error=reason, workspace=path.workspace)
+        return await _reply_and_hang_up(request, 400, f"body cannot be read: {reason}")
     finally:
         state.active -= 1
         if state.active == 0:

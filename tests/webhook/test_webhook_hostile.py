@@ -334,3 +334,22 @@ async def test_aborted_request_is_one_info_line_without_traceback(
     assert not any(r.exc_info or r.exc_text for r in caplog.records)  # no traceback anywhere
     assert sample(metrics, "connector_webhook_requests_total", {"outcome": "aborted", "workspace": ""}) == 1
     assert fake_producer.calls == 1
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_400_without_traceback(
+    make_client: MakeClient, fake_producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Content-Encoding: gzip`` on a body that is not gzip: a 400 naming the encoding, not a 500 and a traceback."""
+    client = await make_client(read_timeout_seconds=600.0)
+    body, headers = signed(webhook("email", "sent"))
+    with caplog.at_level(logging.INFO):
+        async with raw_connection(client) as (reader, writer):
+            writer.write(request_head({**headers, "Content-Encoding": "gzip"}, len(body)) + body)
+            response = await read_response(reader)
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""  # the connection is closed after it
+    assert (response.status, response.body) == (
+        400,
+        {"message": "body cannot be read: Can not decode content-encoding: gzip"},
+    )
+    assert fake_producer.records == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
