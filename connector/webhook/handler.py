@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import Counter
 
@@ -192,7 +194,20 @@ class WebhookApp:
 
     def server(self, **kwargs: Any) -> web.Server:
         """An aiohttp low-level server of this handler (``kwargs``: its connection options)."""
+        kwargs.setdefault("logger", _ServerLog(logging.getLogger("aiohttp.server"), {}))
         return web.Server(self, **kwargs)
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, with a malformed request (anyone can send one) as one warning line, not an
+    error with a traceback; aiohttp answers it 400 itself."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            reason = " ".join(str(exc_info.message).split())[:200]
+            self.logger.warning("Malformed HTTP request refused (400): %s", reason)
+        else:
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def make_webhook_app(

@@ -353,3 +353,23 @@ async def test_a_body_that_does_not_match_its_content_encoding_is_400_without_tr
     )
     assert fake_producer.records == []
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_a_malformed_request_is_400_and_one_warning_without_traceback(
+    fake_producer: FakeProducer, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A duplicated Content-Length (a request smuggling probe) to the real listener: aiohttp's 400, and a
+    warning line instead of an error with a traceback."""
+    listener = WebhookListener(webhook_settings(), fake_producer, metrics)
+    await listener.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.write(request_head({"Content-Length": "5"}, 2) + b"{}")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+            writer.close()
+    finally:
+        await listener.stop()
+    assert head.split(b" ")[1] == b"400"
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert [r for r in caplog.records if "Malformed HTTP request" in r.getMessage()]
