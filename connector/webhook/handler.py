@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import Counter
 
 from connector.config import Secret, WebhookSettings
@@ -155,8 +158,9 @@ class WebhookApp:
     65-70 µs per request served by ``web.Server``, 76-81 behind a one-route ``Application``), and the
     listener has three fixed paths and one one-segment pattern. The routing is the router's: the webhook
     path, then the probes, then ``<path>/<workspace>`` (one segment, without ``{``, ``}`` or ``/``; ``%2F``
-    and ``%25`` decoded as aiohttp does), else 404. ``Expect: 100-continue`` is answered as ``web.Application``
-    does, before the request is handled.
+    and ``%25`` decoded as aiohttp does), else 404. An HTTP/1.1 ``Expect`` other than ``100-continue`` is 417;
+    ``100 Continue`` is sent only when the body is about to be read, so a webhook refused from its headers
+    (413, 401, 404, 503) is refused before the client sends the body (``web.Application`` would invite it).
     """
 
     __slots__ = ("_exact", "_workspace_prefix", "state")
@@ -175,8 +179,8 @@ class WebhookApp:
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Answer one request (aiohttp's ``web.Server`` handler)."""
-        if request.headers.get(hdrs.EXPECT):
-            await _expect(request)
+        if request.headers.get(hdrs.EXPECT) and not _expectation_met(request):
+            return _unread(_reply(417, f"unknown Expect: {request.headers[hdrs.EXPECT][:100]}"))
         url_path = request.rel_url.path_safe
         route = self._exact.get(url_path)
         if route is not None:
@@ -190,7 +194,20 @@ class WebhookApp:
 
     def server(self, **kwargs: Any) -> web.Server:
         """An aiohttp low-level server of this handler (``kwargs``: its connection options)."""
+        kwargs.setdefault("logger", _ServerLog(logging.getLogger("aiohttp.server"), {}))
         return web.Server(self, **kwargs)
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, with a malformed request (anyone can send one) as one warning line, not an
+    error with a traceback; aiohttp answers it 400 itself."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            reason = " ".join(str(exc_info.message).split())[:200]
+            self.logger.warning("Malformed HTTP request refused (400): %s", reason)
+        else:
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def make_webhook_app(
@@ -243,12 +260,14 @@ def _unquote_segment(segment: str) -> str:
     return segment.replace("%2F", "/").replace("%25", "%") if "%" in segment else segment
 
 
-async def _expect(request: web.BaseRequest) -> None:
-    """What ``web.Application`` does with ``Expect``: HTTP/1.1 ``100-continue`` gets its interim answer, else 417."""
-    if request.version == HttpVersion11:
-        expect = request.headers.get(hdrs.EXPECT, "")
-        if expect.lower() != "100-continue":
-            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+def _expectation_met(request: web.BaseRequest) -> bool:
+    """Whether the request's ``Expect`` can be met: ``100-continue`` (HTTP/1.1 only; HTTP/1.0 ignores it)."""
+    return request.version != HttpVersion11 or request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Invite the body of a client waiting for ``100 Continue`` (called only once the body is to be read)."""
+    if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim answer is not part of the response
 
@@ -292,6 +311,15 @@ async def _receive_on(state: WebhookState, path: WebhookPath, request: web.BaseR
     state.idle.clear()
     try:
         return await _handle(state, path, request)
+    except RequestPayloadError as exc:
+        # The body cannot be decoded as sent (a Content-Encoding it does not match, a broken chunk): the
+        # client's fault, answered as such rather than as a 500 with a traceback; the rest of the stream
+        # cannot be parsed either, so the connection is closed after the answer.
+        path.outcomes["bad_request"].inc()
+        cause = exc.__cause__ or exc
+        reason = " ".join(str(getattr(cause, "message", cause)).split())
+        log.warning("Webhook body could not be read.", error=reason, workspace=path.workspace)
+        return await _reply_and_hang_up(request, 400, f"body cannot be read: {reason}")
     finally:
         state.active -= 1
         if state.active == 0:
@@ -326,6 +354,7 @@ async def _handle(state: WebhookState, path: WebhookPath, request: web.BaseReque
     state.reading += 1
     try:
         async with asyncio.timeout(settings.read_timeout_seconds):
+            await _continue(request)
             body = await _read_capped(request, settings.max_body_bytes)
     except TimeoutError:
         outcomes["timeout"].inc()

@@ -245,6 +245,37 @@ async def test_an_unknown_expectation_is_417(make_client: MakeClient, fake_produ
     assert fake_producer.records == []
 
 
+async def test_an_unknown_expectation_gets_a_json_message(make_client: MakeClient) -> None:
+    """The 417 body is a JSON object naming the expectation, like every other answer of the listener."""
+    client = await make_client()
+    body, headers = signed(webhook("email", "sent"))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, "Expect": "something-else"}, len(body)) + body)
+        response = await read_response(reader)
+    assert (response.status, response.body) == (417, {"message": "unknown Expect: something-else"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "extra_headers", "status"),
+    [
+        ({"max_body_bytes": 2048}, {}, 413),
+        ({}, {"X-CIO-Signature": "not-hex"}, 401),
+    ],
+    ids=["too-large", "bad-signature-header"],
+)
+async def test_a_webhook_refused_from_its_headers_is_refused_instead_of_inviting_the_body(
+    make_client: MakeClient, settings: dict[str, Any], extra_headers: dict[str, str], status: int
+) -> None:
+    """curl sends ``Expect: 100-continue`` for bodies over 1 KiB: a refusal comes instead of ``100 Continue``."""
+    client = await make_client(read_timeout_seconds=600.0, **settings)
+    body, headers = signed(webhook("email", "sent", padding="x" * 3000))
+    async with raw_connection(client) as (reader, writer):
+        writer.write(request_head({**headers, **extra_headers, "Expect": "100-continue"}, len(body)))
+        await writer.drain()
+        response = await read_response(reader)  # the body is never sent: only the refusal can come
+    assert response.status == status
+
+
 @pytest.mark.parametrize(
     "body",
     [nested(1000), b'{"event_id":"x","object_type":' + b"[" * 300 + b"]" * 300 + b"}"],
@@ -303,3 +334,42 @@ async def test_aborted_request_is_one_info_line_without_traceback(
     assert not any(r.exc_info or r.exc_text for r in caplog.records)  # no traceback anywhere
     assert sample(metrics, "connector_webhook_requests_total", {"outcome": "aborted", "workspace": ""}) == 1
     assert fake_producer.calls == 1
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_400_without_traceback(
+    make_client: MakeClient, fake_producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Content-Encoding: gzip`` on a body that is not gzip: a 400 naming the encoding, not a 500 and a traceback."""
+    client = await make_client(read_timeout_seconds=600.0)
+    body, headers = signed(webhook("email", "sent"))
+    with caplog.at_level(logging.INFO):
+        async with raw_connection(client) as (reader, writer):
+            writer.write(request_head({**headers, "Content-Encoding": "gzip"}, len(body)) + body)
+            response = await read_response(reader)
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""  # the connection is closed after it
+    assert (response.status, response.body) == (
+        400,
+        {"message": "body cannot be read: Can not decode content-encoding: gzip"},
+    )
+    assert fake_producer.records == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_a_malformed_request_is_400_and_one_warning_without_traceback(
+    fake_producer: FakeProducer, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A duplicated Content-Length (a request smuggling probe) to the real listener: aiohttp's 400, and a
+    warning line instead of an error with a traceback."""
+    listener = WebhookListener(webhook_settings(), fake_producer, metrics)
+    await listener.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.write(request_head({"Content-Length": "5"}, 2) + b"{}")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+            writer.close()
+    finally:
+        await listener.stop()
+    assert head.split(b" ")[1] == b"400"
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert [r for r in caplog.records if "Malformed HTTP request" in r.getMessage()]
