@@ -338,8 +338,9 @@ class WorkspaceDelivery:
         while barriers and barriers[0][0] <= lane.finished:
             # A merge's batch: first the secondary's lane finishes what it had before the merge. Waited
             # for here, before any rate token or concurrency permit is taken.
-            _, other, target = barriers.popleft()
+            _, other, target = barriers[0]
             await other.finished_at_least(target)
+            barriers.popleft()  # only once passed: a lane cancelled while waiting keeps its barrier
         batch, revocations = lane.ready[0]
         if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
             current = batch.select(self._is_current)
