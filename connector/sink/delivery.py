@@ -18,6 +18,12 @@ segment call merged, up to 1,000), so the lane sends it after the person's earli
 their later ones, under the same rate and concurrency limits, with the same retries, credential handling
 and dead letters. A v1 call is all or nothing (no 207): a 400 on merged ids bisects like a batch.
 
+A merge (``Operation.after_key``: a Segment ``alias``) travels in the primary's lane but concerns the
+secondary too, whose earlier operations travel in its own lane. Its batch waits, before taking a rate
+token or permit, until the secondary's lane has finished every batch made ready before the merge (so the
+merge never reaches Customer.io ahead of them and they never re-create the merged-away person); a barrier
+only waits for earlier batches, so barriers cannot deadlock (see ``_hold_behind``).
+
 What it buffers (``buffered`` operations, ``buffered_bytes`` of their serialized bodies) counts against the
 process-wide budget (``budget.py``); the runner, not the workspace, decides when its intake stops.
 """
@@ -49,7 +55,7 @@ FAILING_AFTER_ATTEMPTS = 3  # consecutive transient failures before the workspac
 
 
 class _Lane:
-    __slots__ = ("batcher", "ready", "wakeup")
+    __slots__ = ("barriers", "batcher", "enqueued", "finished", "progress", "ready", "wakeup")
 
     def __init__(self, batcher: Batcher[Ticket]) -> None:
         self.batcher = batcher
@@ -57,6 +63,36 @@ class _Lane:
         # rebalance needs its items checked against the current assignment.
         self.ready: deque[tuple[Batch[Ticket], int]] = deque()
         self.wakeup = asyncio.Event()
+        # Batches made ready so far, and of those the ones dropped from ``ready`` (delivered, dead-lettered
+        # or abandoned): batch n of the lane is the n-th made ready (from 0), sent once ``finished == n``.
+        self.enqueued = 0
+        self.finished = 0
+        # Set when ``finished`` advances, created only while a barrier of another lane waits for it.
+        self.progress: asyncio.Event | None = None
+        # Merge barriers, in batch order: (batch number here, other lane, its ``finished`` to wait for).
+        self.barriers: deque[tuple[int, _Lane, int]] = deque()
+
+    def make_ready(self, batch: Batch[Ticket], revocations: int) -> None:
+        """Queue a closed batch for sending (the one way into ``ready``, so ``enqueued`` counts it)."""
+        self.ready.append((batch, revocations))
+        self.enqueued += 1
+
+    def drop_first(self) -> None:
+        """The first ready batch is resolved (or abandoned): drop it and wake barriers waiting for it."""
+        self.ready.popleft()
+        self.finished += 1
+        progress = self.progress
+        if progress is not None:
+            self.progress = None
+            progress.set()
+
+    async def finished_at_least(self, target: int) -> None:
+        """Return once ``target`` of this lane's batches are finished."""
+        while self.finished < target:
+            progress = self.progress
+            if progress is None:
+                progress = self.progress = asyncio.Event()
+            await progress.wait()
 
 
 class WorkspaceDelivery:
@@ -192,14 +228,49 @@ class WorkspaceDelivery:
             self._partitions_cache = None
         # hash() is stable within the process, which is all lane affinity needs.
         lane = self._lanes[hash(operation.order_key) % self._lane_count]
+        if operation.after_key is not None:
+            self._hold_behind(lane, operation.after_key)
         full = lane.batcher.add(operation, ticket, time.monotonic())
         if full is not None:
-            lane.ready.append((full, self._revocations))
+            lane.make_ready(full, self._revocations)
             # A one-item v1 call opened as ``full`` closed: ready too, right behind it.
             single = lane.batcher.take_full() if operation.v1 is not None else None
             if single is not None:
-                lane.ready.append((single, self._revocations))
+                lane.make_ready(single, self._revocations)
             lane.wakeup.set()
+
+    def _hold_behind(self, lane: _Lane, after_key: str) -> None:
+        """Make the batch the next operation of ``lane`` opens wait for ``after_key``'s lane's batches so far.
+
+        A merge travels in the primary's lane; the secondary's earlier operations travel in theirs. Sent
+        first, the merge would delete the secondary and those operations re-create it. So the secondary's
+        open batch closes (its batches so far then number ``enqueued``), this lane's open batch closes (the
+        merge opens the next one, number ``lane.enqueued``), and that batch is sent only once the other
+        lane has finished them.
+
+        No deadlock: a barrier waits only for batches made ready before it was set, in another lane, and
+        its own batch is made ready after it was set. Each wait therefore points at batches made ready
+        strictly earlier than the waiting one (within a lane too: batches go in order), so the waits
+        follow time order and cannot form a cycle. Flush, linger, revocation (an abandoned batch still
+        counts as finished) and the credential probe (taken only by a batch past its barrier) only close
+        or drop batches in order; none makes a batch ready out of turn or skips ``drop_first``.
+        """
+        other = self._lanes[hash(after_key) % self._lane_count]
+        if other is lane:
+            return  # one lane: already in order
+        revocations = self._revocations
+        batch = other.batcher.flush()
+        if batch is not None:
+            other.make_ready(batch, revocations)
+            other.wakeup.set()
+        target = other.enqueued
+        if other.finished >= target:
+            return  # nothing of the secondary's lane outstanding
+        batch = lane.batcher.flush()
+        if batch is not None:
+            lane.make_ready(batch, revocations)
+            lane.wakeup.set()
+        lane.barriers.append((lane.enqueued, other, target))
 
     def note_revocation(self) -> None:
         """Partitions were revoked: batches formed before now must drop items of revoked partitions."""
@@ -211,7 +282,7 @@ class WorkspaceDelivery:
         for lane in self._lanes:
             batch = lane.batcher.flush()
             if batch is not None:
-                lane.ready.append((batch, self._revocations))
+                lane.make_ready(batch, self._revocations)
                 lane.wakeup.set()
 
     def partitions_buffered(self) -> frozenset[Partition]:
@@ -247,7 +318,7 @@ class WorkspaceDelivery:
             for lane in self._lanes:
                 batch = lane.batcher.due(now)
                 if batch is not None:
-                    lane.ready.append((batch, self._revocations))
+                    lane.make_ready(batch, self._revocations)
                     lane.wakeup.set()
 
     async def _run_lane(self, lane: _Lane) -> None:
@@ -263,6 +334,13 @@ class WorkspaceDelivery:
 
     async def _send_first(self, lane: _Lane) -> None:
         """Deliver the lane's first ready batch (its items still current), then drop it from the lane."""
+        barriers = lane.barriers
+        while barriers and barriers[0][0] <= lane.finished:
+            # A merge's batch: first the secondary's lane finishes what it had before the merge. Waited
+            # for here, before any rate token or concurrency permit is taken.
+            _, other, target = barriers[0]
+            await other.finished_at_least(target)
+            barriers.popleft()  # only once passed: a lane cancelled while waiting keeps its barrier
         batch, revocations = lane.ready[0]
         if revocations != self._revocations or batch.opened_at < self._last_revocation_at:
             current = batch.select(self._is_current)
@@ -270,7 +348,7 @@ class WorkspaceDelivery:
             batch = current
         if len(batch):
             await self._deliver(batch)
-        lane.ready.popleft()
+        lane.drop_first()
 
     async def _deliver(self, batch: Batch[Ticket]) -> None:
         """Send ``batch`` until every item is resolved; only cancellation interrupts it.

@@ -105,6 +105,15 @@ def person(value: str, field: str) -> Identity:
     return {"id": value}, "id:" + value
 
 
+def order_key(identifiers: dict[str, str]) -> str:
+    """The order key of a person named by one validated identifier (``{"id": …}``, a merge's ``secondary``):
+    the key ``person`` (and a v2 message's identifiers) give the same person, so both land in one lane."""
+    ((kind, value),) = identifiers.items()
+    if kind == "anonymous_id":
+        return anonymous(value)[1]
+    return f"{kind}:{value.lower() if kind == 'email' else value}"
+
+
 def sender(message: dict[str, Any]) -> Identity | None:
     """The known person a track/page/screen/group message is about: ``userId``, else
     ``context.traits.email``; None when it is anonymous."""

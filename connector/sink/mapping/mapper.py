@@ -208,7 +208,9 @@ class Mapper:
         # orjson returns its whole write buffer (4 KiB at least) as the bytes object; an operation is kept
         # until delivered, so it keeps a right-sized copy (~0.1 µs): 10,000 buffered operations are then
         # ~5 MB, not 40, and the buffer budget's byte count is what they really hold.
-        return Operation(b"".join((body, b"")), key, action)
+        # A merge also waits for its secondary's earlier operations (delivery.py: the cross-lane barrier).
+        after_key = ids.order_key(op["secondary"]) if action == "person.merge" else None
+        return Operation(b"".join((body, b"")), key, action, None, after_key)
 
     # ---- shared steps -------------------------------------------------------------------------------
 

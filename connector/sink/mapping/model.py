@@ -76,12 +76,15 @@ class Operation(NamedTuple):
     ``order_key`` names the person (or object) it concerns: operations with the same key are delivered
     in the order they were produced. ``action`` is ``"<type>.<action>"`` (``person.event``), a bounded
     label for metrics and logs. ``v1`` is None for a v2 batch operation, else the v1 call it goes in.
+    ``after_key`` (a ``merge``: its secondary's order key) names a second person whose operations
+    produced before this one must reach Customer.io before it; None for every other operation.
     """
 
     body: bytes
     order_key: str
     action: str
     v1: V1Call | None = None
+    after_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
