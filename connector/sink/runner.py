@@ -27,7 +27,8 @@ import itertools
 import operator
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from connector.config import Settings
 from connector.errors import BrokerUnavailableError
@@ -189,6 +190,13 @@ class Sink:
                     await self._consumer.stop()
             except TimeoutError:
                 log.warning("Leaving the consumer group timed out (Kafka unreachable?).")
+            except asyncio.CancelledError:
+                # aiokafka's own tasks, cancelled as the brokers vanished, surface here; only a cancellation
+                # of this task is passed on (a traceback at exit otherwise).
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                log.warning("Leaving the consumer group was interrupted (Kafka unreachable?).")
             log.info("Sink stopped.")
 
     async def _consume(self, stop: asyncio.Event) -> None:
@@ -217,11 +225,36 @@ class Sink:
             if now >= next_commit:
                 next_commit = now + self._sink.commit_interval_seconds
                 self._raise_if_a_task_died()
-                await self._catch_up_idle_partitions()
-                await self._commit()
+                await self._until_stopped(self._commit_in_passing(), stop, "Periodic offset commit")
             if now >= next_lag:
                 next_lag = now + LAG_INTERVAL_SECONDS
-                await self._publish_lag()
+                await self._until_stopped(self._publish_lag(), stop, "Lag query")
+
+    async def _commit_in_passing(self) -> None:
+        await self._catch_up_idle_partitions()
+        await self._commit()
+
+    async def _until_stopped(self, step: Coroutine[Any, Any, None], stop: asyncio.Event, what: str) -> None:
+        """Run a periodic Kafka step of the consume loop, abandoned once ``stop`` is set.
+
+        With the brokers away, aiokafka's commit waits for a group coordinator for as long as it takes: the
+        loop then never saw ``stop``, and the process ignored SIGTERM until SIGKILL. An abandoned step is
+        cancelled (a commit not made is made by the next one, or re-reads records: nothing is lost).
+        Periodic (once per commit or lag interval), so its task and waiter cost nothing per record.
+        """
+        work = asyncio.ensure_future(step)
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+                log.warning("Periodic Kafka step abandoned to stop (Kafka unreachable?).", step=what)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        if not work.cancelled():
+            work.result()  # what the step raised (a bug: its Kafka failures are handled inside)
 
     def _holds_without_pause(self, everything_stopped_by_the_budget: bool) -> bool:
         """Whether intake is held without pausing now: the budget has stopped every partition for less
