@@ -155,11 +155,11 @@ def _decode_avro(
         doc = schemaless_reader(stream, schema.avro, None)
         if schema.convert is not None:
             doc = schema.convert(doc)
-    except NonFiniteNumberError as exc:
+    except NonFiniteNumberError as non_finite:  # its own name: mypyc types a handler's variable once per function
         return Rejection(
             "invalid_field",
-            f"schema id {schema.schema_id}: {'.'.join(exc.path) or 'value'}: {exc.value!r} is a number JSON "
-            "cannot carry (NaN or ±Infinity)",
+            f"schema id {schema.schema_id}: {'.'.join(non_finite.path) or 'value'}: {non_finite.value!r} is a "
+            "number JSON cannot carry (NaN or ±Infinity)",
         )
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types on bytes that do not match; one answer
         return Rejection(

@@ -60,7 +60,10 @@ def to_unix_ms(value: object) -> int | None:
             ms = _numeric_string_ms(value)
     elif isinstance(value, bool):
         return None
-    elif isinstance(value, int | float):
+    elif isinstance(value, int):
+        # Apart from floats: compiled, a float parameter refuses an int beyond any float (TypeError).
+        ms = _int_ms(value)
+    elif isinstance(value, float):
         ms = _number_ms(value)
     else:
         return None
@@ -69,13 +72,15 @@ def to_unix_ms(value: object) -> int | None:
     return ms
 
 
+def _int_ms(number: int) -> int:
+    return number if abs(number) >= _MS_THRESHOLD else number * 1000
+
+
 def _number_ms(number: float) -> int | None:
-    if isinstance(number, float) and not math.isfinite(number):
+    if not math.isfinite(number):
         return None
     if abs(number) >= _MS_THRESHOLD:
         return math.floor(number)
-    if isinstance(number, int):
-        return number * 1000
     return round(number * 1000)  # 1735689000.123 * 1000 is 1735689000122.9998…
 
 
@@ -83,7 +88,7 @@ def _numeric_string_ms(text: str) -> int | None:
     # Only plain decimal digits with at most one dot: float() would also take "nan", "1e5" and "1_000".
     if not 0 < len(text) <= 24 or not text.isascii() or not text.replace(".", "", 1).isdigit():
         return None
-    return _number_ms(float(text) if "." in text else int(text))
+    return _number_ms(float(text)) if "." in text else _int_ms(int(text))
 
 
 def message_ms(message: dict[str, Any], ctx: MessageContext) -> int | None:
